@@ -1,0 +1,75 @@
+#pragma once
+
+#include <cstddef>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace pipeline {
+
+/// One event, validated and normalised: the timestamp is UTC RFC 3339 and the
+/// payload is a serialised JSON object.
+struct Event {
+  std::string topic;
+  std::string event_id;
+  std::string timestamp;  ///< "YYYY-MM-DDTHH:MM:SS.ffffffZ"
+  std::string source;
+  std::string payload_json = "{}";
+
+  /// The broker's de-duplication key, "<topic>:<event_id>". A topic never
+  /// contains ':', so two different events never share a key.
+  std::string message_id() const { return topic + ":" + event_id; }
+};
+
+/// Input limits of POST /publish. Each is a named setting with a default; the
+/// error for a breach names the setting.
+struct ValidationLimits {
+  std::size_t max_field_length = 255;        ///< max_field_length: topic, event_id, source (characters)
+  std::size_t max_payload_bytes = 64 * 1024;  ///< max_payload_bytes: serialised payload
+  std::size_t max_json_depth = 32;            ///< max_json_depth: nesting inside a payload
+  std::size_t max_events_per_request = 1000;  ///< max_events_per_request
+};
+
+/// The verdict on one element of a publish request.
+struct EventVerdict {
+  std::size_t index = 0;
+  std::optional<Event> event;  ///< set when valid
+  std::string topic;           ///< as sent (if it was a string), for the response
+  std::string event_id;        ///< as sent (if it was a string), for the response
+  std::string error;           ///< "field: rule" when invalid
+};
+
+/// Why a whole request body was refused.
+enum class BodyErrorKind { kMalformedJson, kWrongShape, kTooManyEvents, kTooDeep };
+
+struct BodyError {
+  BodyErrorKind kind;
+  std::string message;
+};
+
+/// The result of reading a publish body: either a body error, or one verdict
+/// per event in request order.
+struct PublishBody {
+  std::optional<BodyError> error;
+  std::vector<EventVerdict> verdicts;
+};
+
+/// Parses a POST /publish body: a single event object, a JSON array of events,
+/// or {"events": [...]}. Each event is validated on its own, so one bad event
+/// never hides its valid neighbours. Never throws.
+PublishBody parse_publish_body(std::string_view body, const ValidationLimits& limits);
+
+/// Serialises a valid event for the broker (a JSON object).
+std::string encode_event(const Event& event);
+
+/// Decodes a broker message body written by encode_event and re-validates it
+/// with default limits (the processor trusts nothing). Returns nullopt and
+/// fills `why` on a message that no retry can fix. Never throws.
+std::optional<Event> decode_event(std::string_view data, std::string* why);
+
+/// True when `topic` can be a topic: 1..max characters of [A-Za-z0-9._-]
+/// with no empty dot-separated token.
+bool is_valid_topic(std::string_view topic, std::size_t max_length = 255);
+
+}  // namespace pipeline

@@ -1,0 +1,29 @@
+#pragma once
+
+#include <chrono>
+#include <string>
+
+#include "pipeline/jetstream.hpp"
+#include "pipeline/settings.hpp"
+
+namespace pipeline {
+
+/// Settings both services read: where the broker and the database are, which
+/// stream and consumer to use, and how to log.
+struct CommonSettings {
+  std::string nats_url = "nats://127.0.0.1:4222";
+  std::string database_url = "postgresql://postgres@127.0.0.1:55432/events";
+  nats::StreamSettings stream;
+  nats::ConsumerSettings consumer;
+  std::chrono::milliseconds connect_timeout{std::chrono::seconds(30)};
+  std::string log_level = "info";
+};
+
+/// Binds the common settings to `reader`.
+void bind_common_settings(SettingsReader& reader, CommonSettings& settings);
+
+/// Checks relations between settings that no single one can (e.g. the
+/// duplicate window must fit in the stream's max age). Throws ConfigError.
+void validate_common_settings(const CommonSettings& settings);
+
+}  // namespace pipeline

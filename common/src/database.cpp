@@ -1,0 +1,92 @@
+#include "pipeline/database.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <pqxx/pqxx>
+#include <thread>
+
+#include "pipeline/migrations.hpp"
+
+namespace pipeline::db {
+namespace {
+
+// pg_advisory_lock key for migrations: any constant the schema owns.
+constexpr std::int64_t kMigrationLockKey = 0x6576656e7473;  // "events"
+
+}  // namespace
+
+std::unique_ptr<pqxx::connection> connect(const std::string& url, std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (int attempt = 1;; ++attempt) {
+    try {
+      return std::make_unique<pqxx::connection>(url);
+    } catch (const pqxx::broken_connection& e) {
+      if (std::chrono::steady_clock::now() >= deadline) throw;
+      if (attempt == 1 || attempt % 20 == 0) {
+        spdlog::warn("event=postgres_connect_retry attempt={} error=\"{}\"", attempt,
+                     std::string(e.what()).substr(0, 200));
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(250));
+    }
+  }
+}
+
+int apply_migrations(pqxx::connection& conn) {
+  {
+    pqxx::nontransaction lock(conn);
+    lock.exec("SELECT pg_advisory_lock(" + std::to_string(kMigrationLockKey) + ")");
+  }
+  int applied = 0;
+  try {
+    {
+      pqxx::work tx(conn);
+      tx.exec(
+          "CREATE TABLE IF NOT EXISTS schema_migrations ("
+          " version INTEGER PRIMARY KEY,"
+          " name TEXT NOT NULL,"
+          " applied_at TIMESTAMPTZ NOT NULL DEFAULT now())");
+      tx.commit();
+    }
+    for (const Migration& migration : embedded_migrations()) {
+      pqxx::work tx(conn);
+      const pqxx::result done = tx.exec_params(
+          "SELECT 1 FROM schema_migrations WHERE version = $1", migration.version);
+      if (!done.empty()) continue;
+      tx.exec(migration.sql);
+      tx.exec_params("INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
+                     migration.version, std::string(migration.name));
+      tx.commit();
+      ++applied;
+      spdlog::info("event=migration_applied version={} name={}", migration.version, migration.name);
+    }
+  } catch (...) {
+    pqxx::nontransaction unlock(conn);
+    unlock.exec("SELECT pg_advisory_unlock(" + std::to_string(kMigrationLockKey) + ")");
+    throw;
+  }
+  pqxx::nontransaction unlock(conn);
+  unlock.exec("SELECT pg_advisory_unlock(" + std::to_string(kMigrationLockKey) + ")");
+  return applied;
+}
+
+bool is_transient(const std::exception& error) {
+  if (dynamic_cast<const pqxx::broken_connection*>(&error) != nullptr) return true;
+  if (dynamic_cast<const pqxx::transaction_rollback*>(&error) != nullptr) return true;
+  if (const auto* sql = dynamic_cast<const pqxx::sql_error*>(&error)) {
+    const std::string& state = sql->sqlstate();
+    // 57P01 admin_shutdown, 57P02 crash_shutdown, 57P03 cannot_connect_now,
+    // 53300 too_many_connections, 08xxx connection exceptions.
+    return state == "57P01" || state == "57P02" || state == "57P03" || state == "53300" ||
+           state.rfind("08", 0) == 0;
+  }
+  return false;
+}
+
+std::int64_t read_counter(pqxx::connection& conn, const std::string& name) {
+  pqxx::read_transaction tx(conn);
+  const pqxx::result r =
+      tx.exec_params("SELECT COALESCE(SUM(value), 0) FROM pipeline_counters WHERE name = $1", name);
+  return r[0][0].as<std::int64_t>();
+}
+
+}  // namespace pipeline::db

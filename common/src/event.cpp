@@ -1,0 +1,304 @@
+#include "pipeline/event.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include "pipeline/timestamp.hpp"
+
+namespace pipeline {
+namespace {
+
+using nlohmann::json;
+
+// Counts UTF-8 code points and checks that none is a control character
+// (C0, DEL, C1). The JSON parser already guarantees well-formed UTF-8.
+bool printable_utf8(std::string_view text, std::size_t* code_points) {
+  std::size_t count = 0;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const auto byte = static_cast<unsigned char>(text[i]);
+    if ((byte & 0xC0) == 0x80) {
+      continue;  // continuation byte
+    }
+    ++count;
+    if (byte < 0x20 || byte == 0x7F) return false;
+    if (byte == 0xC2 && i + 1 < text.size()) {
+      const auto next = static_cast<unsigned char>(text[i + 1]);
+      if (next >= 0x80 && next <= 0x9F) return false;  // U+0080..U+009F
+    }
+  }
+  *code_points = count;
+  return true;
+}
+
+bool is_topic_char(char c) {
+  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' ||
+         c == '_' || c == '-';
+}
+
+// Depth of nesting (an empty object or array counts 1) and whether any string
+// or key holds U+0000, which PostgreSQL's jsonb cannot store.
+struct Shape {
+  std::size_t depth = 0;
+  bool has_nul = false;
+};
+
+Shape shape_of(const json& value, std::size_t limit) {
+  Shape shape;
+  struct Frame {
+    const json* value;
+    std::size_t depth;
+  };
+  std::vector<Frame> stack{{&value, 1}};
+  while (!stack.empty()) {
+    const Frame frame = stack.back();
+    stack.pop_back();
+    const json& v = *frame.value;
+    if (v.is_string()) {
+      if (v.get_ref<const std::string&>().find('\0') != std::string::npos) shape.has_nul = true;
+      continue;
+    }
+    if (!v.is_structured()) continue;
+    shape.depth = std::max(shape.depth, frame.depth);
+    if (shape.depth > limit) return shape;
+    if (v.is_object()) {
+      for (auto it = v.begin(); it != v.end(); ++it) {
+        if (it.key().find('\0') != std::string::npos) shape.has_nul = true;
+        stack.push_back({&it.value(), frame.depth + 1});
+      }
+    } else {
+      for (const auto& element : v) stack.push_back({&element, frame.depth + 1});
+    }
+  }
+  return shape;
+}
+
+// Reads a required short text field; returns an error text or "".
+std::string read_text_field(const json& event, const char* name, std::size_t max_length,
+                            std::string* out) {
+  const auto it = event.find(name);
+  if (it == event.end() || it->is_null()) return std::string(name) + ": is required";
+  if (!it->is_string()) return std::string(name) + ": must be a string";
+  const auto& text = it->get_ref<const std::string&>();
+  std::size_t length = 0;
+  if (!printable_utf8(text, &length)) {
+    return std::string(name) + ": must not contain control characters";
+  }
+  if (length == 0) return std::string(name) + ": must not be empty";
+  if (length > max_length) {
+    return std::string(name) + ": longer than max_field_length (" + std::to_string(max_length) +
+           " characters)";
+  }
+  *out = text;
+  return {};
+}
+
+EventVerdict validate_event(std::size_t index, const json& element, const ValidationLimits& limits) {
+  EventVerdict verdict;
+  verdict.index = index;
+  if (!element.is_object()) {
+    verdict.error = "event: must be a JSON object";
+    return verdict;
+  }
+  if (auto it = element.find("topic"); it != element.end() && it->is_string()) {
+    verdict.topic = it->get<std::string>();
+  }
+  if (auto it = element.find("event_id"); it != element.end() && it->is_string()) {
+    verdict.event_id = it->get<std::string>();
+  }
+
+  Event event;
+  if (auto error = read_text_field(element, "topic", limits.max_field_length, &event.topic);
+      !error.empty()) {
+    verdict.error = error;
+    return verdict;
+  }
+  if (!is_valid_topic(event.topic, limits.max_field_length)) {
+    verdict.error =
+        "topic: must be characters of [A-Za-z0-9._-] with no empty dot-separated part";
+    return verdict;
+  }
+  if (auto error = read_text_field(element, "event_id", limits.max_field_length, &event.event_id);
+      !error.empty()) {
+    verdict.error = error;
+    return verdict;
+  }
+  std::string timestamp_text;
+  if (auto error = read_text_field(element, "timestamp", 64, &timestamp_text); !error.empty()) {
+    verdict.error = error;
+    return verdict;
+  }
+  std::string why;
+  const auto timestamp = parse_rfc3339(timestamp_text, &why);
+  if (!timestamp) {
+    verdict.error = "timestamp: " + why;
+    return verdict;
+  }
+  event.timestamp = format_rfc3339(*timestamp);
+  if (auto error = read_text_field(element, "source", limits.max_field_length, &event.source);
+      !error.empty()) {
+    verdict.error = error;
+    return verdict;
+  }
+  if (auto it = element.find("payload"); it != element.end()) {
+    if (!it->is_object()) {
+      verdict.error = "payload: must be a JSON object";
+      return verdict;
+    }
+    const Shape shape = shape_of(*it, limits.max_json_depth);
+    if (shape.depth > limits.max_json_depth) {
+      verdict.error = "payload: nesting deeper than max_json_depth (" +
+                      std::to_string(limits.max_json_depth) + ")";
+      return verdict;
+    }
+    if (shape.has_nul) {
+      verdict.error = "payload: strings must not contain U+0000";
+      return verdict;
+    }
+    event.payload_json = it->dump();
+    if (event.payload_json.size() > limits.max_payload_bytes) {
+      verdict.error = "payload: larger than max_payload_bytes (" +
+                      std::to_string(limits.max_payload_bytes) + " bytes)";
+      return verdict;
+    }
+  }
+  verdict.event = std::move(event);
+  return verdict;
+}
+
+// Nesting depth of a JSON text, measured without building it, so a hostile
+// body cannot make the parser build a huge tree. Stops early past `limit`.
+std::size_t text_depth(std::string_view body, std::size_t limit) {
+  std::size_t depth = 0;
+  std::size_t deepest = 0;
+  bool in_string = false;
+  for (std::size_t i = 0; i < body.size(); ++i) {
+    const char c = body[i];
+    if (in_string) {
+      if (c == '\\') {
+        ++i;
+      } else if (c == '"') {
+        in_string = false;
+      }
+      continue;
+    }
+    if (c == '"') {
+      in_string = true;
+    } else if (c == '{' || c == '[') {
+      deepest = std::max(deepest, ++depth);
+      if (deepest > limit) return deepest;
+    } else if ((c == '}' || c == ']') && depth > 0) {
+      --depth;
+    }
+  }
+  return deepest;
+}
+
+}  // namespace
+
+bool is_valid_topic(std::string_view topic, std::size_t max_length) {
+  if (topic.empty() || topic.size() > max_length) return false;
+  if (topic.front() == '.' || topic.back() == '.') return false;
+  char previous = '\0';
+  for (const char c : topic) {
+    if (!is_topic_char(c)) return false;
+    if (c == '.' && previous == '.') return false;
+    previous = c;
+  }
+  return true;
+}
+
+PublishBody parse_publish_body(std::string_view body, const ValidationLimits& limits) {
+  PublishBody result;
+  // The envelope adds two levels (array or {"events": [...]}, then the event).
+  const std::size_t depth_limit = limits.max_json_depth + 3;
+  if (text_depth(body, depth_limit) > depth_limit) {
+    result.error = BodyError{BodyErrorKind::kTooDeep,
+                             "JSON nesting deeper than max_json_depth (" +
+                                 std::to_string(limits.max_json_depth) + ") allows"};
+    return result;
+  }
+  json document;
+  try {
+    document = json::parse(body);
+  } catch (const json::exception& e) {
+    result.error = BodyError{BodyErrorKind::kMalformedJson, std::string("malformed JSON: ") + e.what()};
+    return result;
+  }
+
+  const json* events = nullptr;
+  json single = json::array();
+  if (document.is_array()) {
+    events = &document;
+  } else if (document.is_object() && document.contains("events")) {
+    const json& inner = document["events"];
+    if (!inner.is_array()) {
+      result.error = BodyError{BodyErrorKind::kWrongShape, "\"events\" must be a JSON array"};
+      return result;
+    }
+    events = &inner;
+  } else if (document.is_object()) {
+    single.push_back(std::move(document));
+    events = &single;
+  } else {
+    result.error = BodyError{BodyErrorKind::kWrongShape,
+                             "body must be an event object, an array of events, or "
+                             "{\"events\": [...]}"};
+    return result;
+  }
+  if (events->empty()) {
+    result.error = BodyError{BodyErrorKind::kWrongShape, "no events in the request"};
+    return result;
+  }
+  if (events->size() > limits.max_events_per_request) {
+    result.error = BodyError{BodyErrorKind::kTooManyEvents,
+                             "more events than max_events_per_request (" +
+                                 std::to_string(limits.max_events_per_request) + ")"};
+    return result;
+  }
+  result.verdicts.reserve(events->size());
+  for (std::size_t i = 0; i < events->size(); ++i) {
+    result.verdicts.push_back(validate_event(i, (*events)[i], limits));
+  }
+  return result;
+}
+
+std::string encode_event(const Event& event) {
+  std::string out;
+  out.reserve(96 + event.topic.size() + event.event_id.size() + event.source.size() +
+              event.payload_json.size());
+  out += "{\"topic\":";
+  out += json(event.topic).dump();
+  out += ",\"event_id\":";
+  out += json(event.event_id).dump();
+  out += ",\"timestamp\":";
+  out += json(event.timestamp).dump();
+  out += ",\"source\":";
+  out += json(event.source).dump();
+  out += ",\"payload\":";
+  out += event.payload_json;
+  out += '}';
+  return out;
+}
+
+std::optional<Event> decode_event(std::string_view data, std::string* why) {
+  // Generous limits: whatever ingest accepted under its own settings must pass.
+  ValidationLimits limits;
+  limits.max_field_length = 64 * 1024;
+  limits.max_payload_bytes = std::size_t{1} << 30;
+  limits.max_json_depth = 1024;
+  const PublishBody body = parse_publish_body(data, limits);
+  if (body.error) {
+    *why = body.error->message;
+    return std::nullopt;
+  }
+  if (body.verdicts.size() != 1) {
+    *why = "expected exactly one event in the message";
+    return std::nullopt;
+  }
+  if (!body.verdicts.front().event) {
+    *why = body.verdicts.front().error;
+    return std::nullopt;
+  }
+  return body.verdicts.front().event;
+}
+
+}  // namespace pipeline

@@ -1,0 +1,170 @@
+#include "pipeline/jetstream.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <thread>
+#include <vector>
+
+namespace pipeline::nats {
+namespace {
+
+constexpr std::int64_t kNanosPerMilli = 1'000'000;
+
+std::string describe(natsStatus status, const char* what, jsErrCode js_code) {
+  std::string text = std::string(what) + ": " + natsStatus_GetText(status);
+  if (js_code != 0) text += " (JetStream error " + std::to_string(js_code) + ")";
+  if (const char* last = nats_GetLastError(nullptr); last != nullptr && last[0] != '\0') {
+    text += ": ";
+    text += last;
+  }
+  return text;
+}
+
+void fill_stream_config(jsStreamConfig* cfg, const StreamSettings& stream, const char** subjects) {
+  jsStreamConfig_Init(cfg);
+  cfg->Name = stream.name.c_str();
+  cfg->Subjects = subjects;
+  cfg->SubjectsLen = 1;
+  cfg->Storage = js_FileStorage;
+  cfg->Retention = js_LimitsPolicy;
+  // When the stream is full, refuse new events (ingest answers 503) rather
+  // than silently deleting old ones that may not be processed yet.
+  cfg->Discard = js_DiscardNew;
+  cfg->Duplicates = stream.duplicate_window.count() * kNanosPerMilli;
+  cfg->MaxAge = stream.max_age.count() * kNanosPerMilli;
+  cfg->MaxBytes = stream.max_bytes;
+  cfg->Replicas = stream.replicas;
+}
+
+}  // namespace
+
+NatsError::NatsError(const std::string& what, natsStatus status, jsErrCode js_code)
+    : std::runtime_error(what), status_(status), js_code_(js_code) {}
+
+void check(natsStatus status, const char* what, jsErrCode js_code) {
+  if (status != NATS_OK) throw NatsError(describe(status, what, js_code), status, js_code);
+}
+
+ConnectionPtr connect(const std::string& url, const std::string& client_name,
+                      std::chrono::milliseconds connect_timeout) {
+  natsOptions* raw_opts = nullptr;
+  check(natsOptions_Create(&raw_opts), "natsOptions_Create");
+  OptionsPtr opts(raw_opts);
+  check(natsOptions_SetURL(opts.get(), url.c_str()), "natsOptions_SetURL");
+  check(natsOptions_SetName(opts.get(), client_name.c_str()), "natsOptions_SetName");
+  check(natsOptions_SetMaxReconnect(opts.get(), -1), "natsOptions_SetMaxReconnect");
+  check(natsOptions_SetReconnectWait(opts.get(), 250), "natsOptions_SetReconnectWait");
+  check(natsOptions_SetReconnectBufSize(opts.get(), 64 * 1024 * 1024),
+        "natsOptions_SetReconnectBufSize");
+
+  const auto deadline = std::chrono::steady_clock::now() + connect_timeout;
+  for (int attempt = 1;; ++attempt) {
+    natsConnection* conn = nullptr;
+    const natsStatus status = natsConnection_Connect(&conn, opts.get());
+    if (status == NATS_OK) return ConnectionPtr(conn);
+    if (std::chrono::steady_clock::now() >= deadline) {
+      check(status, ("connect to NATS at " + url).c_str());
+    }
+    if (attempt == 1 || attempt % 20 == 0) {
+      spdlog::warn("event=nats_connect_retry url={} attempt={} status={}", url, attempt,
+                   natsStatus_GetText(status));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(250));
+  }
+}
+
+JetStreamPtr jetstream(natsConnection* conn, jsOptions* opts) {
+  jsCtx* js = nullptr;
+  check(natsConnection_JetStream(&js, conn, opts), "natsConnection_JetStream");
+  return JetStreamPtr(js);
+}
+
+bool stream_exists(jsCtx* js, const std::string& stream) {
+  jsStreamInfo* si = nullptr;
+  jsErrCode code = static_cast<jsErrCode>(0);
+  const natsStatus status = js_GetStreamInfo(&si, js, stream.c_str(), nullptr, &code);
+  StreamInfoPtr holder(si);
+  if (status == NATS_NOT_FOUND) return false;
+  check(status, "js_GetStreamInfo", code);
+  return true;
+}
+
+void ensure_stream(jsCtx* js, const StreamSettings& stream) {
+  const std::string subject = stream.wildcard();
+  const char* subjects[] = {subject.c_str()};
+  jsStreamConfig cfg;
+  fill_stream_config(&cfg, stream, subjects);
+  jsStreamInfo* si = nullptr;
+  jsErrCode code = static_cast<jsErrCode>(0);
+  if (!stream_exists(js, stream.name)) {
+    natsStatus status = js_AddStream(&si, js, &cfg, nullptr, &code);
+    StreamInfoPtr holder(si);
+    // Another process may have created it between our look and our add.
+    if (status != NATS_OK && stream_exists(js, stream.name)) status = NATS_OK;
+    check(status, ("create stream " + stream.name).c_str(), code);
+    spdlog::info("event=stream_created stream={} subjects={} duplicate_window_ms={}", stream.name,
+                 subject, stream.duplicate_window.count());
+    return;
+  }
+  const natsStatus status = js_UpdateStream(&si, js, &cfg, nullptr, &code);
+  StreamInfoPtr holder(si);
+  check(status, ("update stream " + stream.name).c_str(), code);
+}
+
+void ensure_consumer(jsCtx* js, const StreamSettings& stream, const ConsumerSettings& consumer) {
+  const std::string filter = stream.wildcard();
+  jsConsumerConfig cfg;
+  jsConsumerConfig_Init(&cfg);
+  cfg.Durable = consumer.durable.c_str();
+  cfg.AckPolicy = js_AckExplicit;
+  cfg.AckWait = consumer.ack_wait.count() * kNanosPerMilli;
+  cfg.DeliverPolicy = js_DeliverAll;
+  cfg.FilterSubject = filter.c_str();
+  cfg.MaxAckPending = consumer.max_ack_pending;
+  cfg.MaxDeliver = -1;  // never give up on an accepted event
+  cfg.MaxWaiting = 512;
+
+  jsConsumerInfo* ci = nullptr;
+  jsErrCode code = static_cast<jsErrCode>(0);
+  natsStatus status =
+      js_GetConsumerInfo(&ci, js, stream.name.c_str(), consumer.durable.c_str(), nullptr, &code);
+  ConsumerInfoPtr existing(ci);
+  ci = nullptr;
+  if (status == NATS_NOT_FOUND) {
+    code = static_cast<jsErrCode>(0);
+    status = js_AddConsumer(&ci, js, stream.name.c_str(), &cfg, nullptr, &code);
+    ConsumerInfoPtr holder(ci);
+    if (status != NATS_OK) {
+      // Lost a race with another process creating the same durable: fine if it exists now.
+      ConsumerInfoPtr again;
+      jsConsumerInfo* raw = nullptr;
+      if (js_GetConsumerInfo(&raw, js, stream.name.c_str(), consumer.durable.c_str(), nullptr,
+                             nullptr) == NATS_OK) {
+        again.reset(raw);
+        status = NATS_OK;
+      }
+    }
+    check(status, ("create consumer " + consumer.durable).c_str(), code);
+    spdlog::info("event=consumer_created stream={} consumer={} ack_wait_ms={} max_ack_pending={}",
+                 stream.name, consumer.durable, consumer.ack_wait.count(),
+                 consumer.max_ack_pending);
+    return;
+  }
+  check(status, "js_GetConsumerInfo", code);
+  code = static_cast<jsErrCode>(0);
+  status = js_UpdateConsumer(&ci, js, stream.name.c_str(), &cfg, nullptr, &code);
+  ConsumerInfoPtr holder(ci);
+  check(status, ("update consumer " + consumer.durable).c_str(), code);
+}
+
+std::optional<ConsumerBacklog> consumer_backlog(jsCtx* js, const std::string& stream,
+                                                const std::string& durable) {
+  jsConsumerInfo* ci = nullptr;
+  if (js_GetConsumerInfo(&ci, js, stream.c_str(), durable.c_str(), nullptr, nullptr) != NATS_OK) {
+    return std::nullopt;
+  }
+  ConsumerInfoPtr info(ci);
+  return ConsumerBacklog{info->NumPending, static_cast<std::uint64_t>(info->NumAckPending)};
+}
+
+}  // namespace pipeline::nats

@@ -1,0 +1,40 @@
+#include "pipeline/service_config.hpp"
+
+#include "pipeline/event.hpp"
+
+namespace pipeline {
+
+void bind_common_settings(SettingsReader& reader, CommonSettings& s) {
+  using std::chrono::milliseconds;
+  reader.text("NATS_URL", &s.nats_url, "NATS server URL(s), comma-separated");
+  reader.text("DATABASE_URL", &s.database_url, "PostgreSQL connection string (libpq URI or key=value)");
+  reader.text("STREAM_NAME", &s.stream.name, "JetStream stream that holds the events");
+  reader.text("STREAM_SUBJECT_PREFIX", &s.stream.subject_prefix,
+              "events are published on <prefix>.<topic>");
+  reader.duration("STREAM_DUPLICATE_WINDOW", &s.stream.duplicate_window, milliseconds(100),
+                  "broker de-duplication window (each id in it costs nats-server ~280 bytes)");
+  reader.duration("STREAM_MAX_AGE", &s.stream.max_age, milliseconds(0),
+                  "how long the stream keeps events for replay (0 = forever)");
+  reader.integer("STREAM_MAX_BYTES", &s.stream.max_bytes, -1, INT64_MAX,
+                 "stream size limit in bytes; when full, publishes fail with 503 (-1 = none)");
+  reader.integer("STREAM_REPLICAS", &s.stream.replicas, 1, 5, "stream replicas (1 without a cluster)");
+  reader.text("CONSUMER_NAME", &s.consumer.durable, "durable pull consumer shared by the processors");
+  reader.duration("CONSUMER_ACK_WAIT", &s.consumer.ack_wait, milliseconds(1000),
+                  "redeliver a message not acked within this time");
+  reader.integer("CONSUMER_MAX_ACK_PENDING", &s.consumer.max_ack_pending, 1, 10'000'000,
+                 "delivered-but-unacked messages before the broker pauses delivery");
+  reader.duration("CONNECT_TIMEOUT", &s.connect_timeout, milliseconds(0),
+                  "how long to keep retrying NATS and PostgreSQL at start-up");
+  reader.text("LOG_LEVEL", &s.log_level, "trace, debug, info, warn, error or off");
+}
+
+void validate_common_settings(const CommonSettings& s) {
+  if (!is_valid_topic(s.stream.subject_prefix)) {
+    throw ConfigError("STREAM_SUBJECT_PREFIX: must be tokens of [A-Za-z0-9_-] separated by dots");
+  }
+  if (s.stream.max_age.count() > 0 && s.stream.duplicate_window > s.stream.max_age) {
+    throw ConfigError("STREAM_DUPLICATE_WINDOW: must not be longer than STREAM_MAX_AGE");
+  }
+}
+
+}  // namespace pipeline

@@ -1,0 +1,31 @@
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include "pipeline/event.hpp"
+#include "pipeline/service_config.hpp"
+
+namespace ingest {
+
+/// Everything ingest reads at start-up.
+struct IngestConfig {
+  pipeline::CommonSettings common;
+  std::string http_address = "0.0.0.0";
+  std::int64_t http_port = 8080;  ///< 0 picks a free port (tests)
+  std::size_t http_threads = 8;
+  std::size_t max_body_bytes = 1024 * 1024;
+  pipeline::ValidationLimits limits;
+  std::chrono::milliseconds publish_timeout{5000};
+  std::chrono::milliseconds header_timeout{10000};
+  std::chrono::milliseconds body_timeout{30000};
+  std::size_t db_pool_size = 4;
+};
+
+/// Reads the configuration from the environment and `argv`. Returns false when
+/// --help was asked for (help printed to stdout). Throws pipeline::ConfigError.
+bool load_config(int argc, const char* const* argv, IngestConfig& config);
+
+}  // namespace ingest

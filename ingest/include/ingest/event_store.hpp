@@ -1,0 +1,71 @@
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <pqxx/connection>
+
+namespace ingest {
+
+/// A GET /events query.
+struct EventQuery {
+  std::optional<std::string> topic;
+  std::size_t limit = 100;
+};
+
+/// The durable counters behind GET /stats.
+struct PipelineCounters {
+  std::int64_t unique_processed = 0;
+  std::int64_t duplicate_broker = 0;    ///< dropped by the JetStream duplicate window
+  std::int64_t duplicate_database = 0;  ///< dropped by UNIQUE(topic, event_id)
+  std::int64_t dead_lettered = 0;
+  std::vector<std::pair<std::string, std::int64_t>> topics;  ///< unique events per topic
+};
+
+/// Reads events and counters from PostgreSQL, and records the duplicates the
+/// broker dropped. A small pool of connections, safe to use from any thread.
+class EventStore {
+ public:
+  EventStore(std::string database_url, std::size_t pool_size);
+  ~EventStore();
+  EventStore(const EventStore&) = delete;
+  EventStore& operator=(const EventStore&) = delete;
+
+  /// The matching events as a JSON array text, in (timestamp, arrival) order.
+  /// Throws pqxx errors.
+  std::string events_json(const EventQuery& query);
+
+  /// Throws pqxx errors.
+  PipelineCounters counters();
+
+  /// Adds `count` to the broker-duplicate counter (one of 64 shards at
+  /// random, so concurrent requests rarely meet on a row). Throws pqxx errors.
+  void add_broker_duplicates(std::int64_t count);
+
+  /// True when a trivial query succeeds.
+  bool reachable();
+
+ private:
+  template <typename Fn>
+  auto with_connection(Fn&& fn) -> decltype(fn(std::declval<pqxx::connection&>()));
+
+  std::unique_ptr<pqxx::connection> acquire();
+  void release(std::unique_ptr<pqxx::connection> conn);
+
+  std::string database_url_;
+  std::size_t pool_size_;
+  std::mutex mutex_;
+  std::condition_variable available_;
+  std::vector<std::unique_ptr<pqxx::connection>> idle_;
+  std::size_t open_ = 0;
+};
+
+}  // namespace ingest

@@ -1,0 +1,63 @@
+#pragma once
+
+#include <cstddef>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "pipeline/event.hpp"
+
+namespace ingest {
+
+class JetStreamPublisher;
+class EventStore;
+
+/// The overall result of one POST /publish, which the HTTP layer maps to a
+/// status code in one switch.
+enum class PublishOutcomeKind {
+  kOk,             ///< at least one event accepted or duplicate, none waiting for a retry
+  kAllRejected,    ///< every event failed validation
+  kBodyInvalid,    ///< the body is not JSON or not of a known shape
+  kTooManyEvents,  ///< more events than max_events_per_request
+  kRetryLater,     ///< some valid event has no PubAck: safe to retry
+};
+
+struct EventResult {
+  std::size_t index = 0;
+  std::string topic;
+  std::string event_id;
+  std::string status;  ///< accepted | duplicate | rejected | failed
+  std::string error;
+};
+
+struct PublishReport {
+  PublishOutcomeKind kind = PublishOutcomeKind::kOk;
+  std::string error;  ///< for body-level failures
+  std::size_t received = 0;
+  std::size_t accepted = 0;
+  std::size_t duplicates = 0;
+  std::size_t rejected = 0;
+  std::size_t failed = 0;
+  std::vector<EventResult> results;
+
+  /// The response body: {"received", "accepted", "duplicates", "rejected",
+  /// "failed", "results": [...]} or {"error": ...}.
+  std::string to_json() const;
+};
+
+/// Validates a publish body, publishes the valid events and records the
+/// broker's duplicates. Knows nothing of HTTP.
+class PublishService {
+ public:
+  PublishService(JetStreamPublisher& publisher, EventStore& store, pipeline::ValidationLimits limits)
+      : publisher_(publisher), store_(store), limits_(limits) {}
+
+  PublishReport publish(std::string_view body);
+
+ private:
+  JetStreamPublisher& publisher_;
+  EventStore& store_;
+  pipeline::ValidationLimits limits_;
+};
+
+}  // namespace ingest

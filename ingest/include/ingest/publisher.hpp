@@ -1,0 +1,67 @@
+#pragma once
+
+#include <nats/nats.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "pipeline/event.hpp"
+#include "pipeline/jetstream.hpp"
+
+namespace ingest {
+
+/// What the broker said about one event.
+enum class PublishStatus {
+  kAccepted,   ///< PubAck: stored in the stream
+  kDuplicate,  ///< PubAck with Duplicate: already in the broker's window
+  kRetryable,  ///< no PubAck (timeout, broker unreachable, stream full): safe to retry
+  kPermanent,  ///< the broker refuses this message for good (e.g. too large)
+};
+
+struct PublishOutcome {
+  PublishStatus status = PublishStatus::kRetryable;
+  std::uint64_t stream_seq = 0;
+  std::string error;
+};
+
+/// Publishes events to JetStream asynchronously, one message each on
+/// "<prefix>.<topic>" with Nats-Msg-Id "<topic>:<event_id>", and waits for
+/// every PubAck. Thread-safe: many requests publish at once on one context.
+class JetStreamPublisher {
+ public:
+  JetStreamPublisher(natsConnection* conn, pipeline::nats::StreamSettings stream,
+                     std::chrono::milliseconds publish_timeout);
+  ~JetStreamPublisher();
+  JetStreamPublisher(const JetStreamPublisher&) = delete;
+  JetStreamPublisher& operator=(const JetStreamPublisher&) = delete;
+
+  /// One outcome per event, in order. Returns when every event has its
+  /// PubAck or error, or when the publish timeout passed (those events are
+  /// kRetryable). Never throws for broker trouble.
+  std::vector<PublishOutcome> publish(const std::vector<const pipeline::Event*>& events);
+
+  jsCtx* context() const { return js_.get(); }
+
+ private:
+  struct Waiter;
+  struct Pending {
+    std::shared_ptr<Waiter> waiter;
+    std::size_t index;
+  };
+  static void on_ack(jsCtx* js, natsMsg* msg, jsPubAck* pa, jsPubAckErr* pae, void* closure);
+  void complete(natsMsg* msg, const PublishOutcome& outcome);
+
+  pipeline::nats::StreamSettings stream_;
+  std::chrono::milliseconds publish_timeout_;
+  pipeline::nats::JetStreamPtr js_;
+  std::mutex pending_mutex_;
+  std::unordered_map<const natsMsg*, Pending> pending_;
+};
+
+}  // namespace ingest

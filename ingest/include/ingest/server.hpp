@@ -1,0 +1,34 @@
+#pragma once
+
+#include <cstdint>
+#include <memory>
+
+#include "ingest/config.hpp"
+
+namespace ingest {
+
+/// The ingest service: the HTTP API (POST /publish, GET /events, /stats,
+/// /health) over a JetStream publisher and the PostgreSQL read side.
+class IngestServer {
+ public:
+  /// Connects to NATS (creating the stream if missing) and PostgreSQL
+  /// (applying migrations), retrying for CONNECT_TIMEOUT. Throws
+  /// pipeline::nats::NatsError or a pqxx error when a server stays unreachable.
+  explicit IngestServer(IngestConfig config);
+  ~IngestServer();
+  IngestServer(const IngestServer&) = delete;
+  IngestServer& operator=(const IngestServer&) = delete;
+
+  /// Starts serving on background threads. Throws when the port is taken.
+  void start();
+  /// Stops serving. Idempotent.
+  void stop();
+  /// The port it listens on (useful with INGEST_HTTP_PORT=0).
+  std::uint16_t port() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace ingest

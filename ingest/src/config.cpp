@@ -1,0 +1,41 @@
+#include "ingest/config.hpp"
+
+#include <iostream>
+
+namespace ingest {
+
+bool load_config(int argc, const char* const* argv, IngestConfig& config) {
+  using std::chrono::milliseconds;
+  pipeline::SettingsReader reader("ingest",
+                                  "HTTP API that validates events and publishes them to JetStream");
+  pipeline::bind_common_settings(reader, config.common);
+  reader.text("INGEST_HTTP_ADDRESS", &config.http_address, "address to listen on");
+  reader.integer("INGEST_HTTP_PORT", &config.http_port, 0, 65535, "HTTP port (0 = any free port)");
+  reader.size("INGEST_HTTP_THREADS", &config.http_threads, 1, 256, "HTTP worker threads");
+  reader.size("INGEST_MAX_BODY_BYTES", &config.max_body_bytes, 1024, 256u << 20,
+              "largest request body (413 beyond)");
+  reader.size("INGEST_MAX_EVENTS_PER_REQUEST", &config.limits.max_events_per_request, 1, 100'000,
+              "most events in one request (413 beyond)");
+  reader.size("INGEST_MAX_PAYLOAD_BYTES", &config.limits.max_payload_bytes, 2, 64u << 20,
+              "largest serialised payload of one event");
+  reader.size("INGEST_MAX_JSON_DEPTH", &config.limits.max_json_depth, 1, 512,
+              "deepest nesting inside a payload");
+  reader.size("INGEST_MAX_FIELD_LENGTH", &config.limits.max_field_length, 1, 4096,
+              "longest topic, event_id or source, in characters");
+  reader.duration("INGEST_PUBLISH_TIMEOUT", &config.publish_timeout, milliseconds(10),
+                  "how long to wait for JetStream PubAcks before answering 503");
+  reader.duration("INGEST_HEADER_TIMEOUT", &config.header_timeout, milliseconds(100),
+                  "time a client has to send the request headers");
+  reader.duration("INGEST_BODY_TIMEOUT", &config.body_timeout, milliseconds(100),
+                  "time a client has to send the request body");
+  reader.size("INGEST_DB_POOL_SIZE", &config.db_pool_size, 1, 256,
+              "PostgreSQL connections for /events and /stats");
+  if (!reader.read(argc, argv)) {
+    std::cout << reader.help();
+    return false;
+  }
+  pipeline::validate_common_settings(config.common);
+  return true;
+}
+
+}  // namespace ingest

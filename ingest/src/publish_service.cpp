@@ -1,0 +1,122 @@
+#include "ingest/publish_service.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <nlohmann/json.hpp>
+
+#include "ingest/event_store.hpp"
+#include "ingest/publisher.hpp"
+
+namespace ingest {
+
+std::string PublishReport::to_json() const {
+  nlohmann::json out;
+  if (kind == PublishOutcomeKind::kBodyInvalid || kind == PublishOutcomeKind::kTooManyEvents) {
+    out["error"] = error;
+    return out.dump();
+  }
+  out["received"] = received;
+  out["accepted"] = accepted;
+  out["duplicates"] = duplicates;
+  out["rejected"] = rejected;
+  out["failed"] = failed;
+  auto& list = out["results"] = nlohmann::json::array();
+  for (const auto& r : results) {
+    nlohmann::json item{{"index", r.index}, {"topic", r.topic}, {"event_id", r.event_id},
+                        {"status", r.status}};
+    if (!r.error.empty()) item["error"] = r.error;
+    list.push_back(std::move(item));
+  }
+  if (kind == PublishOutcomeKind::kRetryLater) {
+    out["error"] = "some events were not accepted by the broker; retry them (a retry is safe)";
+  } else if (kind == PublishOutcomeKind::kAllRejected) {
+    out["error"] = "every event was rejected";
+  }
+  // Invalid UTF-8 cannot reach here (the parser rejects it); replace to be safe.
+  return out.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+PublishReport PublishService::publish(std::string_view body) {
+  PublishReport report;
+  pipeline::PublishBody parsed = pipeline::parse_publish_body(body, limits_);
+  if (parsed.error) {
+    report.kind = parsed.error->kind == pipeline::BodyErrorKind::kTooManyEvents
+                      ? PublishOutcomeKind::kTooManyEvents
+                      : PublishOutcomeKind::kBodyInvalid;
+    report.error = parsed.error->message;
+    return report;
+  }
+
+  report.received = parsed.verdicts.size();
+  report.results.resize(parsed.verdicts.size());
+  std::vector<const pipeline::Event*> valid;
+  std::vector<std::size_t> valid_index;
+  for (std::size_t i = 0; i < parsed.verdicts.size(); ++i) {
+    const auto& verdict = parsed.verdicts[i];
+    EventResult& result = report.results[i];
+    result.index = verdict.index;
+    result.topic = verdict.topic;
+    result.event_id = verdict.event_id;
+    if (verdict.event) {
+      valid.push_back(&*verdict.event);
+      valid_index.push_back(i);
+    } else {
+      result.status = "rejected";
+      result.error = verdict.error;
+      ++report.rejected;
+    }
+  }
+
+  const std::vector<PublishOutcome> outcomes =
+      valid.empty() ? std::vector<PublishOutcome>{} : publisher_.publish(valid);
+  std::vector<std::size_t> duplicate_results;
+  for (std::size_t k = 0; k < outcomes.size(); ++k) {
+    EventResult& result = report.results[valid_index[k]];
+    switch (outcomes[k].status) {
+      case PublishStatus::kAccepted:
+        result.status = "accepted";
+        ++report.accepted;
+        break;
+      case PublishStatus::kDuplicate:
+        result.status = "duplicate";
+        duplicate_results.push_back(valid_index[k]);
+        break;
+      case PublishStatus::kRetryable:
+        result.status = "failed";
+        result.error = outcomes[k].error;
+        ++report.failed;
+        break;
+      case PublishStatus::kPermanent:
+        result.status = "rejected";
+        result.error = "broker refused the event: " + outcomes[k].error;
+        ++report.rejected;
+        break;
+    }
+  }
+  if (!duplicate_results.empty()) {
+    // The broker dropped these, so no later stage will count them: count them
+    // durably now. If that fails the client must retry, or they would be lost
+    // from the statistics.
+    try {
+      store_.add_broker_duplicates(static_cast<std::int64_t>(duplicate_results.size()));
+      report.duplicates = duplicate_results.size();
+    } catch (const std::exception& e) {
+      spdlog::warn("event=duplicate_count_failed count={} error=\"{}\"", duplicate_results.size(),
+                   std::string(e.what()).substr(0, 200));
+      for (const std::size_t i : duplicate_results) {
+        report.results[i].status = "failed";
+        report.results[i].error = "duplicate could not be recorded (database unavailable)";
+        ++report.failed;
+      }
+    }
+  }
+
+  if (report.failed > 0) {
+    report.kind = PublishOutcomeKind::kRetryLater;
+  } else if (report.accepted + report.duplicates == 0) {
+    report.kind = PublishOutcomeKind::kAllRejected;
+  }
+  return report;
+}
+
+}  // namespace ingest

@@ -1,0 +1,153 @@
+#include "ingest/publisher.hpp"
+
+#include <spdlog/spdlog.h>
+
+namespace ingest {
+
+struct JetStreamPublisher::Waiter {
+  explicit Waiter(std::size_t count) : outcomes(count), done(count, false), remaining(count) {}
+
+  void settle(std::size_t index, const PublishOutcome& outcome) {
+    {
+      std::lock_guard<std::mutex> lock(mutex);
+      if (done[index]) return;
+      done[index] = true;
+      outcomes[index] = outcome;
+      --remaining;
+    }
+    cv.notify_all();
+  }
+
+  std::mutex mutex;
+  std::condition_variable cv;
+  std::vector<PublishOutcome> outcomes;
+  std::vector<bool> done;
+  std::size_t remaining;
+};
+
+namespace {
+
+// Margin over the library's own per-message MaxWait before we stop waiting.
+constexpr auto kWaitMargin = std::chrono::seconds(2);
+
+PublishOutcome outcome_from_error(natsStatus status, jsErrCode code, const char* text) {
+  PublishOutcome outcome;
+  outcome.status = status == NATS_MAX_PAYLOAD || status == NATS_INVALID_ARG
+                       ? PublishStatus::kPermanent
+                       : PublishStatus::kRetryable;
+  outcome.error = natsStatus_GetText(status);
+  if (code != 0) outcome.error += " (JetStream error " + std::to_string(code) + ")";
+  if (text != nullptr && text[0] != '\0') {
+    outcome.error += ": ";
+    outcome.error += text;
+  }
+  return outcome;
+}
+
+}  // namespace
+
+JetStreamPublisher::JetStreamPublisher(natsConnection* conn, pipeline::nats::StreamSettings stream,
+                                       std::chrono::milliseconds publish_timeout)
+    : stream_(std::move(stream)), publish_timeout_(publish_timeout) {
+  jsOptions opts;
+  jsOptions_Init(&opts);
+  opts.Wait = publish_timeout_.count();
+  opts.PublishAsync.AckHandler = &JetStreamPublisher::on_ack;
+  opts.PublishAsync.AckHandlerClosure = this;
+  opts.PublishAsync.MaxPending = 256 * 1024;
+  opts.PublishAsync.StallWait = publish_timeout_.count();
+  js_ = pipeline::nats::jetstream(conn, &opts);
+}
+
+JetStreamPublisher::~JetStreamPublisher() {
+  // Wait (bounded) for acks still in flight so the handler never sees a dead `this`.
+  jsPubOptions opts;
+  jsPubOptions_Init(&opts);
+  opts.MaxWait = publish_timeout_.count();
+  js_PublishAsyncComplete(js_.get(), &opts);
+  js_.reset();
+}
+
+void JetStreamPublisher::on_ack(jsCtx* /*js*/, natsMsg* msg, jsPubAck* pa, jsPubAckErr* pae,
+                                void* closure) {
+  auto* self = static_cast<JetStreamPublisher*>(closure);
+  PublishOutcome outcome;
+  if (pa != nullptr) {
+    outcome.status = pa->Duplicate ? PublishStatus::kDuplicate : PublishStatus::kAccepted;
+    outcome.stream_seq = pa->Sequence;
+  } else if (pae != nullptr) {
+    outcome = outcome_from_error(pae->Err, pae->ErrCode, pae->ErrText);
+  } else {
+    outcome.error = "no publish acknowledgement";
+  }
+  self->complete(msg, outcome);
+  natsMsg_Destroy(msg);
+}
+
+void JetStreamPublisher::complete(natsMsg* msg, const PublishOutcome& outcome) {
+  Pending pending;
+  {
+    std::lock_guard<std::mutex> lock(pending_mutex_);
+    const auto it = pending_.find(msg);
+    if (it == pending_.end()) return;  // its request already gave up waiting
+    pending = std::move(it->second);
+    pending_.erase(it);
+  }
+  pending.waiter->settle(pending.index, outcome);
+}
+
+std::vector<PublishOutcome> JetStreamPublisher::publish(
+    const std::vector<const pipeline::Event*>& events) {
+  auto waiter = std::make_shared<Waiter>(events.size());
+  jsPubOptions pub_opts;
+  jsPubOptions_Init(&pub_opts);
+  pub_opts.MaxWait = publish_timeout_.count();  // the library reports NATS_TIMEOUT to on_ack
+
+  for (std::size_t i = 0; i < events.size(); ++i) {
+    const pipeline::Event& event = *events[i];
+    const std::string subject = stream_.subject_for(event.topic);
+    const std::string data = pipeline::encode_event(event);
+    natsMsg* msg = nullptr;
+    natsStatus status = natsMsg_Create(&msg, subject.c_str(), nullptr, data.data(),
+                                       static_cast<int>(data.size()));
+    if (status == NATS_OK) {
+      status = natsMsgHeader_Set(msg, "Nats-Msg-Id", event.message_id().c_str());
+    }
+    if (status == NATS_OK) {
+      {
+        std::lock_guard<std::mutex> lock(pending_mutex_);
+        pending_[msg] = Pending{waiter, i};
+      }
+      status = js_PublishMsgAsync(js_.get(), &msg, &pub_opts);
+      if (status != NATS_OK) {
+        std::lock_guard<std::mutex> lock(pending_mutex_);
+        pending_.erase(msg);
+      }
+    }
+    if (status != NATS_OK) {
+      waiter->settle(i, outcome_from_error(status, static_cast<jsErrCode>(0),
+                                           nats_GetLastError(nullptr)));
+      natsMsg_Destroy(msg);  // no-op when the library took it
+    }
+  }
+
+  std::unique_lock<std::mutex> lock(waiter->mutex);
+  const bool all = waiter->cv.wait_for(lock, publish_timeout_ + kWaitMargin,
+                                       [&] { return waiter->remaining == 0; });
+  lock.unlock();
+  if (!all) {
+    {
+      std::lock_guard<std::mutex> pending_lock(pending_mutex_);
+      for (auto it = pending_.begin(); it != pending_.end();) {
+        it = it->second.waiter == waiter ? pending_.erase(it) : std::next(it);
+      }
+    }
+    PublishOutcome timeout;
+    timeout.error = "no PubAck within INGEST_PUBLISH_TIMEOUT";
+    for (std::size_t i = 0; i < events.size(); ++i) waiter->settle(i, timeout);
+  }
+  std::lock_guard<std::mutex> final_lock(waiter->mutex);
+  return waiter->outcomes;
+}
+
+}  // namespace ingest

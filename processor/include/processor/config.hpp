@@ -1,0 +1,24 @@
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <string>
+
+#include "pipeline/service_config.hpp"
+
+namespace processor {
+
+/// Everything the processor reads at start-up.
+struct ProcessorConfig {
+  pipeline::CommonSettings common;
+  std::size_t batch_size = 256;   ///< messages per Fetch and per transaction
+  std::size_t workers = 2;        ///< fetch/insert threads in this process
+  std::chrono::milliseconds fetch_wait{500};
+  std::chrono::milliseconds retry_delay{1000};  ///< NAK delay after a transient failure
+};
+
+/// Reads the configuration from the environment and `argv`. Returns false when
+/// --help was asked for (help printed to stdout). Throws pipeline::ConfigError.
+bool load_config(int argc, const char* const* argv, ProcessorConfig& config);
+
+}  // namespace processor

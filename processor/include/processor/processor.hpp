@@ -1,0 +1,55 @@
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <thread>
+#include <vector>
+
+#include "processor/config.hpp"
+
+namespace processor {
+
+/// Running totals of this process (not durable: the durable counters live in
+/// PostgreSQL).
+struct ProcessorTotals {
+  std::atomic<std::uint64_t> fetched{0};
+  std::atomic<std::uint64_t> stored{0};
+  std::atomic<std::uint64_t> duplicates{0};
+  std::atomic<std::uint64_t> redelivered{0};
+  std::atomic<std::uint64_t> dead_lettered{0};
+  std::atomic<std::uint64_t> transient_errors{0};
+  std::atomic<std::uint64_t> batches{0};
+};
+
+/// The JetStream-to-PostgreSQL service: `workers` threads, each with its own
+/// pull subscription on the shared durable consumer and its own database
+/// connection, each batch written in one transaction and acked after COMMIT.
+class Processor {
+ public:
+  /// Connects to NATS (creating stream and consumer if missing) and applies
+  /// the migrations. Throws pipeline::nats::NatsError or a pqxx error when a
+  /// server stays unreachable for CONNECT_TIMEOUT.
+  explicit Processor(ProcessorConfig config);
+  ~Processor();
+  Processor(const Processor&) = delete;
+  Processor& operator=(const Processor&) = delete;
+
+  void start();
+  /// Stops fetching, lets every worker finish, commit and ack the batch in
+  /// hand, then joins them. Idempotent.
+  void stop();
+
+  const ProcessorTotals& totals() const { return totals_; }
+
+ private:
+  void run_worker(std::size_t index);
+
+  ProcessorConfig config_;
+  pipeline::nats::ConnectionPtr conn_;
+  pipeline::nats::JetStreamPtr js_;
+  std::atomic<bool> stopping_{false};
+  std::vector<std::thread> workers_;
+  ProcessorTotals totals_;
+};
+
+}  // namespace processor

@@ -1,0 +1,226 @@
+#include "processor/processor.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <pqxx/except>
+
+#include "pipeline/database.hpp"
+#include "processor/batch_writer.hpp"
+
+namespace processor {
+namespace {
+
+using pipeline::nats::check;
+using pipeline::nats::MetaDataPtr;
+using pipeline::nats::SubscriptionPtr;
+using Clock = std::chrono::steady_clock;
+
+constexpr auto kPruneInterval = std::chrono::seconds(30);
+constexpr auto kMaxBackoff = std::chrono::milliseconds(5000);
+
+// Owns a fetched batch: natsMsgList_Destroy frees every message.
+class FetchedBatch {
+ public:
+  FetchedBatch() = default;
+  ~FetchedBatch() { natsMsgList_Destroy(&list_); }
+  FetchedBatch(const FetchedBatch&) = delete;
+  FetchedBatch& operator=(const FetchedBatch&) = delete;
+  natsMsgList* get() { return &list_; }
+  int size() const { return list_.Count; }
+  natsMsg* operator[](int i) const { return list_.Msgs[i]; }
+
+ private:
+  natsMsgList list_{nullptr, 0};
+};
+
+// Sleeps up to `total`, waking early when `stopping` turns true.
+void sleep_unless_stopping(const std::atomic<bool>& stopping, std::chrono::milliseconds total) {
+  const auto until = Clock::now() + total;
+  while (!stopping.load() && Clock::now() < until) {
+    std::this_thread::sleep_for(std::min<Clock::duration>(std::chrono::milliseconds(50),
+                                                          until - Clock::now()));
+  }
+}
+
+std::chrono::milliseconds next_backoff(std::chrono::milliseconds current) {
+  return std::min(kMaxBackoff, std::max(std::chrono::milliseconds(100), current * 2));
+}
+
+}  // namespace
+
+Processor::Processor(ProcessorConfig config) : config_(std::move(config)) {
+  conn_ = pipeline::nats::connect(config_.common.nats_url, "processor",
+                                  config_.common.connect_timeout);
+  js_ = pipeline::nats::jetstream(conn_.get());
+  pipeline::nats::ensure_stream(js_.get(), config_.common.stream);
+  pipeline::nats::ensure_consumer(js_.get(), config_.common.stream, config_.common.consumer);
+  auto db = pipeline::db::connect(config_.common.database_url, config_.common.connect_timeout);
+  pipeline::db::apply_migrations(*db);
+}
+
+Processor::~Processor() { stop(); }
+
+void Processor::start() {
+  stopping_ = false;
+  for (std::size_t i = 0; i < config_.workers; ++i) {
+    workers_.emplace_back([this, i] { run_worker(i); });
+  }
+  spdlog::info("event=processor_started workers={} batch_size={} stream={} consumer={}",
+               config_.workers, config_.batch_size, config_.common.stream.name,
+               config_.common.consumer.durable);
+}
+
+void Processor::stop() {
+  stopping_ = true;
+  for (auto& worker : workers_) {
+    if (worker.joinable()) worker.join();
+  }
+  workers_.clear();
+}
+
+void Processor::run_worker(std::size_t index) {
+  const auto& stream = config_.common.stream;
+  const auto& consumer = config_.common.consumer;
+  natsSubscription* raw_sub = nullptr;
+  jsSubOptions sub_opts;
+  jsSubOptions_Init(&sub_opts);
+  sub_opts.Stream = stream.name.c_str();
+  sub_opts.Consumer = consumer.durable.c_str();  // bind to the shared durable
+  jsErrCode code = static_cast<jsErrCode>(0);
+  const std::string filter = stream.wildcard();
+  try {
+    check(js_PullSubscribe(&raw_sub, js_.get(), filter.c_str(), consumer.durable.c_str(), nullptr,
+                           &sub_opts, &code),
+          "js_PullSubscribe", code);
+  } catch (const std::exception& e) {
+    spdlog::critical("event=worker_subscribe_failed worker={} error=\"{}\"", index, e.what());
+    return;
+  }
+  SubscriptionPtr sub(raw_sub);
+  BatchWriter writer(config_.common.database_url);
+  std::chrono::milliseconds backoff{0};
+  auto next_prune = Clock::now() + kPruneInterval;
+  const auto nak_delay_ns = static_cast<int64_t>(config_.retry_delay.count()) * 1'000'000;
+
+  while (!stopping_.load()) {
+    if (!writer.connected()) {
+      try {
+        writer.connect();
+        if (backoff.count() > 0) spdlog::info("event=postgres_reconnected worker={}", index);
+        backoff = std::chrono::milliseconds(0);
+      } catch (const std::exception& e) {
+        ++totals_.transient_errors;
+        backoff = next_backoff(backoff);
+        spdlog::warn("event=postgres_unavailable worker={} retry_in_ms={} error=\"{}\"", index,
+                     backoff.count(), std::string(e.what()).substr(0, 200));
+        sleep_unless_stopping(stopping_, backoff);
+        continue;
+      }
+    }
+
+    FetchedBatch batch;
+    code = static_cast<jsErrCode>(0);
+    const natsStatus status =
+        natsSubscription_Fetch(batch.get(), sub.get(), static_cast<int>(config_.batch_size),
+                               config_.fetch_wait.count(), &code);
+    if (status == NATS_TIMEOUT || (status == NATS_OK && batch.size() == 0)) continue;
+    if (status != NATS_OK) {
+      ++totals_.transient_errors;
+      spdlog::warn("event=fetch_failed worker={} status={} js_code={}", index,
+                   natsStatus_GetText(status), static_cast<int>(code));
+      sleep_unless_stopping(stopping_, std::chrono::milliseconds(250));
+      continue;
+    }
+    totals_.fetched += static_cast<std::uint64_t>(batch.size());
+
+    std::vector<IncomingMessage> messages;
+    messages.reserve(static_cast<std::size_t>(batch.size()));
+    for (int i = 0; i < batch.size(); ++i) {
+      natsMsg* msg = batch[i];
+      jsMsgMetaData* raw_meta = nullptr;
+      IncomingMessage m;
+      if (natsMsg_GetMetaData(&raw_meta, msg) == NATS_OK) {
+        MetaDataPtr meta(raw_meta);
+        m.stream_seq = meta->Sequence.Stream;
+      }
+      m.subject = natsMsg_GetSubject(msg);
+      m.data.assign(natsMsg_GetData(msg), static_cast<std::size_t>(natsMsg_GetDataLength(msg)));
+      messages.push_back(std::move(m));
+    }
+
+    std::vector<StoreOutcome> outcomes;
+    try {
+      BatchResult result = writer.write(messages);
+      outcomes = std::move(result.outcomes);
+      totals_.stored += result.stored;
+      totals_.duplicates += result.duplicates;
+      totals_.redelivered += result.redelivered;
+      totals_.dead_lettered += result.dead_lettered;
+      ++totals_.batches;
+    } catch (const std::exception& e) {
+      if (pipeline::db::is_transient(e) || dynamic_cast<const pqxx::in_doubt_error*>(&e)) {
+        // Not committed (or not known to be): redeliver later. A retry is
+        // safe, stored rows are recognised by their stream sequence.
+        ++totals_.transient_errors;
+        for (int i = 0; i < batch.size(); ++i) natsMsg_NakWithDelay(batch[i], nak_delay_ns, nullptr);
+        writer.reset();
+        backoff = next_backoff(backoff);
+        spdlog::warn("event=batch_failed_transient worker={} messages={} retry_in_ms={} error=\"{}\"",
+                     index, batch.size(), backoff.count(), std::string(e.what()).substr(0, 200));
+        sleep_unless_stopping(stopping_, backoff);
+        continue;
+      }
+      // Something in this batch cannot be stored: find it by writing the
+      // messages one by one, and keep whatever fails in dead_letters.
+      spdlog::error("event=batch_failed_permanent worker={} messages={} error=\"{}\"", index,
+                    batch.size(), std::string(e.what()).substr(0, 300));
+      writer.reset();
+      outcomes.assign(messages.size(), StoreOutcome::kStored);
+      bool gave_up = false;
+      for (std::size_t i = 0; i < messages.size() && !gave_up; ++i) {
+        try {
+          outcomes[i] = writer.write({messages[i]}).outcomes.front();
+        } catch (const std::exception& single) {
+          writer.reset();
+          if (pipeline::db::is_transient(single)) {
+            gave_up = true;
+            break;
+          }
+          try {
+            writer.dead_letter(messages[i], single.what());
+            outcomes[i] = StoreOutcome::kDeadLettered;
+            ++totals_.dead_lettered;
+          } catch (const std::exception&) {
+            gave_up = true;
+          }
+        }
+      }
+      if (gave_up) {
+        for (int i = 0; i < batch.size(); ++i) natsMsg_NakWithDelay(batch[i], nak_delay_ns, nullptr);
+        writer.reset();
+        continue;
+      }
+    }
+    for (int i = 0; i < batch.size(); ++i) natsMsg_Ack(batch[i], nullptr);
+    backoff = std::chrono::milliseconds(0);
+
+    if (index == 0 && Clock::now() >= next_prune) {
+      next_prune = Clock::now() + kPruneInterval;
+      jsConsumerInfo* ci = nullptr;
+      if (js_GetConsumerInfo(&ci, js_.get(), stream.name.c_str(), consumer.durable.c_str(),
+                             nullptr, nullptr) == NATS_OK) {
+        pipeline::nats::ConsumerInfoPtr info(ci);
+        try {
+          writer.prune_duplicate_deliveries(info->AckFloor.Stream);
+        } catch (const std::exception& e) {
+          spdlog::warn("event=prune_failed error=\"{}\"", std::string(e.what()).substr(0, 200));
+          writer.reset();
+        }
+      }
+    }
+  }
+  spdlog::info("event=worker_stopped worker={}", index);
+}
+
+}  // namespace processor
