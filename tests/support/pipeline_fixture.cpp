@@ -1,0 +1,118 @@
+#include "pipeline_fixture.hpp"
+
+#include <pqxx/pqxx>
+
+#include "pipeline/logging.hpp"
+
+namespace testsupport {
+
+PostgresCluster& shared_postgres() {
+  static PostgresCluster cluster;
+  return cluster;
+}
+
+void PipelineTest::SetUp() {
+  static const bool logging = [] {
+    pipeline::init_logging("test", "warn");
+    return true;
+  }();
+  (void)logging;
+  nats_ = std::make_unique<NatsServer>();
+  database_ = shared_postgres().create_database();
+}
+
+void PipelineTest::TearDown() {
+  http_.reset();
+  stop_ingest();
+  stop_processor();
+  nats_.reset();
+}
+
+ingest::IngestConfig PipelineTest::ingest_config() {
+  ingest::IngestConfig config;
+  config.common.nats_url = nats_->url();
+  config.common.database_url = shared_postgres().url(database_);
+  config.common.stream = stream_;
+  config.common.connect_timeout = std::chrono::seconds(20);
+  config.http_address = "127.0.0.1";
+  config.http_port = 0;
+  config.http_threads = 4;
+  return config;
+}
+
+processor::ProcessorConfig PipelineTest::processor_config() {
+  processor::ProcessorConfig config;
+  config.common.nats_url = nats_->url();
+  config.common.database_url = shared_postgres().url(database_);
+  config.common.stream = stream_;
+  config.common.connect_timeout = std::chrono::seconds(20);
+  config.workers = 2;
+  config.batch_size = 200;
+  config.fetch_wait = std::chrono::milliseconds(100);
+  config.retry_delay = std::chrono::milliseconds(100);
+  return config;
+}
+
+void PipelineTest::start_ingest() {
+  ingest_ = std::make_unique<ingest::IngestServer>(ingest_config());
+  ingest_->start();
+  http_.reset();
+}
+
+void PipelineTest::stop_ingest() {
+  http_.reset();
+  ingest_.reset();
+}
+
+void PipelineTest::start_processor() {
+  processor_ = std::make_unique<processor::Processor>(processor_config());
+  processor_->start();
+}
+
+void PipelineTest::stop_processor() { processor_.reset(); }
+
+HttpClient& PipelineTest::http() {
+  if (!http_) http_ = std::make_unique<HttpClient>(ingest_->port());
+  return *http_;
+}
+
+HttpResponse PipelineTest::publish(const nlohmann::json& body) {
+  return http().post("/publish", body.dump());
+}
+
+nlohmann::json PipelineTest::stats() {
+  const HttpResponse response = http().get("/stats");
+  EXPECT_EQ(response.status, 200) << response.body;
+  return nlohmann::json::parse(response.body);
+}
+
+nlohmann::json PipelineTest::wait_for_idle(std::int64_t unique, std::chrono::milliseconds timeout) {
+  nlohmann::json last;
+  const bool idle = wait_until(
+      [&] {
+        last = stats();
+        return last["pending"] == 0 && last["unique_processed"] == unique &&
+               last["received"] == last["unique_processed"].get<std::int64_t>() +
+                                       last["duplicate_dropped"].get<std::int64_t>();
+      },
+      timeout);
+  EXPECT_TRUE(idle) << "pipeline not idle in time; last /stats: " << last.dump();
+  return last;
+}
+
+std::int64_t PipelineTest::count_rows(const std::string& where) {
+  pqxx::connection conn(shared_postgres().url(database_));
+  pqxx::read_transaction tx(conn);
+  return tx.exec("SELECT count(*) FROM events WHERE " + where)[0][0].as<std::int64_t>();
+}
+
+nlohmann::json PipelineTest::event(const std::string& topic, const std::string& id,
+                                   nlohmann::json payload) {
+  return {{"topic", topic},
+          {"event_id", id},
+          {"timestamp", "2026-11-24T10:00:00Z"},
+          {"source", "tests"},
+          {"payload", std::move(payload)}};
+}
+
+}  // namespace testsupport

@@ -1,0 +1,61 @@
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+
+#include "http_client.hpp"
+#include "ingest/config.hpp"
+#include "ingest/server.hpp"
+#include "processor/config.hpp"
+#include "processor/processor.hpp"
+#include "servers.hpp"
+
+namespace testsupport {
+
+/// One PostgreSQL cluster for the whole test binary (initdb takes seconds);
+/// each test gets a database of its own.
+PostgresCluster& shared_postgres();
+
+/// A whole pipeline per test: its own nats-server, its own database, and the
+/// real ingest and processor code running in this process.
+class PipelineTest : public ::testing::Test {
+ protected:
+  void SetUp() override;
+  void TearDown() override;
+
+  /// Configurations the services start with; tests may change them before
+  /// start_ingest() / start_processor().
+  ingest::IngestConfig ingest_config();
+  processor::ProcessorConfig processor_config();
+
+  void start_ingest();
+  void stop_ingest();
+  void start_processor();
+  void stop_processor();
+
+  HttpClient& http();
+  HttpResponse publish(const nlohmann::json& body);
+  nlohmann::json stats();
+  /// Polls /stats until received == unique_processed + duplicate_dropped with
+  /// nothing pending and `unique` events stored; fails the test on timeout.
+  nlohmann::json wait_for_idle(std::int64_t unique,
+                               std::chrono::milliseconds timeout = std::chrono::seconds(60));
+  /// Rows in the events table, counted in SQL.
+  std::int64_t count_rows(const std::string& where = "TRUE");
+
+  static nlohmann::json event(const std::string& topic, const std::string& id,
+                              nlohmann::json payload = nlohmann::json::object());
+
+  std::unique_ptr<NatsServer> nats_;
+  std::string database_;
+  pipeline::nats::StreamSettings stream_;
+  std::unique_ptr<ingest::IngestServer> ingest_;
+  std::unique_ptr<processor::Processor> processor_;
+  std::unique_ptr<HttpClient> http_;
+};
+
+}  // namespace testsupport

@@ -1,0 +1,231 @@
+#include "servers.hpp"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <pwd.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <stdexcept>
+#include <thread>
+
+#include <pqxx/pqxx>
+
+namespace testsupport {
+namespace fs = std::filesystem;
+
+TempDir::TempDir(const std::string& prefix) {
+  const char* base = std::getenv("TMPDIR");
+  std::string templ = std::string(base != nullptr ? base : "/tmp") + "/" + prefix + "-XXXXXX";
+  if (::mkdtemp(templ.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
+  path_ = templ;
+}
+
+TempDir::~TempDir() {
+  std::error_code ignored;
+  fs::remove_all(path_, ignored);
+}
+
+std::uint16_t free_port() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = 0;
+  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+  socklen_t len = sizeof addr;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  ::close(fd);
+  return ntohs(addr.sin_port);
+}
+
+bool port_open(std::uint16_t port) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(port);
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  const bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+  ::close(fd);
+  return ok;
+}
+
+bool wait_until(const std::function<bool()>& condition, std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (true) {
+    if (condition()) return true;
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+}
+
+Process::Process(const std::vector<std::string>& argv, const std::string& log_path,
+                 const std::vector<std::string>& extra_env, const std::string& run_as_user) {
+  uid_t uid = 0;
+  gid_t gid = 0;
+  if (!run_as_user.empty()) {
+    const passwd* pw = ::getpwnam(run_as_user.c_str());
+    if (pw == nullptr) throw std::runtime_error("no user " + run_as_user);
+    uid = pw->pw_uid;
+    gid = pw->pw_gid;
+  }
+  std::vector<char*> args;
+  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  pid_ = ::fork();
+  if (pid_ < 0) throw std::runtime_error("fork failed");
+  if (pid_ == 0) {
+    const int log = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    if (log >= 0) {
+      ::dup2(log, 1);
+      ::dup2(log, 2);
+    }
+    for (const auto& e : extra_env) ::putenv(const_cast<char*>(e.c_str()));
+    if (!run_as_user.empty()) {
+      if (::setgid(gid) != 0 || ::setuid(uid) != 0) ::_exit(126);
+    }
+    ::execvp(args[0], args.data());
+    ::_exit(127);
+  }
+}
+
+Process::~Process() {
+  if (pid_ > 0) stop(SIGKILL);
+}
+
+Process::Process(Process&& other) noexcept : pid_(other.pid_) { other.pid_ = -1; }
+
+Process& Process::operator=(Process&& other) noexcept {
+  if (this != &other) {
+    if (pid_ > 0) stop(SIGKILL);
+    pid_ = other.pid_;
+    other.pid_ = -1;
+  }
+  return *this;
+}
+
+bool Process::running() {
+  if (pid_ <= 0) return false;
+  int status = 0;
+  if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+    pid_ = -1;
+    return false;
+  }
+  return true;
+}
+
+int Process::stop(int signal, std::chrono::milliseconds grace) {
+  if (pid_ <= 0) return -1;
+  ::kill(pid_, signal);
+  int status = 0;
+  const auto deadline = std::chrono::steady_clock::now() + grace;
+  while (::waitpid(pid_, &status, WNOHANG) == 0) {
+    if (std::chrono::steady_clock::now() >= deadline) {
+      ::kill(pid_, SIGKILL);
+      ::waitpid(pid_, &status, 0);
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  pid_ = -1;
+  return status;
+}
+
+NatsServer::NatsServer() : dir_("nats-test"), port_(free_port()) { start(); }
+
+NatsServer::~NatsServer() { stop(); }
+
+void NatsServer::start() {
+  process_ = Process({"nats-server", "-js", "-a", "127.0.0.1", "-p", std::to_string(port_), "-sd",
+                      dir_.path() + "/store"},
+                     dir_.path() + "/nats.log");
+  if (!wait_until([&] { return port_open(port_); }, std::chrono::seconds(20))) {
+    throw std::runtime_error("nats-server did not start; see " + dir_.path() + "/nats.log");
+  }
+}
+
+void NatsServer::kill9() { process_.kill9(); }
+void NatsServer::stop() { process_.stop(SIGTERM); }
+
+std::string postgres_bindir() {
+  if (const char* dir = std::getenv("PG_BINDIR")) return dir;
+  std::string best;
+  int best_version = 0;
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator("/usr/lib/postgresql", ec)) {
+    const int version = std::atoi(entry.path().filename().c_str());
+    if (version > best_version && fs::exists(entry.path() / "bin" / "initdb")) {
+      best_version = version;
+      best = (entry.path() / "bin").string();
+    }
+  }
+  if (best.empty()) throw std::runtime_error("no PostgreSQL server found (set PG_BINDIR)");
+  return best;
+}
+
+PostgresCluster::PostgresCluster() : dir_("pg-test"), port_(free_port()) {
+  data_dir_ = dir_.path() + "/data";
+  // initdb and postgres refuse to run as root: hand the directory to postgres.
+  if (::geteuid() == 0) {
+    user_ = "postgres";
+    const passwd* pw = ::getpwnam(user_.c_str());
+    if (pw == nullptr) throw std::runtime_error("running as root but there is no postgres user");
+    if (::chown(dir_.path().c_str(), pw->pw_uid, pw->pw_gid) != 0) {
+      throw std::runtime_error("chown of the PostgreSQL test directory failed");
+    }
+  }
+  Process initdb({postgres_bindir() + "/initdb", "-D", data_dir_, "-A", "trust", "-U", "postgres",
+                  "-E", "UTF8", "--no-sync", "--no-instructions"},
+                 dir_.path() + "/initdb.log", {}, user_);
+  const int status = initdb.stop(0, std::chrono::seconds(120));  // signal 0: just wait
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    throw std::runtime_error("initdb failed; see " + dir_.path() + "/initdb.log");
+  }
+  start();
+}
+
+PostgresCluster::~PostgresCluster() { stop(); }
+
+void PostgresCluster::start() {
+  process_ = Process({postgres_bindir() + "/postgres", "-D", data_dir_, "-p", std::to_string(port_),
+                      "-k", dir_.path(), "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off",
+                      "-c", "synchronous_commit=off", "-c", "full_page_writes=off", "-c",
+                      "max_connections=200"},
+                     dir_.path() + "/postgres.log", {}, user_);
+  const bool up = wait_until(
+      [&] {
+        try {
+          pqxx::connection conn(url());
+          return true;
+        } catch (const std::exception&) {
+          return false;
+        }
+      },
+      std::chrono::seconds(60));
+  if (!up) throw std::runtime_error("postgres did not start; see " + dir_.path() + "/postgres.log");
+}
+
+void PostgresCluster::kill9() { process_.kill9(); }
+
+void PostgresCluster::stop() { process_.stop(SIGINT); }
+
+std::string PostgresCluster::url(const std::string& database) const {
+  return "host=127.0.0.1 port=" + std::to_string(port_) + " user=postgres dbname=" + database +
+         " connect_timeout=5";
+}
+
+std::string PostgresCluster::create_database() {
+  const std::string name = "test_" + std::to_string(::getpid()) + "_" + std::to_string(++databases_);
+  pqxx::connection conn(url());
+  pqxx::nontransaction tx(conn);
+  tx.exec("CREATE DATABASE " + name);
+  return name;
+}
+
+}  // namespace testsupport

@@ -1,0 +1,101 @@
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace testsupport {
+
+/// A fresh directory under $TMPDIR (or /tmp), removed with its contents.
+class TempDir {
+ public:
+  explicit TempDir(const std::string& prefix);
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+/// A TCP port on 127.0.0.1 that was free a moment ago.
+std::uint16_t free_port();
+
+/// True once something accepts TCP connections on 127.0.0.1:port.
+bool port_open(std::uint16_t port);
+
+/// Polls `condition` every 20 ms until it holds or `timeout` passes.
+bool wait_until(const std::function<bool()>& condition, std::chrono::milliseconds timeout);
+
+/// A child process. Its stdout and stderr go to `log_path`.
+class Process {
+ public:
+  Process() = default;
+  Process(const std::vector<std::string>& argv, const std::string& log_path,
+          const std::vector<std::string>& extra_env = {}, const std::string& run_as_user = "");
+  ~Process();
+  Process(Process&& other) noexcept;
+  Process& operator=(Process&& other) noexcept;
+
+  pid_t pid() const { return pid_; }
+  bool running();
+  /// Sends `signal` and waits for the exit (SIGKILL after `grace`). Returns the exit status.
+  int stop(int signal, std::chrono::milliseconds grace = std::chrono::seconds(20));
+  void kill9() { stop(9); }
+
+ private:
+  pid_t pid_ = -1;
+};
+
+/// A nats-server with JetStream on a free loopback port, storing under a
+/// temporary directory. restart() keeps the store.
+class NatsServer {
+ public:
+  NatsServer();
+  ~NatsServer();
+  std::string url() const { return "nats://127.0.0.1:" + std::to_string(port_); }
+  std::uint16_t port() const { return port_; }
+  void start();
+  void kill9();
+  void stop();
+
+ private:
+  TempDir dir_;
+  std::uint16_t port_;
+  Process process_;
+};
+
+/// A throwaway PostgreSQL cluster (initdb in a temporary directory), run as
+/// the postgres user when the tests run as root, on a free loopback port.
+class PostgresCluster {
+ public:
+  PostgresCluster();
+  ~PostgresCluster();
+  std::uint16_t port() const { return port_; }
+  /// A connection string for `database` on this cluster.
+  std::string url(const std::string& database = "postgres") const;
+  /// Creates an empty database and returns its name.
+  std::string create_database();
+  void start();
+  void kill9();
+  void stop();
+
+ private:
+  TempDir dir_;
+  std::string data_dir_;
+  std::string user_;
+  std::uint16_t port_;
+  Process process_;
+  int databases_ = 0;
+};
+
+/// Directory of PostgreSQL's server programs (initdb, postgres), found under
+/// /usr/lib/postgresql/<version>/bin or taken from $PG_BINDIR.
+std::string postgres_bindir();
+
+}  // namespace testsupport

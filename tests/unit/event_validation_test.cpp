@@ -1,0 +1,210 @@
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include "pipeline/event.hpp"
+
+namespace pipeline {
+namespace {
+
+using nlohmann::json;
+
+json valid_event() {
+  return json{{"topic", "orders.created"},
+              {"event_id", "evt-1"},
+              {"timestamp", "2026-11-24T10:00:00Z"},
+              {"source", "checkout"},
+              {"payload", {{"amount", 42}}}};
+}
+
+EventVerdict verdict_for(const json& event, ValidationLimits limits = {}) {
+  PublishBody body = parse_publish_body(event.dump(), limits);
+  EXPECT_FALSE(body.error) << body.error->message;
+  EXPECT_EQ(body.verdicts.size(), 1u);
+  return body.verdicts.at(0);
+}
+
+std::string error_for(const json& event, ValidationLimits limits = {}) {
+  return verdict_for(event, limits).error;
+}
+
+TEST(PublishBody, AcceptsSingleObjectArrayAndEventsEnvelope) {
+  const json e = valid_event();
+  EXPECT_EQ(parse_publish_body(e.dump(), {}).verdicts.size(), 1u);
+  EXPECT_EQ(parse_publish_body(json::array({e, e}).dump(), {}).verdicts.size(), 2u);
+  EXPECT_EQ(parse_publish_body(json{{"events", json::array({e, e, e})}}.dump(), {}).verdicts.size(),
+            3u);
+}
+
+TEST(PublishBody, NormalisesTheEvent) {
+  json e = valid_event();
+  e["timestamp"] = "2026-11-24T12:00:00+02:00";
+  e["unknown_field"] = "ignored";
+  const EventVerdict v = verdict_for(e);
+  ASSERT_TRUE(v.event) << v.error;
+  EXPECT_EQ(v.event->timestamp, "2026-11-24T10:00:00.000000Z");
+  EXPECT_EQ(v.event->payload_json, R"({"amount":42})");
+  EXPECT_EQ(v.event->message_id(), "orders.created:evt-1");
+}
+
+TEST(PublishBody, PayloadDefaultsToEmptyObject) {
+  json e = valid_event();
+  e.erase("payload");
+  const EventVerdict v = verdict_for(e);
+  ASSERT_TRUE(v.event) << v.error;
+  EXPECT_EQ(v.event->payload_json, "{}");
+}
+
+TEST(PublishBody, BodyErrors) {
+  EXPECT_EQ(parse_publish_body("{not json", {}).error->kind, BodyErrorKind::kMalformedJson);
+  EXPECT_EQ(parse_publish_body("", {}).error->kind, BodyErrorKind::kMalformedJson);
+  EXPECT_EQ(parse_publish_body("42", {}).error->kind, BodyErrorKind::kWrongShape);
+  EXPECT_EQ(parse_publish_body("[]", {}).error->kind, BodyErrorKind::kWrongShape);
+  EXPECT_EQ(parse_publish_body(R"({"events": {}})", {}).error->kind, BodyErrorKind::kWrongShape);
+  // Invalid UTF-8 inside a string.
+  EXPECT_EQ(parse_publish_body("{\"topic\": \"\xff\"}", {}).error->kind,
+            BodyErrorKind::kMalformedJson);
+  ValidationLimits limits;
+  limits.max_events_per_request = 2;
+  const json three = json::array({valid_event(), valid_event(), valid_event()});
+  const auto too_many = parse_publish_body(three.dump(), limits).error;
+  ASSERT_TRUE(too_many);
+  EXPECT_EQ(too_many->kind, BodyErrorKind::kTooManyEvents);
+  EXPECT_NE(too_many->message.find("max_events_per_request"), std::string::npos);
+}
+
+TEST(PublishBody, HostileNestingIsRefusedBeforeParsing) {
+  const std::string deep = std::string(100000, '[') + std::string(100000, ']');
+  const auto error = parse_publish_body(deep, {}).error;
+  ASSERT_TRUE(error);
+  EXPECT_EQ(error->kind, BodyErrorKind::kTooDeep);
+  EXPECT_NE(error->message.find("max_json_depth"), std::string::npos);
+}
+
+TEST(PublishBody, OneBadEventDoesNotHideItsNeighbours) {
+  json bad = valid_event();
+  bad["topic"] = "bad topic";
+  const auto body = parse_publish_body(json::array({valid_event(), bad, valid_event()}).dump(), {});
+  ASSERT_EQ(body.verdicts.size(), 3u);
+  EXPECT_TRUE(body.verdicts[0].event);
+  EXPECT_FALSE(body.verdicts[1].event);
+  EXPECT_EQ(body.verdicts[1].topic, "bad topic");
+  EXPECT_EQ(body.verdicts[1].index, 1u);
+  EXPECT_TRUE(body.verdicts[2].event);
+}
+
+TEST(TopicRule, CharactersAndDotTokens) {
+  for (const char* ok : {"a", "orders", "orders.created", "A-b_c.9", "x.y.z"}) {
+    EXPECT_TRUE(is_valid_topic(ok)) << ok;
+  }
+  for (const char* bad : {"", ".a", "a.", "a..b", "a b", "a:b", "a*", "a>", "a/b", "é"}) {
+    EXPECT_FALSE(is_valid_topic(bad)) << bad;
+  }
+  EXPECT_TRUE(is_valid_topic(std::string(255, 'a')));
+  EXPECT_FALSE(is_valid_topic(std::string(256, 'a')));
+}
+
+TEST(EventRules, TopicIsRequiredAndChecked) {
+  json e = valid_event();
+  e.erase("topic");
+  EXPECT_EQ(error_for(e), "topic: is required");
+  e["topic"] = 5;
+  EXPECT_EQ(error_for(e), "topic: must be a string");
+  e["topic"] = "";
+  EXPECT_EQ(error_for(e), "topic: must not be empty");
+  e["topic"] = "orders:created";
+  EXPECT_NE(error_for(e).find("[A-Za-z0-9._-]"), std::string::npos);
+  e["topic"] = std::string(256, 'a');
+  EXPECT_NE(error_for(e).find("max_field_length"), std::string::npos);
+}
+
+TEST(EventRules, EventIdIsPrintableUtf8UpToTheLimit) {
+  json e = valid_event();
+  e["event_id"] = "ünïcødé-✓";
+  EXPECT_TRUE(verdict_for(e).event);
+  e["event_id"] = std::string(255, 'x');
+  EXPECT_TRUE(verdict_for(e).event);
+  e["event_id"] = std::string(256, 'x');
+  EXPECT_NE(error_for(e).find("event_id: longer than max_field_length"), std::string::npos);
+  // 255 two-byte characters are 255 characters, not 510.
+  std::string wide;
+  for (int i = 0; i < 255; ++i) wide += "é";
+  e["event_id"] = wide;
+  EXPECT_TRUE(verdict_for(e).event);
+  e["event_id"] = "tab\there";
+  EXPECT_EQ(error_for(e), "event_id: must not contain control characters");
+  e["event_id"] = std::string("nul\0x", 5);
+  EXPECT_EQ(error_for(e), "event_id: must not contain control characters");
+  e["event_id"] = "\xc2\x85";  // U+0085, a C1 control
+  EXPECT_EQ(error_for(e), "event_id: must not contain control characters");
+  e["event_id"] = 17;
+  EXPECT_EQ(error_for(e), "event_id: must be a string");
+}
+
+TEST(EventRules, TimestampMustBeRfc3339WithZone) {
+  json e = valid_event();
+  e["timestamp"] = "2026-11-24T10:00:00";
+  EXPECT_NE(error_for(e).find("timestamp: a time zone is required"), std::string::npos);
+  e["timestamp"] = "2026-02-30T10:00:00Z";
+  EXPECT_NE(error_for(e).find("timestamp: day does not exist"), std::string::npos);
+  e.erase("timestamp");
+  EXPECT_EQ(error_for(e), "timestamp: is required");
+}
+
+TEST(EventRules, SourceIsRequired) {
+  json e = valid_event();
+  e["source"] = "";
+  EXPECT_EQ(error_for(e), "source: must not be empty");
+  e.erase("source");
+  EXPECT_EQ(error_for(e), "source: is required");
+}
+
+TEST(EventRules, PayloadMustBeAnObjectWithinLimits) {
+  json e = valid_event();
+  e["payload"] = json::array({1, 2});
+  EXPECT_EQ(error_for(e), "payload: must be a JSON object");
+  e["payload"] = nullptr;
+  EXPECT_EQ(error_for(e), "payload: must be a JSON object");
+
+  ValidationLimits limits;
+  limits.max_payload_bytes = 32;
+  e["payload"] = {{"text", std::string(40, 'x')}};
+  EXPECT_NE(error_for(e, limits).find("max_payload_bytes (32 bytes)"), std::string::npos);
+
+  limits = {};
+  limits.max_json_depth = 3;
+  e["payload"] = {{"a", {{"b", {{"c", 1}}}}}};  // depth 3
+  EXPECT_TRUE(verdict_for(e, limits).event);
+  e["payload"] = {{"a", {{"b", {{"c", {{"d", 1}}}}}}}};  // depth 4
+  EXPECT_NE(error_for(e, limits).find("max_json_depth (3)"), std::string::npos);
+
+  e["payload"] = {{"text", std::string("a\0b", 3)}};
+  EXPECT_EQ(error_for(e), "payload: strings must not contain U+0000");
+}
+
+TEST(WireFormat, EncodeDecodeRoundTrip) {
+  json e = valid_event();
+  e["event_id"] = "quote\"back\\slash ✓";
+  e["payload"] = {{"nested", {{"list", {1, "two", nullptr}}}}};
+  const EventVerdict v = verdict_for(e);
+  ASSERT_TRUE(v.event);
+  std::string why;
+  const auto decoded = decode_event(encode_event(*v.event), &why);
+  ASSERT_TRUE(decoded) << why;
+  EXPECT_EQ(decoded->topic, v.event->topic);
+  EXPECT_EQ(decoded->event_id, v.event->event_id);
+  EXPECT_EQ(decoded->timestamp, v.event->timestamp);
+  EXPECT_EQ(decoded->source, v.event->source);
+  EXPECT_EQ(decoded->payload_json, v.event->payload_json);
+}
+
+TEST(WireFormat, DecodeRejectsGarbage) {
+  std::string why;
+  EXPECT_FALSE(decode_event("\x01\x02 not json", &why));
+  EXPECT_FALSE(why.empty());
+  EXPECT_FALSE(decode_event(R"([{"topic":"a"},{"topic":"b"}])", &why));
+  EXPECT_FALSE(decode_event(R"({"topic":"a"})", &why));
+}
+
+}  // namespace
+}  // namespace pipeline
