@@ -229,6 +229,51 @@ TEST_F(Pipeline, InvalidEventsAreReportedAndValidNeighboursKept) {
   EXPECT_TRUE(json::parse(malformed.body).contains("error"));
 }
 
+TEST_F(Pipeline, LimitsAndContentTypeAnswerWithJsonErrors) {
+  const HttpResponse xml = http().request("POST", "/publish", event("t", "1").dump(), "application/xml");
+  EXPECT_EQ(xml.status, 415);
+  EXPECT_TRUE(json::parse(xml.body).contains("error"));
+  // curl -d sends this content type; the body is still read as JSON.
+  const HttpResponse form = http().request("POST", "/publish", event("t", "1").dump(),
+                                           "application/x-www-form-urlencoded");
+  EXPECT_EQ(form.status, 200) << form.body;
+
+  json many = json::array();
+  for (int i = 0; i < 1001; ++i) many.push_back(event("t", std::to_string(i)));
+  const HttpResponse too_many = publish(many);
+  EXPECT_EQ(too_many.status, 413);
+  EXPECT_NE(json::parse(too_many.body)["error"].get<std::string>().find("max_events_per_request"),
+            std::string::npos);
+
+  const HttpResponse too_big = publish(event("t", "big", {{"blob", std::string(1100000, 'x')}}));
+  EXPECT_EQ(too_big.status, 413);
+  EXPECT_NE(json::parse(too_big.body)["error"].get<std::string>().find("INGEST_MAX_BODY_BYTES"),
+            std::string::npos);
+  wait_for_idle(1);
+}
+
+TEST_F(Pipeline, BrokerRemembersIdsAcrossANatsRestart) {
+  ASSERT_EQ(publish(event("n", "1")).status, 200);
+  wait_for_idle(1);
+  nats_->kill9();
+  nats_->start();
+  // The publisher's connection reconnects by itself; poll until it does.
+  HttpResponse again;
+  ASSERT_TRUE(wait_until(
+      [&] {
+        again = publish(event("n", "1"));
+        return again.status == 200;
+      },
+      std::chrono::seconds(30)))
+      << again.body;
+  EXPECT_EQ(json::parse(again.body)["results"][0]["status"], "duplicate");
+  // The broker may lose the consumer's last ack with the kill and redeliver
+  // after CONSUMER_ACK_WAIT: that redelivery must not count as a duplicate.
+  const json s = wait_for_idle(1);
+  EXPECT_EQ(s["duplicate_dropped"], 1);
+  EXPECT_EQ(count_rows(), 1);
+}
+
 TEST_F(Pipeline, UnknownRouteAnswersJson404) {
   const HttpResponse response = http().get("/nope");
   EXPECT_EQ(response.status, 404);

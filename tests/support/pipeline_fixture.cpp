@@ -11,6 +11,11 @@ PostgresCluster& shared_postgres() {
   return cluster;
 }
 
+PipelineTest::PipelineTest() {
+  // Short enough that a redelivery after a broker crash comes within a test.
+  consumer_.ack_wait = std::chrono::seconds(3);
+}
+
 void PipelineTest::SetUp() {
   static const bool logging = [] {
     pipeline::init_logging("test", "warn");
@@ -33,6 +38,7 @@ ingest::IngestConfig PipelineTest::ingest_config() {
   config.common.nats_url = nats_->url();
   config.common.database_url = shared_postgres().url(database_);
   config.common.stream = stream_;
+  config.common.consumer = consumer_;
   config.common.connect_timeout = std::chrono::seconds(20);
   config.http_address = "127.0.0.1";
   config.http_port = 0;
@@ -45,6 +51,7 @@ processor::ProcessorConfig PipelineTest::processor_config() {
   config.common.nats_url = nats_->url();
   config.common.database_url = shared_postgres().url(database_);
   config.common.stream = stream_;
+  config.common.consumer = consumer_;
   config.common.connect_timeout = std::chrono::seconds(20);
   config.workers = 2;
   config.batch_size = 200;

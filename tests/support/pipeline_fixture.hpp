@@ -24,6 +24,7 @@ PostgresCluster& shared_postgres();
 /// real ingest and processor code running in this process.
 class PipelineTest : public ::testing::Test {
  protected:
+  PipelineTest();
   void SetUp() override;
   void TearDown() override;
 
@@ -53,6 +54,7 @@ class PipelineTest : public ::testing::Test {
   std::unique_ptr<NatsServer> nats_;
   std::string database_;
   pipeline::nats::StreamSettings stream_;
+  pipeline::nats::ConsumerSettings consumer_;
   std::unique_ptr<ingest::IngestServer> ingest_;
   std::unique_ptr<processor::Processor> processor_;
   std::unique_ptr<HttpClient> http_;
