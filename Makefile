@@ -1,21 +1,30 @@
 # Thin porcelain over scripts/ and CMake. `make help` lists the targets.
 BUILD_DIR ?= build
 BUILD_TYPE ?= RelWithDebInfo
-CMAKE_FLAGS ?=
+# CI builds with warnings as errors.
+CMAKE_FLAGS ?= $(if $(CI),-DPIPELINE_WARNINGS_AS_ERRORS=ON,)
 CTEST_FLAGS ?=
+SOURCES = $(shell git ls-files '*.cpp' '*.hpp')
+CHECK_CMAKE = cmake -S . -G Ninja -DPIPELINE_WARNINGS_AS_ERRORS=ON
 
-.PHONY: help deps configure build test test-unit test-integration run stop status clean
+.PHONY: help deps dev-deps configure build test test-unit test-integration run stop status \
+        format check-format lint test-asan test-tsan coverage check clean
 
 help:
-	@echo "make deps     install the Debian packages the project needs (idempotent)"
-	@echo "make build    configure (Ninja, ccache) and build everything"
-	@echo "make test     build, then run every test with CTest"
-	@echo "make run      build and start the local stack (nats, postgres, processor, ingest)"
-	@echo "make stop     stop the local stack (data in .data/ is kept)"
-	@echo "make status   show what the local stack runs"
+	@echo "make deps          install the Debian packages the project needs (idempotent)"
+	@echo "make build         configure (Ninja, ccache) and build everything"
+	@echo "make test          build, then run every test with CTest"
+	@echo "make run           build and start the local stack (nats, postgres, processor, ingest)"
+	@echo "make stop          stop the local stack (data in .data/ is kept)"
+	@echo "make status        show what the local stack runs"
+	@echo "make check         format check, clang-tidy, ASan+UBSan and TSan tests, coverage"
+	@echo "make format        format every C++ file with clang-format"
 
 deps:
 	@scripts/deps.sh
+
+dev-deps:
+	@scripts/deps.sh scripts/packages.txt scripts/packages-dev.txt
 
 $(BUILD_DIR)/build.ninja:
 	cmake -S . -B $(BUILD_DIR) -G Ninja -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) $(CMAKE_FLAGS)
@@ -43,5 +52,44 @@ stop:
 status:
 	@scripts/stack.sh status
 
+format: dev-deps
+	clang-format -i $(SOURCES)
+
+check-format: dev-deps
+	clang-format --dry-run --Werror $(SOURCES)
+	@echo "format: clean"
+
+lint: dev-deps build
+	scripts/lint.sh $(BUILD_DIR)
+
+# Unit and integration tests under AddressSanitizer + UndefinedBehaviorSanitizer.
+test-asan: dev-deps
+	$(CHECK_CMAKE) -B build-asan -DCMAKE_BUILD_TYPE=Debug -DSANITIZE=address,undefined
+	cmake --build build-asan --target unit_tests integration_tests
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	LSAN_OPTIONS=suppressions=$(CURDIR)/tests/sanitizers/lsan.supp:print_suppressions=0 \
+	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	ctest --test-dir build-asan --output-on-failure -L 'unit|integration'
+
+# The concurrency tests (several workers and processors, concurrent
+# publishes: the integration suite) under ThreadSanitizer.
+test-tsan: dev-deps
+	$(CHECK_CMAKE) -B build-tsan -DCMAKE_BUILD_TYPE=Debug -DSANITIZE=thread
+	cmake --build build-tsan --target integration_tests
+	TSAN_OPTIONS=suppressions=$(CURDIR)/tests/sanitizers/tsan.supp:halt_on_error=1:second_deadlock_stack=1 \
+	ctest --test-dir build-tsan --output-on-failure -L integration
+
+coverage: dev-deps
+	$(CHECK_CMAKE) -B build-coverage -DCMAKE_BUILD_TYPE=Debug -DPIPELINE_COVERAGE=ON
+	cmake --build build-coverage
+	find build-coverage -name '*.gcda' -delete
+	ctest --test-dir build-coverage --output-on-failure -L 'unit|integration'
+	gcovr --root . --filter 'common/' --filter 'ingest/' --filter 'processor/' \
+	      --object-directory build-coverage --print-summary --txt build-coverage/coverage.txt \
+	      build-coverage | tail -n 3
+	@echo "coverage: per-file table in build-coverage/coverage.txt"
+
+check: check-format lint test-asan test-tsan coverage
+
 clean:
-	rm -rf $(BUILD_DIR)
+	rm -rf $(BUILD_DIR) build-asan build-tsan build-coverage

@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# Installs every Debian package in scripts/packages.txt that is missing.
-# Idempotent, and silent when everything is already there.
+# Installs every Debian package of the given lists (default:
+# scripts/packages.txt) that is missing. Idempotent, and silent when
+# everything is already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-mapfile -t packages < <(grep -v '^\s*#' scripts/packages.txt | grep -v '^\s*$')
+lists=("$@")
+[[ ${#lists[@]} -gt 0 ]] || lists=(scripts/packages.txt)
+mapfile -t packages < <(cat "${lists[@]}" | grep -v '^\s*#' | grep -v '^\s*$')
 missing=()
 for package in "${packages[@]}"; do
   status=$(dpkg-query -W -f='${Status}' "$package" 2>/dev/null || true)

@@ -15,7 +15,8 @@ constexpr std::int64_t kMigrationLockKey = 0x6576656e7473;  // "events"
 
 }  // namespace
 
-std::unique_ptr<pqxx::connection> connect(const std::string& url, std::chrono::milliseconds timeout) {
+std::unique_ptr<pqxx::connection> connect(const std::string& url,
+                                          std::chrono::milliseconds timeout) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   for (int attempt = 1;; ++attempt) {
     try {
@@ -49,8 +50,8 @@ int apply_migrations(pqxx::connection& conn) {
     }
     for (const Migration& migration : embedded_migrations()) {
       pqxx::work tx(conn);
-      const pqxx::result done = tx.exec_params(
-          "SELECT 1 FROM schema_migrations WHERE version = $1", migration.version);
+      const pqxx::result done =
+          tx.exec_params("SELECT 1 FROM schema_migrations WHERE version = $1", migration.version);
       if (!done.empty()) continue;
       tx.exec(migration.sql);
       tx.exec_params("INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",

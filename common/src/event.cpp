@@ -91,7 +91,8 @@ std::string read_text_field(const json& event, const char* name, std::size_t max
   return {};
 }
 
-EventVerdict validate_event(std::size_t index, const json& element, const ValidationLimits& limits) {
+EventVerdict validate_event(std::size_t index, const json& element,
+                            const ValidationLimits& limits) {
   EventVerdict verdict;
   verdict.index = index;
   if (!element.is_object()) {
@@ -112,8 +113,7 @@ EventVerdict validate_event(std::size_t index, const json& element, const Valida
     return verdict;
   }
   if (!is_valid_topic(event.topic, limits.max_field_length)) {
-    verdict.error =
-        "topic: must be characters of [A-Za-z0-9._-] with no empty dot-separated part";
+    verdict.error = "topic: must be characters of [A-Za-z0-9._-] with no empty dot-separated part";
     return verdict;
   }
   if (auto error = read_text_field(element, "event_id", limits.max_field_length, &event.event_id);
@@ -211,16 +211,17 @@ PublishBody parse_publish_body(std::string_view body, const ValidationLimits& li
   // The envelope adds two levels (array or {"events": [...]}, then the event).
   const std::size_t depth_limit = limits.max_json_depth + 3;
   if (text_depth(body, depth_limit) > depth_limit) {
-    result.error = BodyError{BodyErrorKind::kTooDeep,
-                             "JSON nesting deeper than max_json_depth (" +
-                                 std::to_string(limits.max_json_depth) + ") allows"};
+    result.error =
+        BodyError{BodyErrorKind::kTooDeep, "JSON nesting deeper than max_json_depth (" +
+                                               std::to_string(limits.max_json_depth) + ") allows"};
     return result;
   }
   json document;
   try {
     document = json::parse(body);
   } catch (const json::exception& e) {
-    result.error = BodyError{BodyErrorKind::kMalformedJson, std::string("malformed JSON: ") + e.what()};
+    result.error =
+        BodyError{BodyErrorKind::kMalformedJson, std::string("malformed JSON: ") + e.what()};
     return result;
   }
 
@@ -282,7 +283,7 @@ std::string encode_event(const Event& event) {
 std::optional<Event> decode_event(std::string_view data, std::string* why) {
   // Generous limits: whatever ingest accepted under its own settings must pass.
   ValidationLimits limits;
-  limits.max_field_length = 64 * 1024;
+  limits.max_field_length = std::size_t{64} * 1024;
   limits.max_payload_bytes = std::size_t{1} << 30;
   limits.max_json_depth = 1024;
   const PublishBody body = parse_publish_body(data, limits);

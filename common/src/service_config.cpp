@@ -7,7 +7,8 @@ namespace pipeline {
 void bind_common_settings(SettingsReader& reader, CommonSettings& s) {
   using std::chrono::milliseconds;
   reader.text("NATS_URL", &s.nats_url, "NATS server URL(s), comma-separated");
-  reader.text("DATABASE_URL", &s.database_url, "PostgreSQL connection string (libpq URI or key=value)");
+  reader.text("DATABASE_URL", &s.database_url,
+              "PostgreSQL connection string (libpq URI or key=value)");
   reader.text("STREAM_NAME", &s.stream.name, "JetStream stream that holds the events");
   reader.text("STREAM_SUBJECT_PREFIX", &s.stream.subject_prefix,
               "events are published on <prefix>.<topic>");
@@ -17,8 +18,10 @@ void bind_common_settings(SettingsReader& reader, CommonSettings& s) {
                   "how long the stream keeps events for replay (0 = forever)");
   reader.integer("STREAM_MAX_BYTES", &s.stream.max_bytes, -1, INT64_MAX,
                  "stream size limit in bytes; when full, publishes fail with 503 (-1 = none)");
-  reader.integer("STREAM_REPLICAS", &s.stream.replicas, 1, 5, "stream replicas (1 without a cluster)");
-  reader.text("CONSUMER_NAME", &s.consumer.durable, "durable pull consumer shared by the processors");
+  reader.integer("STREAM_REPLICAS", &s.stream.replicas, 1, 5,
+                 "stream replicas (1 without a cluster)");
+  reader.text("CONSUMER_NAME", &s.consumer.durable,
+              "durable pull consumer shared by the processors");
   reader.duration("CONSUMER_ACK_WAIT", &s.consumer.ack_wait, milliseconds(1000),
                   "redeliver a message not acked within this time");
   reader.integer("CONSUMER_MAX_ACK_PENDING", &s.consumer.max_ack_pending, 1, 10'000'000,

@@ -72,7 +72,8 @@ SettingsReader::SettingsReader(std::string program, std::string summary, Lookup 
     : program_(std::move(program)), summary_(std::move(summary)), lookup_(std::move(lookup)) {
   if (!lookup_) {
     lookup_ = [](const std::string& name) -> std::optional<std::string> {
-      const char* value = std::getenv(name.c_str());
+      // Read once at start-up, before any thread exists.
+      const char* value = std::getenv(name.c_str());  // NOLINT(concurrency-mt-unsafe)
       if (value == nullptr) return std::nullopt;
       return std::string(value);
     };
@@ -160,10 +161,11 @@ bool SettingsReader::read(int argc, const char* const* argv) {
     }
     flags.emplace_back(arg.substr(0, eq), arg.substr(eq + 1));
   }
-  for (const auto& [flag, value] : flags) {
-    const bool known = std::any_of(settings_.begin(), settings_.end(),
-                                   [&](const Setting& s) { return flag_name(s.name) == flag; });
-    if (!known) errors.push_back("unknown flag " + flag + " (see --help)");
+  for (const auto& given : flags) {
+    const bool known = std::any_of(settings_.begin(), settings_.end(), [&](const Setting& s) {
+      return flag_name(s.name) == given.first;
+    });
+    if (!known) errors.push_back("unknown flag " + given.first + " (see --help)");
   }
   for (const auto& setting : settings_) {
     std::optional<std::string> value = lookup_(setting.name);
@@ -190,8 +192,8 @@ std::string SettingsReader::help() const {
   out << program_ << ": " << summary_ << "\n\n"
       << "Settings (environment variable, or --flag=value; default in brackets):\n";
   for (const auto& setting : settings_) {
-    out << "  " << setting.name << " / " << flag_name(setting.name) << "  [" << setting.default_value
-        << "]\n      " << setting.help << "\n";
+    out << "  " << setting.name << " / " << flag_name(setting.name) << "  ["
+        << setting.default_value << "]\n      " << setting.help << "\n";
   }
   return out.str();
 }

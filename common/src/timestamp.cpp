@@ -133,11 +133,13 @@ std::optional<UtcTimestamp> parse_rfc3339(std::string_view text, std::string* wh
   if (!in.at_end()) return fail(why, "unexpected characters after the date-time");
   if (year < 1) return fail(why, "year must be between 0001 and 9999");
   if (month < 1 || month > 12) return fail(why, "month must be 01..12");
-  if (day < 1 || day > days_in_month(year, month)) return fail(why, "day does not exist in that month");
+  if (day < 1 || day > days_in_month(year, month))
+    return fail(why, "day does not exist in that month");
   if (hour > 23 || minute > 59 || second > 59) return fail(why, "time of day out of range");
 
   const std::int64_t days = days_from_civil(year, month, day);
-  const std::int64_t seconds = days * 86400 + hour * 3600 + minute * 60 + second - offset_seconds;
+  const std::int64_t seconds = days * 86400 + std::int64_t{hour} * 3600 +
+                               std::int64_t{minute} * 60 + second - offset_seconds;
   return UtcTimestamp{seconds * kMicrosPerSecond + micros};
 }
 

@@ -105,8 +105,8 @@ PipelineCounters EventStore::counters() {
       if (name == "duplicate_database") counters.duplicate_database = value;
       if (name == "dead_lettered") counters.dead_lettered = value;
     }
-    for (const auto& row : tx.exec(
-             "SELECT topic, SUM(value)::bigint FROM topic_counters GROUP BY topic ORDER BY topic")) {
+    for (const auto& row : tx.exec("SELECT topic, SUM(value)::bigint FROM topic_counters GROUP BY "
+                                   "topic ORDER BY topic")) {
       counters.topics.emplace_back(row[0].as<std::string>(), row[1].as<std::int64_t>());
     }
     return counters;

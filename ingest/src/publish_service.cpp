@@ -22,8 +22,8 @@ std::string PublishReport::to_json() const {
   out["failed"] = failed;
   auto& list = out["results"] = nlohmann::json::array();
   for (const auto& r : results) {
-    nlohmann::json item{{"index", r.index}, {"topic", r.topic}, {"event_id", r.event_id},
-                        {"status", r.status}};
+    nlohmann::json item{
+        {"index", r.index}, {"topic", r.topic}, {"event_id", r.event_id}, {"status", r.status}};
     if (!r.error.empty()) item["error"] = r.error;
     list.push_back(std::move(item));
   }

@@ -54,7 +54,7 @@ JetStreamPublisher::JetStreamPublisher(natsConnection* conn, pipeline::nats::Str
   opts.Wait = publish_timeout_.count();
   opts.PublishAsync.AckHandler = &JetStreamPublisher::on_ack;
   opts.PublishAsync.AckHandlerClosure = this;
-  opts.PublishAsync.MaxPending = 256 * 1024;
+  opts.PublishAsync.MaxPending = std::int64_t{256} * 1024;
   opts.PublishAsync.StallWait = publish_timeout_.count();
   js_ = pipeline::nats::jetstream(conn, &opts);
 }
@@ -108,8 +108,8 @@ std::vector<PublishOutcome> JetStreamPublisher::publish(
     const std::string subject = stream_.subject_for(event.topic);
     const std::string data = pipeline::encode_event(event);
     natsMsg* msg = nullptr;
-    natsStatus status = natsMsg_Create(&msg, subject.c_str(), nullptr, data.data(),
-                                       static_cast<int>(data.size()));
+    natsStatus status =
+        natsMsg_Create(&msg, subject.c_str(), nullptr, data.data(), static_cast<int>(data.size()));
     if (status == NATS_OK) {
       status = natsMsgHeader_Set(msg, "Nats-Msg-Id", event.message_id().c_str());
     }
@@ -125,8 +125,8 @@ std::vector<PublishOutcome> JetStreamPublisher::publish(
       }
     }
     if (status != NATS_OK) {
-      waiter->settle(i, outcome_from_error(status, static_cast<jsErrCode>(0),
-                                           nats_GetLastError(nullptr)));
+      waiter->settle(
+          i, outcome_from_error(status, static_cast<jsErrCode>(0), nats_GetLastError(nullptr)));
       natsMsg_Destroy(msg);  // no-op when the library took it
     }
   }

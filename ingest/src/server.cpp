@@ -17,15 +17,15 @@
 namespace ingest {
 namespace {
 
+using nlohmann::json;
 using Pistache::Http::Code;
 using Pistache::Http::ResponseWriter;
 using Pistache::Rest::Request;
-using nlohmann::json;
 
 constexpr std::size_t kMaxEventsLimit = 1000;
 // Headers fit in this on top of the body limit; a body over the limit but
 // within it gets our JSON 413 rather than Pistache's plain one.
-constexpr std::size_t kRequestOverhead = 64 * 1024;
+constexpr std::size_t kRequestOverhead = std::size_t{64} * 1024;
 
 void send_json(ResponseWriter& response, Code code, const std::string& body) {
   response.headers().add<Pistache::Http::Header::ContentType>(MIME(Application, Json));
@@ -44,7 +44,8 @@ bool acceptable_content_type(const Request& request) {
   const std::string mime = header->mime().toString();
   const std::string base = mime.substr(0, mime.find(';'));
   return base == "application/json" || base == "application/x-www-form-urlencoded" ||
-         base == "text/plain" || (base.size() > 5 && base.compare(base.size() - 5, 5, "+json") == 0);
+         base == "text/plain" ||
+         (base.size() > 5 && base.compare(base.size() - 5, 5, "+json") == 0);
 }
 
 }  // namespace
@@ -54,7 +55,8 @@ struct IngestServer::Impl {
       : config(std::move(cfg)),
         started_at(pipeline::now_utc()),
         started_clock(std::chrono::steady_clock::now()) {
-    nats_conn = pipeline::nats::connect(config.common.nats_url, "ingest", config.common.connect_timeout);
+    nats_conn =
+        pipeline::nats::connect(config.common.nats_url, "ingest", config.common.connect_timeout);
     admin_js = pipeline::nats::jetstream(nats_conn.get());
     pipeline::nats::ensure_stream(admin_js.get(), config.common.stream);
     publisher = std::make_unique<JetStreamPublisher>(nats_conn.get(), config.common.stream,
@@ -67,10 +69,9 @@ struct IngestServer::Impl {
     service = std::make_unique<PublishService>(*publisher, *store, config.limits);
   }
 
-  void publish(const Request& request, ResponseWriter response) {
+  void publish(const Request& request, ResponseWriter response) const {
     if (!acceptable_content_type(request)) {
-      send_error(response, Code::Unsupported_Media_Type,
-                 "Content-Type must be application/json");
+      send_error(response, Code::Unsupported_Media_Type, "Content-Type must be application/json");
       return;
     }
     const std::string& body = request.body();
@@ -101,7 +102,7 @@ struct IngestServer::Impl {
     send_json(response, code, report.to_json());
   }
 
-  void events(const Request& request, ResponseWriter response) {
+  void events(const Request& request, ResponseWriter response) const {
     EventQuery query;
     if (auto topic = request.query().get("topic")) query.topic = *topic;
     if (auto limit = request.query().get("limit")) {
@@ -131,7 +132,7 @@ struct IngestServer::Impl {
     }
   }
 
-  void stats(const Request& /*request*/, ResponseWriter response) {
+  void stats(const Request& /*request*/, ResponseWriter response) const {
     PipelineCounters counters;
     try {
       counters = store->counters();
@@ -176,7 +177,7 @@ struct IngestServer::Impl {
   std::chrono::steady_clock::time_point started_clock;
   pipeline::nats::ConnectionPtr nats_conn;
   pipeline::nats::JetStreamPtr admin_js;
-  std::mutex admin_mutex;
+  mutable std::mutex admin_mutex;  // guards admin_js, used by /stats
   std::unique_ptr<JetStreamPublisher> publisher;
   std::unique_ptr<EventStore> store;
   std::unique_ptr<PublishService> service;
@@ -185,11 +186,18 @@ struct IngestServer::Impl {
 };
 
 IngestServer::IngestServer(IngestConfig config) : impl_(std::make_unique<Impl>(std::move(config))) {
-  using Pistache::Rest::Routes::bind;
   auto& r = impl_->router;
-  Pistache::Rest::Routes::Post(r, "/publish", bind(&Impl::publish, impl_.get()));
-  Pistache::Rest::Routes::Get(r, "/events", bind(&Impl::events, impl_.get()));
-  Pistache::Rest::Routes::Get(r, "/stats", bind(&Impl::stats, impl_.get()));
+  Impl* impl = impl_.get();
+  // Each route calls one Impl member; the Impl outlives the endpoint.
+  const auto route = [impl](void (Impl::*handler)(const Request&, ResponseWriter) const) {
+    return [impl, handler](const Request& request, ResponseWriter response) {
+      (impl->*handler)(request, std::move(response));
+      return Pistache::Rest::Route::Result::Ok;
+    };
+  };
+  Pistache::Rest::Routes::Post(r, "/publish", route(&Impl::publish));
+  Pistache::Rest::Routes::Get(r, "/events", route(&Impl::events));
+  Pistache::Rest::Routes::Get(r, "/stats", route(&Impl::stats));
   Pistache::Rest::Routes::Get(r, "/health", [](const Request&, ResponseWriter response) {
     send_json(response, Code::Ok, R"({"status":"ok"})");
     return Pistache::Rest::Route::Result::Ok;

@@ -38,8 +38,8 @@ class FetchedBatch {
 void sleep_unless_stopping(const std::atomic<bool>& stopping, std::chrono::milliseconds total) {
   const auto until = Clock::now() + total;
   while (!stopping.load() && Clock::now() < until) {
-    std::this_thread::sleep_for(std::min<Clock::duration>(std::chrono::milliseconds(50),
-                                                          until - Clock::now()));
+    std::this_thread::sleep_for(
+        std::min<Clock::duration>(std::chrono::milliseconds(50), until - Clock::now()));
   }
 }
 
@@ -50,8 +50,8 @@ std::chrono::milliseconds next_backoff(std::chrono::milliseconds current) {
 }  // namespace
 
 Processor::Processor(ProcessorConfig config) : config_(std::move(config)) {
-  conn_ = pipeline::nats::connect(config_.common.nats_url, "processor",
-                                  config_.common.connect_timeout);
+  conn_ =
+      pipeline::nats::connect(config_.common.nats_url, "processor", config_.common.connect_timeout);
   js_ = pipeline::nats::jetstream(conn_.get());
   pipeline::nats::ensure_stream(js_.get(), config_.common.stream);
   pipeline::nats::ensure_consumer(js_.get(), config_.common.stream, config_.common.consumer);
@@ -163,11 +163,13 @@ void Processor::run_worker(std::size_t index) {
         // Not committed (or not known to be): redeliver later. A retry is
         // safe, stored rows are recognised by their stream sequence.
         ++totals_.transient_errors;
-        for (int i = 0; i < batch.size(); ++i) natsMsg_NakWithDelay(batch[i], nak_delay_ns, nullptr);
+        for (int i = 0; i < batch.size(); ++i)
+          natsMsg_NakWithDelay(batch[i], nak_delay_ns, nullptr);
         writer.reset();
         backoff = next_backoff(backoff);
-        spdlog::warn("event=batch_failed_transient worker={} messages={} retry_in_ms={} error=\"{}\"",
-                     index, batch.size(), backoff.count(), std::string(e.what()).substr(0, 200));
+        spdlog::warn(
+            "event=batch_failed_transient worker={} messages={} retry_in_ms={} error=\"{}\"", index,
+            batch.size(), backoff.count(), std::string(e.what()).substr(0, 200));
         sleep_unless_stopping(stopping_, backoff);
         continue;
       }
@@ -197,7 +199,8 @@ void Processor::run_worker(std::size_t index) {
         }
       }
       if (gave_up) {
-        for (int i = 0; i < batch.size(); ++i) natsMsg_NakWithDelay(batch[i], nak_delay_ns, nullptr);
+        for (int i = 0; i < batch.size(); ++i)
+          natsMsg_NakWithDelay(batch[i], nak_delay_ns, nullptr);
         writer.reset();
         continue;
       }
@@ -208,8 +211,8 @@ void Processor::run_worker(std::size_t index) {
     if (index == 0 && Clock::now() >= next_prune) {
       next_prune = Clock::now() + kPruneInterval;
       jsConsumerInfo* ci = nullptr;
-      if (js_GetConsumerInfo(&ci, js_.get(), stream.name.c_str(), consumer.durable.c_str(),
-                             nullptr, nullptr) == NATS_OK) {
+      if (js_GetConsumerInfo(&ci, js_.get(), stream.name.c_str(), consumer.durable.c_str(), nullptr,
+                             nullptr) == NATS_OK) {
         pipeline::nats::ConsumerInfoPtr info(ci);
         try {
           writer.prune_duplicate_deliveries(info->AckFloor.Stream);

@@ -28,8 +28,8 @@ TEST_F(Pipeline, HealthAnswers) {
 }
 
 TEST_F(Pipeline, PublishedEventAppearsInEvents) {
-  const HttpResponse response =
-      publish(event("orders", "o-1", {{"amount", 42}, {"note", "quote \" and \\ backslash {x,y}"}}));
+  const HttpResponse response = publish(
+      event("orders", "o-1", {{"amount", 42}, {"note", "quote \" and \\ backslash {x,y}"}}));
   ASSERT_EQ(response.status, 200) << response.body;
   const json body = json::parse(response.body);
   EXPECT_EQ(body["received"], 1);
@@ -82,6 +82,7 @@ TEST_F(Pipeline, SameEventIdInTwoTopicsIsTwoEvents) {
 TEST_F(Pipeline, FiftyConcurrentPublishesOfOneEventStoreOneRow) {
   const std::string body = event("race", "only-one").dump();
   std::vector<std::thread> threads;
+  threads.reserve(50);
   std::vector<int> statuses(50);
   const std::uint16_t port = ingest_->port();
   for (int i = 0; i < 50; ++i) {
@@ -146,6 +147,7 @@ TEST_F(Pipeline, TwentyThousandEventsWithThirtyPercentDuplicates) {
   constexpr int kUnique = 14000;
   constexpr int kDuplicates = 6000;
   std::vector<json> events;
+  events.reserve(kUnique + kDuplicates);
   for (int i = 0; i < kUnique; ++i) {
     events.push_back(event("load." + std::to_string(i % 5), "e-" + std::to_string(i)));
   }
@@ -159,6 +161,7 @@ TEST_F(Pipeline, TwentyThousandEventsWithThirtyPercentDuplicates) {
   std::atomic<int> duplicates{0};
   std::atomic<int> failures{0};
   std::vector<std::thread> clients;
+  clients.reserve(8);
   const std::uint16_t port = ingest_->port();
   for (int c = 0; c < 8; ++c) {
     clients.emplace_back([&] {
@@ -230,7 +233,8 @@ TEST_F(Pipeline, InvalidEventsAreReportedAndValidNeighboursKept) {
 }
 
 TEST_F(Pipeline, LimitsAndContentTypeAnswerWithJsonErrors) {
-  const HttpResponse xml = http().request("POST", "/publish", event("t", "1").dump(), "application/xml");
+  const HttpResponse xml =
+      http().request("POST", "/publish", event("t", "1").dump(), "application/xml");
   EXPECT_EQ(xml.status, 415);
   EXPECT_TRUE(json::parse(xml.body).contains("error"));
   // curl -d sends this content type; the body is still read as JSON.
@@ -292,6 +296,7 @@ TEST(Migrations, ConcurrentStartsApplyEachMigrationOnce) {
   const std::string db = shared_postgres().create_database();
   std::atomic<int> applied{0};
   std::vector<std::thread> starters;
+  starters.reserve(4);
   for (int i = 0; i < 4; ++i) {
     starters.emplace_back([&] {
       auto conn = pipeline::db::connect(shared_postgres().url(db), std::chrono::seconds(10));

@@ -39,7 +39,7 @@ bool HttpClient::connect_socket() {
   return true;
 }
 
-bool HttpClient::send_all(const std::string& data) {
+bool HttpClient::send_all(const std::string& data) const {
   std::size_t sent = 0;
   while (sent < data.size()) {
     const ssize_t n = ::send(fd_, data.data() + sent, data.size() - sent, MSG_NOSIGNAL);
@@ -69,12 +69,12 @@ bool HttpClient::read_response(HttpResponse& response) {
   const std::string status_line = head.substr(0, line_end);
   const auto space = status_line.find(' ');
   if (space == std::string::npos) return false;
-  response.status = std::atoi(status_line.c_str() + space + 1);
+  response.status = static_cast<int>(std::strtol(status_line.c_str() + space + 1, nullptr, 10));
   while (line_end != std::string::npos) {
     const std::size_t start = line_end + 2;
     line_end = head.find("\r\n", start);
-    const std::string line = head.substr(start, line_end == std::string::npos ? std::string::npos
-                                                                              : line_end - start);
+    const std::string line =
+        head.substr(start, line_end == std::string::npos ? std::string::npos : line_end - start);
     const auto colon = line.find(':');
     if (colon == std::string::npos) continue;
     std::string name = line.substr(0, colon);
@@ -93,8 +93,8 @@ bool HttpClient::read_response(HttpResponse& response) {
   }
   response.body = buffer_.substr(0, length);
   buffer_.erase(0, length);
-  if (auto it = response.headers.find("connection"); it != response.headers.end() &&
-                                                     it->second == "close") {
+  if (auto it = response.headers.find("connection");
+      it != response.headers.end() && it->second == "close") {
     close_socket();
   }
   return true;
@@ -108,7 +108,9 @@ HttpResponse HttpClient::request(const std::string& method, const std::string& p
     if (!content_type.empty()) request += "Content-Type: " + content_type + "\r\n";
     request += "Content-Length: " + std::to_string(body.size()) + "\r\n";
   }
-  for (const auto& [name, value] : headers) request += name + ": " + value + "\r\n";
+  for (const auto& [name, value] : headers) {
+    request.append(name).append(": ").append(value).append("\r\n");
+  }
   request += "\r\n";
   request += body;
   for (int attempt = 0; attempt < 2; ++attempt) {

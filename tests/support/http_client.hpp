@@ -33,7 +33,7 @@ class HttpClient {
  private:
   bool connect_socket();
   void close_socket();
-  bool send_all(const std::string& data);
+  bool send_all(const std::string& data) const;
   bool read_response(HttpResponse& response);
 
   std::uint16_t port_;

@@ -21,7 +21,7 @@ namespace testsupport {
 namespace fs = std::filesystem;
 
 TempDir::TempDir(const std::string& prefix) {
-  const char* base = std::getenv("TMPDIR");
+  const char* base = std::getenv("TMPDIR");  // NOLINT(concurrency-mt-unsafe)
   std::string templ = std::string(base != nullptr ? base : "/tmp") + "/" + prefix + "-XXXXXX";
   if (::mkdtemp(templ.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
   path_ = templ;
@@ -38,7 +38,10 @@ std::uint16_t free_port() {
   addr.sin_family = AF_INET;
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   addr.sin_port = 0;
-  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    ::close(fd);
+    throw std::runtime_error("bind to a free port failed");
+  }
   socklen_t len = sizeof addr;
   ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
   ::close(fd);
@@ -70,12 +73,14 @@ Process::Process(const std::vector<std::string>& argv, const std::string& log_pa
   uid_t uid = 0;
   gid_t gid = 0;
   if (!run_as_user.empty()) {
+    // NOLINTNEXTLINE(concurrency-mt-unsafe): test set-up, before any thread
     const passwd* pw = ::getpwnam(run_as_user.c_str());
     if (pw == nullptr) throw std::runtime_error("no user " + run_as_user);
     uid = pw->pw_uid;
     gid = pw->pw_gid;
   }
   std::vector<char*> args;
+  args.reserve(argv.size() + 1);
   for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);
   pid_ = ::fork();
@@ -86,7 +91,8 @@ Process::Process(const std::vector<std::string>& argv, const std::string& log_pa
       ::dup2(log, 1);
       ::dup2(log, 2);
     }
-    for (const auto& e : extra_env) ::putenv(const_cast<char*>(e.c_str()));
+    // In the forked child, which has one thread.
+    for (const auto& e : extra_env) ::putenv(const_cast<char*>(e.c_str()));  // NOLINT
     if (!run_as_user.empty()) {
       if (::setgid(gid) != 0 || ::setuid(uid) != 0) ::_exit(126);
     }
@@ -154,12 +160,12 @@ void NatsServer::kill9() { process_.kill9(); }
 void NatsServer::stop() { process_.stop(SIGTERM); }
 
 std::string postgres_bindir() {
-  if (const char* dir = std::getenv("PG_BINDIR")) return dir;
+  if (const char* dir = std::getenv("PG_BINDIR")) return dir;  // NOLINT(concurrency-mt-unsafe)
   std::string best;
   int best_version = 0;
   std::error_code ec;
   for (const auto& entry : fs::directory_iterator("/usr/lib/postgresql", ec)) {
-    const int version = std::atoi(entry.path().filename().c_str());
+    const int version = static_cast<int>(std::strtol(entry.path().filename().c_str(), nullptr, 10));
     if (version > best_version && fs::exists(entry.path() / "bin" / "initdb")) {
       best_version = version;
       best = (entry.path() / "bin").string();
@@ -174,6 +180,7 @@ PostgresCluster::PostgresCluster() : dir_("pg-test"), port_(free_port()) {
   // initdb and postgres refuse to run as root: hand the directory to postgres.
   if (::geteuid() == 0) {
     user_ = "postgres";
+    // NOLINTNEXTLINE(concurrency-mt-unsafe): test set-up, before any thread
     const passwd* pw = ::getpwnam(user_.c_str());
     if (pw == nullptr) throw std::runtime_error("running as root but there is no postgres user");
     if (::chown(dir_.path().c_str(), pw->pw_uid, pw->pw_gid) != 0) {
@@ -193,11 +200,11 @@ PostgresCluster::PostgresCluster() : dir_("pg-test"), port_(free_port()) {
 PostgresCluster::~PostgresCluster() { stop(); }
 
 void PostgresCluster::start() {
-  process_ = Process({postgres_bindir() + "/postgres", "-D", data_dir_, "-p", std::to_string(port_),
-                      "-k", dir_.path(), "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off",
-                      "-c", "synchronous_commit=off", "-c", "full_page_writes=off", "-c",
-                      "max_connections=200"},
-                     dir_.path() + "/postgres.log", {}, user_);
+  process_ =
+      Process({postgres_bindir() + "/postgres", "-D", data_dir_, "-p", std::to_string(port_), "-k",
+               dir_.path(), "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c",
+               "synchronous_commit=off", "-c", "full_page_writes=off", "-c", "max_connections=200"},
+              dir_.path() + "/postgres.log", {}, user_);
   const bool up = wait_until(
       [&] {
         try {
@@ -221,7 +228,8 @@ std::string PostgresCluster::url(const std::string& database) const {
 }
 
 std::string PostgresCluster::create_database() {
-  const std::string name = "test_" + std::to_string(::getpid()) + "_" + std::to_string(++databases_);
+  std::string name =
+      "test_" + std::to_string(::getpid()) + "_" + std::to_string(++databases_);
   pqxx::connection conn(url());
   pqxx::nontransaction tx(conn);
   tx.exec("CREATE DATABASE " + name);

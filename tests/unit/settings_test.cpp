@@ -16,11 +16,12 @@ struct Fixture {
   bool verbose = false;
 
   SettingsReader reader() {
-    SettingsReader r("svc", "test service", [this](const std::string& key) -> std::optional<std::string> {
-      auto it = env.find(key);
-      if (it == env.end()) return std::nullopt;
-      return it->second;
-    });
+    SettingsReader r("svc", "test service",
+                     [this](const std::string& key) -> std::optional<std::string> {
+                       auto it = env.find(key);
+                       if (it == env.end()) return std::nullopt;
+                       return it->second;
+                     });
     r.text("SVC_NAME", &name, "a name");
     r.integer("SVC_PORT", &port, 0, 65535, "a port");
     r.size("SVC_BATCH", &batch, 1, 1000, "a batch");
@@ -42,7 +43,8 @@ TEST(Settings, DefaultsStandWithoutEnvironment) {
 
 TEST(Settings, EnvironmentThenFlagsApply) {
   Fixture f;
-  f.env = {{"SVC_NAME", "env"}, {"SVC_PORT", "9000"}, {"SVC_WINDOW", "250ms"}, {"SVC_VERBOSE", "yes"}};
+  f.env = {
+      {"SVC_NAME", "env"}, {"SVC_PORT", "9000"}, {"SVC_WINDOW", "250ms"}, {"SVC_VERBOSE", "yes"}};
   auto r = f.reader();
   const char* argv[] = {"svc", "--svc-port=9100", "--svc-batch=7"};
   EXPECT_TRUE(r.read(3, argv));
@@ -55,7 +57,10 @@ TEST(Settings, EnvironmentThenFlagsApply) {
 
 TEST(Settings, EveryBadValueIsReportedByName) {
   Fixture f;
-  f.env = {{"SVC_PORT", "80x"}, {"SVC_BATCH", "0"}, {"SVC_WINDOW", "5 parsecs"}, {"SVC_VERBOSE", "maybe"}};
+  f.env = {{"SVC_PORT", "80x"},
+           {"SVC_BATCH", "0"},
+           {"SVC_WINDOW", "5 parsecs"},
+           {"SVC_VERBOSE", "maybe"}};
   auto r = f.reader();
   const char* argv[] = {"svc", "--nope=1"};
   try {

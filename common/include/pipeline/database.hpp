@@ -10,7 +10,8 @@ namespace pipeline::db {
 
 /// Opens a connection, retrying (with a log line) until `timeout` passes.
 /// Throws pqxx::broken_connection when the server never answers.
-std::unique_ptr<pqxx::connection> connect(const std::string& url, std::chrono::milliseconds timeout);
+std::unique_ptr<pqxx::connection> connect(const std::string& url,
+                                          std::chrono::milliseconds timeout);
 
 /// Applies every embedded migration not yet in schema_migrations, each in its
 /// own transaction, under an advisory lock so that processes starting at once

@@ -25,8 +25,9 @@ struct Event {
 /// Input limits of POST /publish. Each is a named setting with a default; the
 /// error for a breach names the setting.
 struct ValidationLimits {
-  std::size_t max_field_length = 255;        ///< max_field_length: topic, event_id, source (characters)
-  std::size_t max_payload_bytes = 64 * 1024;  ///< max_payload_bytes: serialised payload
+  std::size_t max_field_length = 255;  ///< max_field_length: topic, event_id, source (characters)
+  std::size_t max_payload_bytes =
+      std::size_t{64} * 1024;                 ///< max_payload_bytes: serialised payload
   std::size_t max_json_depth = 32;            ///< max_json_depth: nesting inside a payload
   std::size_t max_events_per_request = 1000;  ///< max_events_per_request
 };

@@ -69,7 +69,7 @@ struct StreamSettings {
   std::string subject_prefix = "events";  ///< subjects are "<prefix>.<topic>"
   std::chrono::milliseconds duplicate_window{std::chrono::minutes(2)};
   std::chrono::milliseconds max_age{std::chrono::hours(24 * 7)};  ///< 0 = no age limit
-  std::int64_t max_bytes = -1;                                     ///< -1 = no size limit
+  std::int64_t max_bytes = -1;                                    ///< -1 = no size limit
   std::int64_t replicas = 1;
 
   std::string subject_for(const std::string& topic) const { return subject_prefix + "." + topic; }

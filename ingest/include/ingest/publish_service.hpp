@@ -49,7 +49,8 @@ struct PublishReport {
 /// broker's duplicates. Knows nothing of HTTP.
 class PublishService {
  public:
-  PublishService(JetStreamPublisher& publisher, EventStore& store, pipeline::ValidationLimits limits)
+  PublishService(JetStreamPublisher& publisher, EventStore& store,
+                 pipeline::ValidationLimits limits)
       : publisher_(publisher), store_(store), limits_(limits) {}
 
   PublishReport publish(std::string_view body);

@@ -11,8 +11,8 @@ namespace processor {
 /// Everything the processor reads at start-up.
 struct ProcessorConfig {
   pipeline::CommonSettings common;
-  std::size_t batch_size = 256;   ///< messages per Fetch and per transaction
-  std::size_t workers = 2;        ///< fetch/insert threads in this process
+  std::size_t batch_size = 256;  ///< messages per Fetch and per transaction
+  std::size_t workers = 2;       ///< fetch/insert threads in this process
   std::chrono::milliseconds fetch_wait{500};
   std::chrono::milliseconds retry_delay{1000};  ///< NAK delay after a transient failure
 };
