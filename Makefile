@@ -86,7 +86,7 @@ coverage: dev-deps
 	ctest --test-dir build-coverage --output-on-failure -L 'unit|integration'
 	gcovr --root . --filter 'common/' --filter 'ingest/' --filter 'processor/' \
 	      --object-directory build-coverage --print-summary --txt build-coverage/coverage.txt \
-	      build-coverage | tail -n 3
+	      build-coverage
 	@echo "coverage: per-file table in build-coverage/coverage.txt"
 
 check: check-format lint test-asan test-tsan coverage

@@ -1,5 +1,7 @@
 # Writes a C++ file holding every migration as (version, name, sql).
-# Called with -DOUTPUT=<file> -DINPUTS=<a;b;c>.
+# Called with -DOUTPUT=<file> -DMIGRATIONS_DIR=<dir>; reads <dir>/*.sql.
+file(GLOB INPUTS "${MIGRATIONS_DIR}/*.sql")
+list(SORT INPUTS)
 set(body "// Generated from migrations/*.sql by cmake/EmbedMigrations.cmake. Do not edit.\n")
 string(APPEND body "#include \"pipeline/migrations.hpp\"\n\nnamespace pipeline {\n\n")
 string(APPEND body "const std::vector<Migration>& embedded_migrations() {\n")

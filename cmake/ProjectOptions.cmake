@@ -19,6 +19,8 @@ endif()
 
 option(PIPELINE_COVERAGE "Instrument the project's code for line coverage (gcov)" OFF)
 if(PIPELINE_COVERAGE)
-  target_compile_options(pipeline_options INTERFACE --coverage -O0 -fno-inline)
+  # Atomic counters: the services count from several threads at once.
+  target_compile_options(pipeline_options INTERFACE --coverage -O0 -fno-inline
+                         -fprofile-update=atomic)
   target_link_options(pipeline_options INTERFACE --coverage)
 endif()

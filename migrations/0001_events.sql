@@ -14,8 +14,11 @@ CREATE TABLE events (
     CONSTRAINT events_topic_event_id_key UNIQUE (topic, event_id)
 );
 
-CREATE INDEX events_topic_ts_idx ON events (topic, ts, id);
-CREATE INDEX events_ts_idx ON events (ts, id);
+-- GET /events reads in (timestamp, arrival) order, arrival being the stream
+-- sequence, with optional topic or source filters and keyset pagination.
+CREATE INDEX events_ts_idx ON events (ts, stream_seq, id);
+CREATE INDEX events_topic_ts_idx ON events (topic, ts, stream_seq, id);
+CREATE INDEX events_source_ts_idx ON events (source, ts, stream_seq, id);
 
 -- Durable counters, sharded so that no single row sits in every request's
 -- path. A value is the sum over its shards.

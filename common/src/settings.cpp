@@ -92,6 +92,15 @@ void SettingsReader::text(const std::string& name, std::string* target, std::str
   });
 }
 
+void SettingsReader::optional_text(const std::string& name, std::string* target, std::string help) {
+  add(name, *target, std::move(help), [target](const std::string& value) { *target = value; });
+}
+
+void SettingsReader::secret(const std::string& name, std::string* target, std::string help) {
+  add(name, target->empty() ? "" : "(set)", std::move(help),
+      [target](const std::string& value) { *target = value; });
+}
+
 void SettingsReader::integer(const std::string& name, std::int64_t* target, std::int64_t min,
                              std::int64_t max, std::string help) {
   add(name, std::to_string(*target), std::move(help),
@@ -117,6 +126,30 @@ void SettingsReader::size(const std::string& name, std::size_t* target, std::siz
         }
         *target = static_cast<std::size_t>(parsed);
       });
+}
+
+void SettingsReader::number(const std::string& name, double* target, double min, double max,
+                            std::string help) {
+  std::ostringstream shown;
+  shown << *target;
+  add(name, shown.str(), std::move(help), [name, target, min, max](const std::string& value) {
+    std::size_t used = 0;
+    double parsed = 0;
+    try {
+      parsed = std::stod(value, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (used == 0 || used != value.size()) {
+      throw ConfigError(name + ": expected a number, got '" + value + "'");
+    }
+    if (parsed < min || parsed > max) {
+      std::ostringstream range;
+      range << name << ": must be between " << min << " and " << max << ", got " << value;
+      throw ConfigError(range.str());
+    }
+    *target = parsed;
+  });
 }
 
 void SettingsReader::duration(const std::string& name, std::chrono::milliseconds* target,

@@ -1,5 +1,6 @@
 #include "ingest/config.hpp"
 
+#include <algorithm>
 #include <iostream>
 
 namespace ingest {
@@ -30,12 +31,34 @@ bool load_config(int argc, const char* const* argv, IngestConfig& config) {
                   "time a client has to send the request body");
   reader.size("INGEST_DB_POOL_SIZE", &config.db_pool_size, 1, 256,
               "PostgreSQL connections for /events and /stats");
+  reader.secret("INGEST_API_TOKENS", &config.api_tokens,
+                "comma-separated bearer tokens; when set, every endpoint but /health, /ready "
+                "and /metrics needs 'Authorization: Bearer <token>'");
+  reader.number("INGEST_RATE_LIMIT", &config.rate_limit_rps, 0, 1e9,
+                "requests per second allowed per token (or per client address without tokens); "
+                "0 = off");
+  reader.size("INGEST_RATE_LIMIT_BURST", &config.rate_limit_burst, 1, 1'000'000,
+              "requests a client may send at once above the rate");
   if (!reader.read(argc, argv)) {
     std::cout << reader.help();
     return false;
   }
   pipeline::validate_common_settings(config.common);
   return true;
+}
+
+std::vector<std::string> IngestConfig::token_list() const {
+  std::vector<std::string> tokens;
+  std::size_t start = 0;
+  while (start <= api_tokens.size()) {
+    const std::size_t comma = std::min(api_tokens.find(',', start), api_tokens.size());
+    std::string token = api_tokens.substr(start, comma - start);
+    token.erase(0, token.find_first_not_of(" \t"));
+    token.erase(token.find_last_not_of(" \t") + 1);
+    if (!token.empty()) tokens.push_back(std::move(token));
+    start = comma + 1;
+  }
+  return tokens;
 }
 
 }  // namespace ingest

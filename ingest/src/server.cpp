@@ -5,8 +5,12 @@
 #include <pistache/router.h>
 #include <spdlog/spdlog.h>
 
+#include <cctype>
+#include <map>
 #include <nlohmann/json.hpp>
+#include <sstream>
 
+#include "ingest/access_control.hpp"
 #include "ingest/event_store.hpp"
 #include "ingest/publish_service.hpp"
 #include "ingest/publisher.hpp"
@@ -23,9 +27,29 @@ using Pistache::Http::ResponseWriter;
 using Pistache::Rest::Request;
 
 constexpr std::size_t kMaxEventsLimit = 1000;
+constexpr std::size_t kDefaultEventsLimit = 100;
 // Headers fit in this on top of the body limit; a body over the limit but
 // within it gets our JSON 413 rather than Pistache's plain one.
 constexpr std::size_t kRequestOverhead = std::size_t{64} * 1024;
+
+// A response header Pistache has no class for. Pistache 0.0.5 writes only
+// typed headers (addRaw ones are dropped), so Retry-After, WWW-Authenticate
+// and Allow need one.
+class ExtraHeader final : public Pistache::Http::Header::Header {
+ public:
+  ExtraHeader(const char* name, std::string value) : name_(name), value_(std::move(value)) {}
+  const char* name() const override { return name_; }
+  std::uint64_t hash() const override { return Pistache::Http::Header::detail::hash(name_); }
+  void write(std::ostream& stream) const override { stream << value_; }
+
+ private:
+  const char* name_;
+  std::string value_;
+};
+
+void add_header(ResponseWriter& response, const char* name, std::string value) {
+  response.headers().add(std::make_shared<ExtraHeader>(name, std::move(value)));
+}
 
 void send_json(ResponseWriter& response, Code code, const std::string& body) {
   response.headers().add<Pistache::Http::Header::ContentType>(MIME(Application, Json));
@@ -34,6 +58,12 @@ void send_json(ResponseWriter& response, Code code, const std::string& body) {
 
 void send_error(ResponseWriter& response, Code code, const std::string& message) {
   send_json(response, code, json{{"error", message}}.dump());
+}
+
+void send_retry_later(ResponseWriter& response, Code code, const std::string& message,
+                      std::int64_t seconds) {
+  add_header(response, "Retry-After", std::to_string(seconds));
+  send_error(response, code, message);
 }
 
 // Content types a JSON body may arrive with. curl -d sends
@@ -48,11 +78,66 @@ bool acceptable_content_type(const Request& request) {
          (base.size() > 5 && base.compare(base.size() - 5, 5, "+json") == 0);
 }
 
+// Pistache hands query values over still percent-encoded. '+' stays '+'
+// (RFC 3986), so an unencoded "+01:00" offset still reads as one.
+std::optional<std::string> query_param(const Request& request, const std::string& name) {
+  auto raw = request.query().get(name);
+  if (!raw) return raw;
+  std::string out;
+  out.reserve(raw->size());
+  for (std::size_t i = 0; i < raw->size(); ++i) {
+    const char c = (*raw)[i];
+    if (c == '%' && i + 2 < raw->size() &&
+        std::isxdigit(static_cast<unsigned char>((*raw)[i + 1])) &&
+        std::isxdigit(static_cast<unsigned char>((*raw)[i + 2]))) {
+      out += static_cast<char>(std::stoi(raw->substr(i + 1, 2), nullptr, 16));
+      i += 2;
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
+// Reads an optional RFC 3339 query parameter; sets `error` when it is malformed.
+std::optional<std::int64_t> timestamp_param(const Request& request, const std::string& name,
+                                            std::string* error) {
+  const auto text = query_param(request, name);
+  if (!text) return std::nullopt;
+  std::string why;
+  const auto parsed = pipeline::parse_rfc3339(*text, &why);
+  if (!parsed) {
+    *error = name + ": " + why;
+    return std::nullopt;
+  }
+  return parsed->micros_since_epoch;
+}
+
+std::string header_value(const Request& request, const std::string& name) {
+  if (const auto raw = request.headers().tryGetRaw(name)) return raw->value();
+  if (const auto typed = request.headers().tryGet(name)) {
+    std::ostringstream out;
+    typed->write(out);
+    return out.str();
+  }
+  return {};
+}
+
 }  // namespace
+
+const std::vector<IngestServer::Route>& IngestServer::routes() {
+  static const std::vector<Route> kRoutes = {
+      {"POST", "/publish", false}, {"GET", "/events", false}, {"GET", "/stats", false},
+      {"GET", "/health", true},    {"GET", "/ready", true},   {"GET", "/openapi.json", true},
+  };
+  return kRoutes;
+}
 
 struct IngestServer::Impl {
   explicit Impl(IngestConfig cfg)
       : config(std::move(cfg)),
+        authenticator(config.token_list()),
+        limiter(config.rate_limit_rps, config.rate_limit_burst),
         started_at(pipeline::now_utc()),
         started_clock(std::chrono::steady_clock::now()) {
     nats_conn =
@@ -67,6 +152,32 @@ struct IngestServer::Impl {
     }
     store = std::make_unique<EventStore>(config.common.database_url, config.db_pool_size);
     service = std::make_unique<PublishService>(*publisher, *store, config.limits);
+  }
+
+  // Authentication and rate limiting, before any handler of a protected
+  // route. Returns false when it has answered already.
+  bool admit(const Request& request, ResponseWriter& response, bool public_route) {
+    std::string client;
+    if (authenticator.enabled() && !public_route) {
+      const auto token = authenticator.authenticate(header_value(request, "Authorization"));
+      if (!token) {
+        add_header(response, "WWW-Authenticate", "Bearer realm=\"ingest\"");
+        send_error(response, Code::Unauthorized,
+                   "missing or unknown bearer token (Authorization: Bearer <token>)");
+        return false;
+      }
+      client = "token:" + *token;
+    } else {
+      client = "address:" + request.address().host();
+    }
+    std::chrono::milliseconds retry_after{0};
+    if (!public_route && !limiter.allow(client, std::chrono::steady_clock::now(), &retry_after)) {
+      const auto seconds = std::max<std::int64_t>(1, (retry_after.count() + 999) / 1000);
+      send_retry_later(response, Code::Too_Many_Requests,
+                       "rate limit exceeded (INGEST_RATE_LIMIT); retry later", seconds);
+      return false;
+    }
+    return true;
   }
 
   void publish(const Request& request, ResponseWriter response) const {
@@ -96,7 +207,7 @@ struct IngestServer::Impl {
         break;
       case PublishOutcomeKind::kRetryLater:
         code = Code::Service_Unavailable;
-        response.headers().addRaw(Pistache::Http::Header::Raw("Retry-After", "1"));
+        add_header(response, "Retry-After", "1");
         break;
     }
     send_json(response, code, report.to_json());
@@ -104,8 +215,20 @@ struct IngestServer::Impl {
 
   void events(const Request& request, ResponseWriter response) const {
     EventQuery query;
-    if (auto topic = request.query().get("topic")) query.topic = *topic;
-    if (auto limit = request.query().get("limit")) {
+    query.limit = kDefaultEventsLimit;
+    query.topic = query_param(request, "topic");
+    query.source = query_param(request, "source");
+    std::string error;
+    query.since_micros = timestamp_param(request, "since", &error);
+    query.until_micros = timestamp_param(request, "until", &error);
+    if (const auto order = query_param(request, "order")) {
+      if (*order == "desc") {
+        query.descending = true;
+      } else if (*order != "asc") {
+        error = "order must be asc or desc";
+      }
+    }
+    if (auto limit = query_param(request, "limit")) {
       std::size_t used = 0;
       long long value = -1;
       try {
@@ -115,20 +238,29 @@ struct IngestServer::Impl {
       }
       if (used == 0 || used != limit->size() || value < 1 ||
           value > static_cast<long long>(kMaxEventsLimit)) {
-        send_error(response, Code::Bad_Request,
-                   "limit must be a whole number from 1 to " + std::to_string(kMaxEventsLimit));
-        return;
+        error = "limit must be a whole number from 1 to " + std::to_string(kMaxEventsLimit);
       }
       query.limit = static_cast<std::size_t>(value);
     }
+    if (const auto cursor = query_param(request, "cursor")) {
+      query.cursor = EventCursor::decode(*cursor, query.descending);
+      if (!query.cursor) error = "cursor is not one this server gave for this order";
+    }
+    if (!error.empty()) {
+      send_error(response, Code::Bad_Request, error);
+      return;
+    }
     try {
-      const std::string events = store->events_json(query);
-      const json parsed = json::parse(events);
-      send_json(response, Code::Ok, json{{"count", parsed.size()}, {"events", parsed}}.dump());
+      const EventPage page = store->events(query);
+      std::string body = "{\"count\":" + std::to_string(page.count) + ",\"events\":";
+      body += page.events_json;
+      body += ",\"next_cursor\":";
+      body += page.next ? json(page.next->encode(query.descending)).dump() : "null";
+      body += '}';
+      send_json(response, Code::Ok, body);
     } catch (const std::exception& e) {
       spdlog::warn("event=events_query_failed error=\"{}\"", std::string(e.what()).substr(0, 200));
-      response.headers().addRaw(Pistache::Http::Header::Raw("Retry-After", "1"));
-      send_error(response, Code::Service_Unavailable, "database unavailable");
+      send_retry_later(response, Code::Service_Unavailable, "database unavailable", 1);
     }
   }
 
@@ -138,8 +270,7 @@ struct IngestServer::Impl {
       counters = store->counters();
     } catch (const std::exception& e) {
       spdlog::warn("event=stats_query_failed error=\"{}\"", std::string(e.what()).substr(0, 200));
-      response.headers().addRaw(Pistache::Http::Header::Raw("Retry-After", "1"));
-      send_error(response, Code::Service_Unavailable, "database unavailable");
+      send_retry_later(response, Code::Service_Unavailable, "database unavailable", 1);
       return;
     }
     std::optional<pipeline::nats::ConsumerBacklog> backlog;
@@ -157,7 +288,7 @@ struct IngestServer::Impl {
     }
     const auto uptime = std::chrono::duration_cast<std::chrono::seconds>(
         std::chrono::steady_clock::now() - started_clock);
-    json out{
+    const json out{
         {"received", counters.unique_processed + duplicates + counters.dead_lettered + pending},
         {"unique_processed", counters.unique_processed},
         {"duplicate_dropped", duplicates},
@@ -172,37 +303,98 @@ struct IngestServer::Impl {
     send_json(response, Code::Ok, out.dump());
   }
 
+  void ready(const Request& /*request*/, ResponseWriter response) const {
+    json checks;
+    const bool nats_up = natsConnection_Status(nats_conn.get()) == NATS_CONN_STATUS_CONNECTED;
+    checks["nats"] = nats_up ? "ok" : "disconnected";
+    bool stream_ok = false;
+    if (nats_up) {
+      std::lock_guard<std::mutex> lock(admin_mutex);
+      try {
+        stream_ok = pipeline::nats::stream_exists(admin_js.get(), config.common.stream.name);
+        checks["stream"] = stream_ok ? "ok" : "missing";
+      } catch (const std::exception&) {
+        checks["stream"] = "unknown";
+      }
+    } else {
+      checks["stream"] = "unknown";
+    }
+    const bool db_ok = store->reachable();
+    checks["postgres"] = db_ok ? "ok" : "unreachable";
+    const bool ready = nats_up && stream_ok && db_ok;
+    json body{{"status", ready ? "ready" : "not ready"}, {"checks", checks}};
+    if (!ready) body["error"] = "a dependency is not available";
+    send_json(response, ready ? Code::Ok : Code::Service_Unavailable, body.dump());
+  }
+
+  void health(const Request& /*request*/, ResponseWriter response) const {
+    send_json(response, Code::Ok, R"({"status":"ok"})");
+  }
+
+  void openapi(const Request& /*request*/, ResponseWriter response) const {
+    send_json(response, Code::Ok, openapi_document());
+  }
+
   IngestConfig config;
+  TokenAuthenticator authenticator;
+  RateLimiter limiter;
   pipeline::UtcTimestamp started_at;
   std::chrono::steady_clock::time_point started_clock;
   pipeline::nats::ConnectionPtr nats_conn;
   pipeline::nats::JetStreamPtr admin_js;
-  mutable std::mutex admin_mutex;  // guards admin_js, used by /stats
+  mutable std::mutex admin_mutex;  // guards admin_js, used by /stats and /ready
   std::unique_ptr<JetStreamPublisher> publisher;
   std::unique_ptr<EventStore> store;
   std::unique_ptr<PublishService> service;
   std::unique_ptr<Pistache::Http::Endpoint> endpoint;
-  Pistache::Rest::Router router;
+  std::shared_ptr<Pistache::Rest::Router> router = std::make_shared<Pistache::Rest::Router>();
 };
 
 IngestServer::IngestServer(IngestConfig config) : impl_(std::make_unique<Impl>(std::move(config))) {
-  auto& r = impl_->router;
+  using Handler = void (Impl::*)(const Request&, ResponseWriter) const;
+  const std::map<std::string, Handler> handlers = {
+      {"/publish", &Impl::publish}, {"/events", &Impl::events}, {"/stats", &Impl::stats},
+      {"/health", &Impl::health},   {"/ready", &Impl::ready},   {"/openapi.json", &Impl::openapi},
+  };
   Impl* impl = impl_.get();
-  // Each route calls one Impl member; the Impl outlives the endpoint.
-  const auto route = [impl](void (Impl::*handler)(const Request&, ResponseWriter) const) {
-    return [impl, handler](const Request& request, ResponseWriter response) {
-      (impl->*handler)(request, std::move(response));
+  for (const Route& route : routes()) {
+    const Handler handler = handlers.at(route.path);
+    const bool public_route = route.public_route;
+    // The Impl outlives the endpoint, so the raw pointer stays valid.
+    auto call = [impl, handler, public_route](const Request& request, ResponseWriter response) {
+      if (impl->admit(request, response, public_route)) {
+        (impl->*handler)(request, std::move(response));
+      }
       return Pistache::Rest::Route::Result::Ok;
     };
-  };
-  Pistache::Rest::Routes::Post(r, "/publish", route(&Impl::publish));
-  Pistache::Rest::Routes::Get(r, "/events", route(&Impl::events));
-  Pistache::Rest::Routes::Get(r, "/stats", route(&Impl::stats));
-  Pistache::Rest::Routes::Get(r, "/health", [](const Request&, ResponseWriter response) {
-    send_json(response, Code::Ok, R"({"status":"ok"})");
-    return Pistache::Rest::Route::Result::Ok;
-  });
-  r.addNotFoundHandler([](const Request& request, ResponseWriter response) {
+    if (route.method == "POST") {
+      Pistache::Rest::Routes::Post(*impl->router, route.path, call);
+    } else {
+      Pistache::Rest::Routes::Get(*impl->router, route.path, call);
+    }
+  }
+  // Every other method on a known path: a JSON 405 with Allow (the router's
+  // own answer would be plain text).
+  using Pistache::Http::Method;
+  for (const Route& route : routes()) {
+    std::string allow;
+    for (const Route& other : routes()) {
+      if (other.path == route.path) allow += (allow.empty() ? "" : ", ") + other.method;
+    }
+    for (const Method method : {Method::Get, Method::Post, Method::Put, Method::Patch,
+                                Method::Delete, Method::Options, Method::Head}) {
+      const std::string name = Pistache::Http::methodString(method);
+      if (allow.find(name) != std::string::npos) continue;
+      impl->router->addRoute(
+          method, route.path, [allow](const Request& request, ResponseWriter response) {
+            add_header(response, "Allow", allow);
+            send_error(response, Code::Method_Not_Allowed,
+                       "method not allowed on " + request.resource() + " (allowed: " + allow + ")");
+            return Pistache::Rest::Route::Result::Ok;
+          });
+    }
+  }
+  impl->router->addNotFoundHandler([](const Request& request, ResponseWriter response) {
     send_error(response, Code::Not_Found, "no such endpoint: " + request.resource());
     return Pistache::Rest::Route::Result::Ok;
   });
@@ -222,9 +414,11 @@ void IngestServer::start() {
                   .headerTimeout(cfg.header_timeout)
                   .bodyTimeout(cfg.body_timeout);
   impl_->endpoint->init(opts);
-  impl_->endpoint->setHandler(impl_->router.handler());
+  impl_->endpoint->setHandler(Pistache::Rest::Router::handler(impl_->router));
   impl_->endpoint->serveThreaded();
-  spdlog::info("event=ingest_listening address={} port={}", cfg.http_address, port());
+  spdlog::info("event=ingest_listening address={} port={} auth={} rate_limit={}", cfg.http_address,
+               port(), impl_->authenticator.enabled() ? "on" : "off",
+               impl_->limiter.enabled() ? "on" : "off");
 }
 
 void IngestServer::stop() {

@@ -10,6 +10,12 @@ struct HttpResponse {
   int status = 0;  ///< 0 when no answer came (connection refused, closed, timed out)
   std::map<std::string, std::string> headers;  ///< names in lower case
   std::string body;
+
+  /// A header's value ("" when absent); `name` in lower case.
+  std::string header(const std::string& name) const {
+    const auto it = headers.find(name);
+    return it == headers.end() ? std::string() : it->second;
+  }
 };
 
 /// A minimal blocking HTTP/1.1 client over one keep-alive connection to

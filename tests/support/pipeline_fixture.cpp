@@ -43,6 +43,11 @@ ingest::IngestConfig PipelineTest::ingest_config() {
   config.http_address = "127.0.0.1";
   config.http_port = 0;
   config.http_threads = 4;
+  config.api_tokens = api_tokens_;
+  config.rate_limit_rps = rate_limit_;
+  config.rate_limit_burst = rate_burst_;
+  config.publish_timeout = publish_timeout_;
+  config.header_timeout = header_timeout_;
   return config;
 }
 

@@ -55,6 +55,11 @@ class PipelineTest : public ::testing::Test {
   std::string database_;
   pipeline::nats::StreamSettings stream_;
   pipeline::nats::ConsumerSettings consumer_;
+  std::string api_tokens_;
+  double rate_limit_ = 0;
+  std::size_t rate_burst_ = 100;
+  std::chrono::milliseconds publish_timeout_{5000};
+  std::chrono::milliseconds header_timeout_{10000};
   std::unique_ptr<ingest::IngestServer> ingest_;
   std::unique_ptr<processor::Processor> processor_;
   std::unique_ptr<HttpClient> http_;

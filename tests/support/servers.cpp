@@ -228,8 +228,7 @@ std::string PostgresCluster::url(const std::string& database) const {
 }
 
 std::string PostgresCluster::create_database() {
-  std::string name =
-      "test_" + std::to_string(::getpid()) + "_" + std::to_string(++databases_);
+  std::string name = "test_" + std::to_string(::getpid()) + "_" + std::to_string(++databases_);
   pqxx::connection conn(url());
   pqxx::nontransaction tx(conn);
   tx.exec("CREATE DATABASE " + name);

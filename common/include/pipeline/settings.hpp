@@ -28,10 +28,15 @@ class SettingsReader {
   SettingsReader(std::string program, std::string summary, Lookup lookup = {});
 
   void text(const std::string& name, std::string* target, std::string help);
+  /// Like text(), but an empty value is allowed (and means "off").
+  void optional_text(const std::string& name, std::string* target, std::string help);
+  /// Hides the value in --help (for secrets such as tokens).
+  void secret(const std::string& name, std::string* target, std::string help);
   void integer(const std::string& name, std::int64_t* target, std::int64_t min, std::int64_t max,
                std::string help);
   void size(const std::string& name, std::size_t* target, std::size_t min, std::size_t max,
             std::string help);
+  void number(const std::string& name, double* target, double min, double max, std::string help);
   /// Accepts 250ms, 30s, 2m, 1h, 7d (a bare number means seconds).
   void duration(const std::string& name, std::chrono::milliseconds* target,
                 std::chrono::milliseconds min, std::string help);

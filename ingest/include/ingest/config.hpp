@@ -4,6 +4,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "pipeline/event.hpp"
 #include "pipeline/service_config.hpp"
@@ -22,6 +23,14 @@ struct IngestConfig {
   std::chrono::milliseconds header_timeout{10000};
   std::chrono::milliseconds body_timeout{30000};
   std::size_t db_pool_size = 4;
+  /// Comma-separated bearer tokens; empty = no authentication.
+  std::string api_tokens;
+  /// Requests per second per token (or client address); 0 = no rate limit.
+  double rate_limit_rps = 0;
+  std::size_t rate_limit_burst = 100;
+
+  /// The tokens of api_tokens, split and trimmed.
+  std::vector<std::string> token_list() const;
 };
 
 /// Reads the configuration from the environment and `argv`. Returns false when

@@ -15,10 +15,40 @@
 
 namespace ingest {
 
+/// Where a page of GET /events ends: the last event's (timestamp, stream
+/// sequence, id) and the
+/// highest id that existed when the first page was read, so that a walk over
+/// the pages sees one fixed set of events, with no gaps and no repeats, while
+/// new events arrive.
+struct EventCursor {
+  std::int64_t ts_micros = 0;
+  std::int64_t stream_seq = 0;
+  std::int64_t id = 0;
+  std::int64_t snapshot_id = 0;
+
+  /// An opaque URL-safe token.
+  std::string encode(bool descending) const;
+  /// Parses a token from encode(); nullopt when it is not one, or was made
+  /// for the other order.
+  static std::optional<EventCursor> decode(const std::string& token, bool descending);
+};
+
 /// A GET /events query.
 struct EventQuery {
   std::optional<std::string> topic;
+  std::optional<std::string> source;
+  std::optional<std::int64_t> since_micros;  ///< inclusive
+  std::optional<std::int64_t> until_micros;  ///< exclusive
+  bool descending = false;
   std::size_t limit = 100;
+  std::optional<EventCursor> cursor;
+};
+
+/// One page of events.
+struct EventPage {
+  std::string events_json;  ///< a JSON array
+  std::size_t count = 0;
+  std::optional<EventCursor> next;  ///< set when more events follow
 };
 
 /// The durable counters behind GET /stats.
@@ -39,9 +69,9 @@ class EventStore {
   EventStore(const EventStore&) = delete;
   EventStore& operator=(const EventStore&) = delete;
 
-  /// The matching events as a JSON array text, in (timestamp, arrival) order.
+  /// The matching events in (timestamp, arrival) order, or the reverse.
   /// Throws pqxx errors.
-  std::string events_json(const EventQuery& query);
+  EventPage events(const EventQuery& query);
 
   /// Throws pqxx errors.
   PipelineCounters counters();

@@ -2,10 +2,15 @@
 
 #include <cstdint>
 #include <memory>
+#include <string>
+#include <vector>
 
 #include "ingest/config.hpp"
 
 namespace ingest {
+
+/// The OpenAPI 3 document of the API (ingest/openapi.json, embedded).
+const char* openapi_document();
 
 /// The ingest service: the HTTP API (POST /publish, GET /events, /stats,
 /// /health) over a JetStream publisher and the PostgreSQL read side.
@@ -25,6 +30,14 @@ class IngestServer {
   void stop();
   /// The port it listens on (useful with INGEST_HTTP_PORT=0).
   std::uint16_t port() const;
+
+  struct Route {
+    std::string method;  ///< GET, POST
+    std::string path;
+    bool public_route;  ///< served without a token when INGEST_API_TOKENS is set
+  };
+  /// Every route the server serves (the OpenAPI document must list the same).
+  static const std::vector<Route>& routes();
 
  private:
   struct Impl;
