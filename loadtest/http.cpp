@@ -1,0 +1,179 @@
+#include "http.hpp"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cstdlib>
+#include <cstring>
+#include <stdexcept>
+
+namespace loadtest {
+namespace {
+
+bool iequals(const std::string& a, const char* b) {
+  const std::size_t n = std::strlen(b);
+  if (a.size() != n) return false;
+  for (std::size_t i = 0; i < n; ++i) {
+    if (std::tolower(static_cast<unsigned char>(a[i])) != b[i]) return false;
+  }
+  return true;
+}
+
+std::string trim(const std::string& s) {
+  const auto first = s.find_first_not_of(" \t");
+  if (first == std::string::npos) return {};
+  return s.substr(first, s.find_last_not_of(" \t") - first + 1);
+}
+
+}  // namespace
+
+ParseResult take_response(std::string& buffer, HttpResponse& out, std::string* error) {
+  const std::size_t header_end = buffer.find("\r\n\r\n");
+  if (header_end == std::string::npos) {
+    if (buffer.size() > 64 * 1024) {
+      *error = "response headers over 64 KiB";
+      return ParseResult::kError;
+    }
+    return ParseResult::kIncomplete;
+  }
+  HttpResponse response;
+  std::size_t line_end = buffer.find("\r\n");
+  const std::string status_line = buffer.substr(0, line_end);
+  if (status_line.rfind("HTTP/1.", 0) != 0 || status_line.size() < 12) {
+    *error = "not an HTTP/1.x status line: " + status_line.substr(0, 80);
+    return ParseResult::kError;
+  }
+  response.status = std::atoi(status_line.c_str() + 9);
+  response.close = status_line.compare(0, 8, "HTTP/1.0") == 0;
+  std::size_t content_length = 0;
+  while (line_end < header_end) {
+    const std::size_t start = line_end + 2;
+    line_end = buffer.find("\r\n", start);
+    const std::string line = buffer.substr(start, line_end - start);
+    const auto colon = line.find(':');
+    if (colon == std::string::npos) continue;
+    const std::string name = line.substr(0, colon);
+    const std::string value = trim(line.substr(colon + 1));
+    if (iequals(name, "content-length")) {
+      content_length = std::strtoul(value.c_str(), nullptr, 10);
+    } else if (iequals(name, "connection")) {
+      response.close = iequals(value, "close");
+    } else if (iequals(name, "retry-after")) {
+      response.retry_after = value;
+    } else if (iequals(name, "transfer-encoding") && !iequals(value, "identity")) {
+      *error = "unsupported Transfer-Encoding: " + value;
+      return ParseResult::kError;
+    }
+  }
+  const std::size_t body_start = header_end + 4;
+  if (buffer.size() < body_start + content_length) return ParseResult::kIncomplete;
+  response.body = buffer.substr(body_start, content_length);
+  buffer.erase(0, body_start + content_length);
+  out = std::move(response);
+  return ParseResult::kComplete;
+}
+
+std::uint16_t loopback_port(const std::string& url) {
+  std::string rest;
+  for (const char* prefix : {"http://127.0.0.1:", "http://localhost:"}) {
+    if (url.rfind(prefix, 0) == 0) rest = url.substr(std::strlen(prefix));
+  }
+  while (!rest.empty() && rest.back() == '/') rest.pop_back();
+  char* end = nullptr;
+  const long port = rest.empty() ? 0 : std::strtol(rest.c_str(), &end, 10);
+  if (port <= 0 || port > 65535 || *end != '\0') {
+    throw std::invalid_argument("--url must be http://127.0.0.1:PORT or http://localhost:PORT (got '" +
+                                url + "'): load goes only to this machine");
+  }
+  return static_cast<std::uint16_t>(port);
+}
+
+int connect_loopback(std::uint16_t port, bool nonblocking) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -1;
+  int one = 1;
+  ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(port);
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  // A loopback connect completes (or is refused) at once: no need to make it
+  // asynchronous.
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  if (nonblocking) ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
+  return fd;
+}
+
+std::string request_head(const std::string& method, const std::string& path, std::uint16_t port,
+                         const std::string& authorization, std::size_t content_length) {
+  // Pistache closes the connection after each response unless asked to keep it.
+  std::string head = method + " " + path + " HTTP/1.1\r\nHost: 127.0.0.1:" + std::to_string(port) +
+                     "\r\nConnection: keep-alive\r\n";
+  if (!authorization.empty()) head += "Authorization: " + authorization + "\r\n";
+  if (method == "POST") {
+    head += "Content-Type: application/json\r\nContent-Length: " + std::to_string(content_length) +
+            "\r\n";
+  }
+  head += "\r\n";
+  return head;
+}
+
+BlockingClient::BlockingClient(std::uint16_t port, std::string authorization, int timeout_ms)
+    : port_(port), authorization_(std::move(authorization)), timeout_ms_(timeout_ms) {}
+
+BlockingClient::~BlockingClient() { close_socket(); }
+
+void BlockingClient::close_socket() {
+  if (fd_ >= 0) ::close(fd_);
+  fd_ = -1;
+  buffer_.clear();
+}
+
+bool BlockingClient::exchange(const std::string& request, HttpResponse& response) {
+  std::size_t sent = 0;
+  while (sent < request.size()) {
+    const ssize_t n = ::send(fd_, request.data() + sent, request.size() - sent, MSG_NOSIGNAL);
+    if (n <= 0) return false;
+    sent += static_cast<std::size_t>(n);
+  }
+  std::string error;
+  for (;;) {
+    const ParseResult r = take_response(buffer_, response, &error);
+    if (r == ParseResult::kComplete) break;
+    if (r == ParseResult::kError) return false;
+    pollfd pfd{fd_, POLLIN, 0};
+    if (::poll(&pfd, 1, timeout_ms_) <= 0) return false;
+    char chunk[16384];
+    const ssize_t n = ::recv(fd_, chunk, sizeof chunk, 0);
+    if (n <= 0) return false;
+    buffer_.append(chunk, static_cast<std::size_t>(n));
+  }
+  if (response.close) close_socket();
+  return true;
+}
+
+HttpResponse BlockingClient::get(const std::string& path) {
+  const std::string request = request_head("GET", path, port_, authorization_, 0);
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    const bool reused = fd_ >= 0;
+    if (fd_ < 0) fd_ = connect_loopback(port_, false);
+    if (fd_ < 0) return {};
+    HttpResponse response;
+    if (exchange(request, response)) return response;
+    close_socket();
+    if (!reused) break;
+  }
+  return {};
+}
+
+}  // namespace loadtest

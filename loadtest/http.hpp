@@ -1,0 +1,56 @@
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace loadtest {
+
+/// A parsed HTTP/1.1 response.
+struct HttpResponse {
+  int status = 0;  ///< 0 when no answer came
+  std::string body;
+  std::string retry_after;  ///< the Retry-After header, "" when absent
+  bool close = false;       ///< the server will close the connection after it
+};
+
+enum class ParseResult { kIncomplete, kComplete, kError };
+
+/// Takes one complete response off the front of `buffer` (Content-Length
+/// framing; chunked bodies are an error: ingest never sends them).
+ParseResult take_response(std::string& buffer, HttpResponse& out, std::string* error);
+
+/// The port of "http://127.0.0.1:PORT" or "http://localhost:PORT". Throws
+/// std::invalid_argument for any other host: load only ever goes to loopback.
+std::uint16_t loopback_port(const std::string& url);
+
+/// A TCP connection to 127.0.0.1:port with TCP_NODELAY, or -1.
+int connect_loopback(std::uint16_t port, bool nonblocking);
+
+/// A blocking keep-alive client for the few control requests (GET /stats).
+/// Reconnects once when a reused connection turns out closed.
+class BlockingClient {
+ public:
+  BlockingClient(std::uint16_t port, std::string authorization, int timeout_ms);
+  ~BlockingClient();
+  BlockingClient(const BlockingClient&) = delete;
+  BlockingClient& operator=(const BlockingClient&) = delete;
+
+  /// status 0 when no answer came within the timeout.
+  HttpResponse get(const std::string& path);
+
+ private:
+  bool exchange(const std::string& request, HttpResponse& response);
+  void close_socket();
+
+  std::uint16_t port_;
+  std::string authorization_;
+  int timeout_ms_;
+  int fd_ = -1;
+  std::string buffer_;
+};
+
+/// The request line and headers of a request to 127.0.0.1 (keep-alive).
+std::string request_head(const std::string& method, const std::string& path, std::uint16_t port,
+                         const std::string& authorization, std::size_t content_length);
+
+}  // namespace loadtest

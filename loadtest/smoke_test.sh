@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# The loadgen smoke test of `make test` (CTest label loadtest): a fresh stack
+# (scripts/stack.sh) on free loopback ports in a temporary directory, a few
+# thousand events with 30% duplicates, and loadgen's exact check of /stats.
+# The stack is stopped and its directory removed whatever happens.
+#
+#   loadtest/smoke_test.sh LOADGEN BUILD_DIR [loadgen flags...]
+set -euo pipefail
+loadgen=$1
+export BUILD_DIR=$2
+shift 2
+root=$(cd "$(dirname "$0")/.." && pwd)
+
+free_port() {  # a port nothing listens on, distinct from the ones in $taken
+  local port
+  for _ in $(seq 1 200); do
+    port=$((20000 + RANDOM % 40000))
+    [[ " ${taken:-} " == *" $port "* ]] && continue
+    if ! (echo >"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then echo "$port"; return 0; fi
+  done
+  echo "smoke: no free port found" >&2
+  return 1
+}
+
+DATA_DIR=$(mktemp -d "${TMPDIR:-/tmp}/loadtest-smoke.XXXXXX")
+chmod 755 "$DATA_DIR"  # the postgres user must reach its data directory
+export DATA_DIR
+taken=""
+NATS_PORT=$(free_port); taken="$NATS_PORT"
+PG_PORT=$(free_port); taken="$taken $PG_PORT"
+INGEST_HTTP_PORT=$(free_port)
+export NATS_PORT PG_PORT INGEST_HTTP_PORT
+# Not the caller's: stack.sh derives them from the ports when they are unset.
+unset NATS_URL DATABASE_URL
+
+cleanup() {
+  "$root/scripts/stack.sh" stop >/dev/null 2>&1 || true
+  rm -rf "$DATA_DIR"
+}
+trap cleanup EXIT
+trap 'exit 143' TERM INT
+
+if ! "$root/scripts/stack.sh" start; then
+  tail -n 30 "$DATA_DIR"/logs/*.log >&2 || true
+  exit 1
+fi
+"$loadgen" --url="http://127.0.0.1:$INGEST_HTTP_PORT" --events=3000 --batch=50 --connections=4 \
+  --duplicates=0.3 --timeout=60s "$@"
