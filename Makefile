@@ -8,7 +8,7 @@ SOURCES = $(shell git ls-files '*.cpp' '*.hpp')
 CHECK_CMAKE = cmake -S . -G Ninja -DPIPELINE_WARNINGS_AS_ERRORS=ON
 
 .PHONY: help deps dev-deps configure build test test-unit test-integration run stop status \
-        format check-format lint test-asan test-tsan coverage check clean
+        format check-format lint test-asan test-tsan coverage check clean bench
 
 help:
 	@echo "make deps          install the Debian packages the project needs (idempotent)"
@@ -45,6 +45,10 @@ test-integration: build
 
 run: build
 	@scripts/stack.sh start
+
+# Benchmarks on a fresh stack of their own: BENCHMARKS.md, bench-results/latest.json.
+bench: build
+	@scripts/bench.sh
 
 stop:
 	@scripts/stack.sh stop

@@ -11,16 +11,8 @@ export BUILD_DIR=$2
 shift 2
 root=$(cd "$(dirname "$0")/.." && pwd)
 
-free_port() {  # a port nothing listens on, distinct from the ones in $taken
-  local port
-  for _ in $(seq 1 200); do
-    port=$((20000 + RANDOM % 40000))
-    [[ " ${taken:-} " == *" $port "* ]] && continue
-    if ! (echo >"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then echo "$port"; return 0; fi
-  done
-  echo "smoke: no free port found" >&2
-  return 1
-}
+# free_port (and the other helpers of scripts/bench.sh)
+source "$root/scripts/bench/lib.sh"
 
 DATA_DIR=$(mktemp -d "${TMPDIR:-/tmp}/loadtest-smoke.XXXXXX")
 chmod 755 "$DATA_DIR"  # the postgres user must reach its data directory

@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# `make bench`: starts a fresh stack (scripts/stack.sh) in a temporary
+# directory on free loopback ports, with everything on this machine, and runs
+# the scenarios of issue 6:
+#   1. seed: 20,000 events, 30% duplicates, batches of 100, 8 connections
+#   2. single events: one event per request, 64 connections, 30 s
+#   3. sustained: 1,000,000 events, 30% duplicates, batches of 100 (RSS and
+#      consumer lag sampled every second)
+#   4. stage ceilings: bench_publish, bench_consume, bench_insert alone
+# then writes bench-results/latest.json and the generated table of
+# BENCHMARKS.md. The stack is stopped and removed afterwards.
+#
+# Environment: BUILD_DIR (default ./build), BENCH_RESULTS (results file),
+# BENCH_MARKDOWN (default BENCHMARKS.md), BENCH_QUIET_WAIT (seconds to wait
+# for a quiet machine first, default 300), BENCH_SMALL=1 (a quick trial of
+# the script with small sizes; its figures mean nothing), BENCH_KEEP=1 (keep
+# the raw outputs directory).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+build=${BUILD_DIR:-$root/build}
+results=${BENCH_RESULTS:-$root/bench-results/latest.json}
+markdown=${BENCH_MARKDOWN:-$root/BENCHMARKS.md}
+small=${BENCH_SMALL:-0}
+bin=$build/loadtest
+
+for exe in loadgen bench_publish bench_consume bench_insert bench_report; do
+  [[ -x $bin/$exe ]] || { echo "bench: $bin/$exe missing; run make build" >&2; exit 1; }
+done
+
+if [[ $small == 1 ]]; then
+  seed_events=3000 single_duration=5s sustained_events=20000 stage_events=20000
+else
+  seed_events=20000 single_duration=30s sustained_events=1000000 stage_events=100000
+fi
+
+run_dir=$(mktemp -d "${TMPDIR:-/tmp}/bench.XXXXXX")
+chmod 755 "$run_dir"  # the postgres user must reach the data directory
+export DATA_DIR=$run_dir/stack BUILD_DIR=$build
+source "$root/scripts/bench/lib.sh"
+NATS_PORT=$(free_port) && taken=$NATS_PORT
+PG_PORT=$(free_port) && taken="$taken $PG_PORT"
+INGEST_HTTP_PORT=$(free_port)
+export NATS_PORT PG_PORT INGEST_HTTP_PORT
+unset NATS_URL DATABASE_URL
+url=http://127.0.0.1:$INGEST_HTTP_PORT
+nats_url=nats://127.0.0.1:$NATS_PORT
+database_url=postgresql://postgres@127.0.0.1:$PG_PORT/events
+
+sampler_pid=""
+cleanup() {
+  [[ -n $sampler_pid ]] && kill "$sampler_pid" 2>/dev/null
+  "$root/scripts/stack.sh" stop >/dev/null 2>&1 || true
+  if [[ ${BENCH_KEEP:-0} == 1 ]]; then echo "bench: raw outputs kept in $run_dir"; else rm -rf "$run_dir"; fi
+}
+trap cleanup EXIT
+trap 'exit 143' TERM INT
+
+# Everything shares two cores: other work on the machine shows in the figures.
+wait_for_quiet "${BENCH_QUIET_WAIT:-300}"
+echo "bench: fresh stack in $run_dir"
+"$root/scripts/stack.sh" start >"$run_dir/stack-start.log" || { cat "$run_dir/stack-start.log"; exit 1; }
+echo "bench: load average $(cut -d' ' -f1-3 /proc/loadavg); the \"other\" CPU column shows what else ran"
+
+write_env "$run_dir/env.txt"
+
+# A warm-up run, not recorded: the fresh PostgreSQL cluster creates its WAL
+# segments and the services their connections and caches on first use.
+echo "bench: warm-up (20,000 events, not recorded)"
+"$bin/loadgen" --url="$url" --events=20000 --quiet --timeout=120s >/dev/null
+
+echo "bench: scenario 1 (seed): $seed_events events, 30% duplicates, batch 100, 8 connections"
+scenario seed "$bin/loadgen" --url="$url" --events="$seed_events" --duplicates=0.3 --batch=100 \
+  --connections=8 --timeout=120s --json="$run_dir/seed.json"
+
+echo "bench: scenario 4 (stage ceilings, right after scenario 1)"
+common=(--events="$stage_events" --duplicates=0.3 --batch=100 --topics=10 --payload-bytes=200 --seed=42)
+timeout 300 "$bin/bench_publish" --nats-url="$nats_url" "${common[@]}" --json="$run_dir/publish.json"
+timeout 300 "$bin/bench_consume" --nats-url="$nats_url" "${common[@]}" --json="$run_dir/consume.json"
+timeout 300 "$bin/bench_insert" --database-url="$database_url" "${common[@]}" --json="$run_dir/insert.json"
+
+echo "bench: scenario 2 (single events): batch 1, 64 connections, $single_duration"
+scenario single "$bin/loadgen" --url="$url" --events=0 --duration="$single_duration" --batch=1 \
+  --connections=64 --duplicates=0.3 --timeout=300s --json="$run_dir/single.json"
+
+echo "bench: scenario 3 (sustained): $sustained_events events, 30% duplicates, batch 100"
+sample_rss "$run_dir/rss.tsv" &
+sampler_pid=$!
+scenario sustained timeout 1200 "$bin/loadgen" --url="$url" --events="$sustained_events" \
+  --duplicates=0.3 --batch=100 --connections=8 --timeout=900s --json="$run_dir/sustained.json"
+kill "$sampler_pid" 2>/dev/null || true
+wait "$sampler_pid" 2>/dev/null || true
+sampler_pid=""
+peak_rss >"$run_dir/hwm.txt"
+
+mkdir -p "$(dirname "$results")"
+"$bin/bench_report" --dir="$run_dir" --results="$results" --markdown="$markdown"
