@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <thread>
 #include <vector>
 
@@ -50,7 +51,23 @@ ConnectionPtr connect(const std::string& url, const std::string& client_name,
   natsOptions* raw_opts = nullptr;
   check(natsOptions_Create(&raw_opts), "natsOptions_Create");
   OptionsPtr opts(raw_opts);
-  check(natsOptions_SetURL(opts.get(), url.c_str()), "natsOptions_SetURL");
+  // natsOptions_SetURL takes one URL; a comma-separated list (a cluster)
+  // goes through natsOptions_SetServers.
+  std::vector<std::string> servers;
+  for (std::size_t start = 0; start <= url.size();) {
+    const std::size_t comma = std::min(url.find(',', start), url.size());
+    std::string one = url.substr(start, comma - start);
+    one.erase(0, one.find_first_not_of(' '));
+    one.erase(one.find_last_not_of(' ') + 1);
+    if (!one.empty()) servers.push_back(std::move(one));
+    start = comma + 1;
+  }
+  std::vector<const char*> server_ptrs;
+  server_ptrs.reserve(servers.size());
+  for (const auto& server : servers) server_ptrs.push_back(server.c_str());
+  check(
+      natsOptions_SetServers(opts.get(), server_ptrs.data(), static_cast<int>(server_ptrs.size())),
+      "natsOptions_SetServers");
   check(natsOptions_SetName(opts.get(), client_name.c_str()), "natsOptions_SetName");
   check(natsOptions_SetMaxReconnect(opts.get(), -1), "natsOptions_SetMaxReconnect");
   check(natsOptions_SetReconnectWait(opts.get(), 250), "natsOptions_SetReconnectWait");

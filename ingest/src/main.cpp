@@ -30,7 +30,8 @@ int main(int argc, char** argv) {
     int signal = 0;
     sigwait(&signals, &signal);
     spdlog::info("event=shutdown signal={}", signal);
-    server.stop();
+    // Requests in flight finish (within the publish timeout); new ones get 503.
+    server.drain(config.publish_timeout + std::chrono::seconds(5));
   } catch (const std::exception& e) {
     spdlog::critical("event=fatal error=\"{}\"", e.what());
     return 1;

@@ -5,16 +5,19 @@
 #include <pistache/router.h>
 #include <spdlog/spdlog.h>
 
+#include <atomic>
 #include <cctype>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <sstream>
+#include <thread>
 
 #include "ingest/access_control.hpp"
 #include "ingest/event_store.hpp"
 #include "ingest/publish_service.hpp"
 #include "ingest/publisher.hpp"
 #include "pipeline/database.hpp"
+#include "pipeline/fault.hpp"
 #include "pipeline/jetstream.hpp"
 #include "pipeline/timestamp.hpp"
 
@@ -193,6 +196,7 @@ struct IngestServer::Impl {
       return;
     }
     const PublishReport report = service->publish(body);
+    pipeline::fault::crash_point("ingest.after_publish_before_response");
     Code code = Code::Ok;
     switch (report.kind) {
       case PublishOutcomeKind::kOk:
@@ -347,6 +351,8 @@ struct IngestServer::Impl {
   std::unique_ptr<EventStore> store;
   std::unique_ptr<PublishService> service;
   std::unique_ptr<Pistache::Http::Endpoint> endpoint;
+  std::atomic<bool> draining{false};
+  std::atomic<int> in_flight{0};
   std::shared_ptr<Pistache::Rest::Router> router = std::make_shared<Pistache::Rest::Router>();
 };
 
@@ -361,8 +367,17 @@ IngestServer::IngestServer(IngestConfig config) : impl_(std::make_unique<Impl>(s
     const Handler handler = handlers.at(route.path);
     const bool public_route = route.public_route;
     // The Impl outlives the endpoint, so the raw pointer stays valid.
-    auto call = [impl, handler, public_route](const Request& request, ResponseWriter response) {
-      if (impl->admit(request, response, public_route)) {
+    const bool always = route.path == "/health";
+    auto call = [impl, handler, public_route, always](const Request& request,
+                                                      ResponseWriter response) {
+      ++impl->in_flight;
+      struct Done {
+        Impl* impl;
+        ~Done() { --impl->in_flight; }
+      } done{impl};
+      if (impl->draining && !always) {
+        send_retry_later(response, Code::Service_Unavailable, "shutting down; retry elsewhere", 1);
+      } else if (impl->admit(request, response, public_route)) {
         (impl->*handler)(request, std::move(response));
       }
       return Pistache::Rest::Route::Result::Ok;
@@ -419,6 +434,16 @@ void IngestServer::start() {
   spdlog::info("event=ingest_listening address={} port={} auth={} rate_limit={}", cfg.http_address,
                port(), impl_->authenticator.enabled() ? "on" : "off",
                impl_->limiter.enabled() ? "on" : "off");
+}
+
+void IngestServer::drain(std::chrono::milliseconds timeout) {
+  impl_->draining = true;
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (impl_->in_flight.load() > 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  spdlog::info("event=ingest_drained in_flight={}", impl_->in_flight.load());
+  stop();
 }
 
 void IngestServer::stop() {

@@ -11,6 +11,7 @@
 
 #include "pipeline/database.hpp"
 #include "pipeline/event.hpp"
+#include "pipeline/fault.hpp"
 
 namespace processor {
 namespace {
@@ -273,6 +274,7 @@ BatchResult BatchWriter::write(const std::vector<IncomingMessage>& messages) {
     tx.exec_prepared("add_topic_counters", shard, to_pg_array(topic_names),
                      to_pg_array(topic_values));
   }
+  pipeline::fault::crash_point("processor.after_insert_before_commit");
   tx.commit();
   return result;
 }

@@ -3,9 +3,12 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <condition_variable>
+#include <mutex>
 #include <pqxx/except>
 
 #include "pipeline/database.hpp"
+#include "pipeline/fault.hpp"
 #include "processor/batch_writer.hpp"
 
 namespace processor {
@@ -32,6 +35,60 @@ class FetchedBatch {
 
  private:
   natsMsgList list_{nullptr, 0};
+};
+
+// Tells the broker "still working on these" every `interval` while a batch is
+// being written, so a slow transaction (a database under load, a lock wait)
+// does not run past AckWait and get the batch redelivered to another worker.
+class InProgressTicker {
+ public:
+  explicit InProgressTicker(std::chrono::milliseconds interval)
+      : interval_(interval), thread_([this] { run(); }) {}
+  ~InProgressTicker() {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      quit_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
+  }
+  InProgressTicker(const InProgressTicker&) = delete;
+  InProgressTicker& operator=(const InProgressTicker&) = delete;
+
+  void begin(FetchedBatch* batch) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    batch_ = batch;
+    cv_.notify_all();
+  }
+  /// After end() returns the ticker no longer touches the batch.
+  void end() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    batch_ = nullptr;
+  }
+  std::uint64_t sent() const { return sent_.load(); }
+
+ private:
+  void run() {
+    std::unique_lock<std::mutex> lock(mutex_);
+    while (!quit_) {
+      if (batch_ == nullptr) {
+        cv_.wait(lock, [&] { return quit_ || batch_ != nullptr; });
+        continue;
+      }
+      FetchedBatch* watched = batch_;
+      if (cv_.wait_for(lock, interval_, [&] { return quit_ || batch_ != watched; })) continue;
+      for (int i = 0; i < watched->size(); ++i) natsMsg_InProgress((*watched)[i], nullptr);
+      sent_ += static_cast<std::uint64_t>(watched->size());
+    }
+  }
+
+  std::chrono::milliseconds interval_;
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  FetchedBatch* batch_ = nullptr;
+  bool quit_ = false;
+  std::atomic<std::uint64_t> sent_{0};
+  std::thread thread_;
 };
 
 // Sleeps up to `total`, waking early when `stopping` turns true.
@@ -99,9 +156,11 @@ void Processor::run_worker(std::size_t index) {
   }
   SubscriptionPtr sub(raw_sub);
   BatchWriter writer(config_.common.database_url);
+  InProgressTicker ticker(std::max(std::chrono::milliseconds(100), consumer.ack_wait / 3));
   std::chrono::milliseconds backoff{0};
   auto next_prune = Clock::now() + kPruneInterval;
-  const auto nak_delay_ns = static_cast<int64_t>(config_.retry_delay.count()) * 1'000'000;
+  // natsMsg_NakWithDelay takes milliseconds.
+  const auto nak_delay_ms = static_cast<int64_t>(config_.retry_delay.count());
 
   while (!stopping_.load()) {
     if (!writer.connected()) {
@@ -150,6 +209,11 @@ void Processor::run_worker(std::size_t index) {
     }
 
     std::vector<StoreOutcome> outcomes;
+    ticker.begin(&batch);
+    struct EndTicker {
+      InProgressTicker& ticker;
+      ~EndTicker() { ticker.end(); }
+    } end_ticker{ticker};
     try {
       BatchResult result = writer.write(messages);
       outcomes = std::move(result.outcomes);
@@ -164,7 +228,7 @@ void Processor::run_worker(std::size_t index) {
         // safe, stored rows are recognised by their stream sequence.
         ++totals_.transient_errors;
         for (int i = 0; i < batch.size(); ++i)
-          natsMsg_NakWithDelay(batch[i], nak_delay_ns, nullptr);
+          natsMsg_NakWithDelay(batch[i], nak_delay_ms, nullptr);
         writer.reset();
         backoff = next_backoff(backoff);
         spdlog::warn(
@@ -200,11 +264,12 @@ void Processor::run_worker(std::size_t index) {
       }
       if (gave_up) {
         for (int i = 0; i < batch.size(); ++i)
-          natsMsg_NakWithDelay(batch[i], nak_delay_ns, nullptr);
+          natsMsg_NakWithDelay(batch[i], nak_delay_ms, nullptr);
         writer.reset();
         continue;
       }
     }
+    pipeline::fault::crash_point("processor.after_commit_before_ack");
     for (int i = 0; i < batch.size(); ++i) natsMsg_Ack(batch[i], nullptr);
     backoff = std::chrono::milliseconds(0);
 

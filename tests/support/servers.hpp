@@ -57,6 +57,8 @@ class Process {
 class NatsServer {
  public:
   NatsServer();
+  /// With extra arguments (e.g. cluster settings) on a given port.
+  NatsServer(std::vector<std::string> extra_args, std::uint16_t port);
   ~NatsServer();
   std::string url() const { return "nats://127.0.0.1:" + std::to_string(port_); }
   std::uint16_t port() const { return port_; }
@@ -67,6 +69,7 @@ class NatsServer {
  private:
   TempDir dir_;
   std::uint16_t port_;
+  std::vector<std::string> extra_args_;
   Process process_;
 };
 
@@ -81,9 +84,12 @@ class PostgresCluster {
   std::string url(const std::string& database = "postgres") const;
   /// Creates an empty database and returns its name.
   std::string create_database();
+  /// Starts the postmaster and waits until it takes connections. After a
+  /// kill -9 it retries while the old backends are still going away.
   void start();
   void kill9();
   void stop();
+  pid_t pid() const { return process_.pid(); }
 
  private:
   TempDir dir_;

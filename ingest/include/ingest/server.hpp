@@ -1,5 +1,6 @@
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -26,7 +27,10 @@ class IngestServer {
 
   /// Starts serving on background threads. Throws when the port is taken.
   void start();
-  /// Stops serving. Idempotent.
+  /// Graceful stop: new requests get 503 (and /ready fails) while the ones in
+  /// flight finish, for at most `timeout`; then stop().
+  void drain(std::chrono::milliseconds timeout);
+  /// Stops serving at once. Idempotent.
   void stop();
   /// The port it listens on (useful with INGEST_HTTP_PORT=0).
   std::uint16_t port() const;
