@@ -31,7 +31,8 @@ std::vector<pipeline::Event> normalized_events(const WorkloadConfig& config,
         pipeline::parse_publish_body(workload.request_body(batch), limits);
     if (body.error) throw std::runtime_error("workload body refused: " + body.error->message);
     for (std::size_t i = 0; i < body.verdicts.size(); ++i) {
-      if (!body.verdicts[i].event) throw std::runtime_error("event refused: " + body.verdicts[i].error);
+      if (!body.verdicts[i].event)
+        throw std::runtime_error("event refused: " + body.verdicts[i].error);
       events.push_back(*body.verdicts[i].event);
       if (duplicate != nullptr) duplicate->push_back(batch[i].duplicate);
     }

@@ -22,8 +22,9 @@ void fill(jsCtx* js, const pn::StreamSettings& stream, const std::vector<pipelin
     if (duplicate[i]) continue;
     const std::string subject = stream.subject_for(events[i].topic);
     const std::string data = pipeline::encode_event(events[i]);
-    pn::check(js_PublishAsync(js, subject.c_str(), data.data(), static_cast<int>(data.size()), nullptr),
-              "js_PublishAsync");
+    pn::check(
+        js_PublishAsync(js, subject.c_str(), data.data(), static_cast<int>(data.size()), nullptr),
+        "js_PublishAsync");
   }
   jsPubOptions wait;
   jsPubOptions_Init(&wait);
@@ -56,7 +57,8 @@ int run(int argc, char** argv) {
   pn::ensure_stream(js.get(), stream);
   fill(js.get(), stream, events, duplicate);
   pn::ensure_consumer(js.get(), stream, consumer);
-  const auto unique = static_cast<std::uint64_t>(std::count(duplicate.begin(), duplicate.end(), false));
+  const auto unique =
+      static_cast<std::uint64_t>(std::count(duplicate.begin(), duplicate.end(), false));
 
   std::atomic<std::uint64_t> fetched{0};
   std::atomic<std::uint64_t> fetches{0};

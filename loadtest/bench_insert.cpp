@@ -37,7 +37,8 @@ std::string insert_sql(const std::string& table) {
 // One transaction for one batch, built the way BatchWriter builds it.
 std::size_t write_batch(pqxx::connection& conn, std::vector<const Row*> rows) {
   std::sort(rows.begin(), rows.end(), [](const Row* a, const Row* b) {
-    return std::tie(a->event.topic, a->event.event_id) < std::tie(b->event.topic, b->event.event_id);
+    return std::tie(a->event.topic, a->event.event_id) <
+           std::tie(b->event.topic, b->event.event_id);
   });
   std::vector<std::string> topics, ids, timestamps, sources, payloads, seqs;
   for (const Row* r : rows) {
@@ -49,18 +50,20 @@ std::size_t write_batch(pqxx::connection& conn, std::vector<const Row*> rows) {
     seqs.push_back(std::to_string(r->stream_seq));
   }
   pqxx::work tx(conn);
-  const pqxx::result inserted = tx.exec_prepared(
-      "bench_insert", processor::to_pg_array(topics), processor::to_pg_array(ids),
-      processor::to_pg_array(timestamps), processor::to_pg_array(sources),
-      processor::to_pg_array(payloads), processor::to_pg_array(seqs));
+  const pqxx::result inserted =
+      tx.exec_prepared("bench_insert", processor::to_pg_array(topics), processor::to_pg_array(ids),
+                       processor::to_pg_array(timestamps), processor::to_pg_array(sources),
+                       processor::to_pg_array(payloads), processor::to_pg_array(seqs));
   tx.commit();
   return inserted.size();
 }
 
 int run(int argc, char** argv) {
-  loadtest::Flags flags("bench_insert", "PostgreSQL batch INSERT ... ON CONFLICT DO NOTHING, alone.");
+  loadtest::Flags flags("bench_insert",
+                        "PostgreSQL batch INSERT ... ON CONFLICT DO NOTHING, alone.");
   flags.add("database-url", "postgresql://postgres@127.0.0.1:55432/events", "the stack's database");
-  flags.add("connections", "2", "connections inserting at once (the processor's PROCESSOR_WORKERS)");
+  flags.add("connections", "2",
+            "connections inserting at once (the processor's PROCESSOR_WORKERS)");
   add_workload_flags(flags);
   if (!flags.parse(argc, argv)) return 0;
   const auto workload = workload_from_flags(flags);
@@ -76,7 +79,8 @@ int run(int argc, char** argv) {
   std::vector<std::vector<const Row*>> batches;
   for (std::size_t i = 0; i < rows.size(); i += workload.batch) {
     std::vector<const Row*> batch;
-    for (std::size_t j = i; j < std::min(rows.size(), i + workload.batch); ++j) batch.push_back(&rows[j]);
+    for (std::size_t j = i; j < std::min(rows.size(), i + workload.batch); ++j)
+      batch.push_back(&rows[j]);
     batches.push_back(std::move(batch));
   }
 
@@ -88,7 +92,8 @@ int run(int argc, char** argv) {
     pqxx::work tx(admin);
     tx.exec0("CREATE TABLE " + table + " (LIKE events INCLUDING ALL)");
     tx.exec0("CREATE SEQUENCE " + table + "_id_seq OWNED BY " + table + ".id");
-    tx.exec0("ALTER TABLE " + table + " ALTER COLUMN id SET DEFAULT nextval('" + table + "_id_seq')");
+    tx.exec0("ALTER TABLE " + table + " ALTER COLUMN id SET DEFAULT nextval('" + table +
+             "_id_seq')");
     tx.commit();
   }
   auto drop = [&] {

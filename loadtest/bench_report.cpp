@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "flags.hpp"
+#include "format.hpp"
 
 namespace {
 
@@ -63,23 +64,14 @@ std::vector<std::map<std::string, double>> read_table(const std::string& path) {
   return rows;
 }
 
-std::string num(double v, int decimals = 0) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%.*f", decimals, v);
-  std::string s = buf;
-  // thousands separators on the integer part
-  const auto dot = s.find('.');
-  int int_end = static_cast<int>(dot == std::string::npos ? s.size() : dot);
-  const int int_start = s[0] == '-' ? 1 : 0;
-  for (int i = int_end - 3; i > int_start; i -= 3) s.insert(static_cast<std::size_t>(i), ",");
-  return s;
-}
+std::string num(double v, int decimals = 0) { return loadtest::format_number(v, decimals); }
 
 double mib(double kib) { return kib / 1024.0; }
 
 // loadgen's exact /stats check passed.
 bool verified(const json& run) {
-  return run.contains("verify") && run["verify"].contains("ok") && run["verify"]["ok"] == json(true);
+  return run.contains("verify") && run["verify"].contains("ok") &&
+         run["verify"]["ok"] == json(true);
 }
 
 // Rates of completed events (stored or dropped as duplicates) in windows of
@@ -97,8 +89,11 @@ json throughput_windows(const json& samples, double window) {
     const double t = s["t"].get<double>();
     if (t - t0 < window) continue;
     const double c = completed(s);
-    out.push_back({{"from", t0}, {"to", t}, {"events_per_second", (c - c0) / (t - t0)},
-                   {"pending", s["pending"]}, {"completed", c - base}});
+    out.push_back({{"from", t0},
+                   {"to", t},
+                   {"events_per_second", (c - c0) / (t - t0)},
+                   {"pending", s["pending"]},
+                   {"completed", c - base}});
     t0 = t;
     c0 = c;
   }
@@ -154,7 +149,8 @@ int run(int argc, char** argv) {
   first_q /= static_cast<double>(quarter);
   last_q /= static_cast<double>(quarter);
   double max_lag = 0;
-  for (const auto& s : sustained["samples"]) max_lag = std::max(max_lag, s["pending"].get<double>());
+  for (const auto& s : sustained["samples"])
+    max_lag = std::max(max_lag, s["pending"].get<double>());
 
   const auto rss_rows = read_table(dir + "/rss.tsv");
   std::map<std::string, double> rss_peak_sampled;
@@ -167,11 +163,12 @@ int run(int argc, char** argv) {
 
   // ---- CPU per component per scenario
   json cpu = json::object();
-  for (const std::string scenario : {"seed", "single", "sustained"}) {
-    const auto rows = read_facts(dir + "/" + scenario + ".cpu");
+  for (std::string scenario : {"seed", "single", "sustained"}) {
+    const std::string name = scenario;
+    const auto rows = read_facts(dir + "/" + scenario.append(".cpu"));
     json entry = json::object();
     for (const auto& [k, v] : rows) entry[k] = std::stod(v);
-    cpu[scenario] = entry;
+    cpu[name] = entry;
   }
 
   const double ingest_rss = mib(std::stod(hwm.count("ingest") ? hwm.at("ingest") : "0"));
@@ -186,7 +183,8 @@ int run(int argc, char** argv) {
        single_rps >= 8000},
       {"single events p99", "< 25 ms", num(single_p99, 1) + " ms", single_p99 < 25},
       {"sustained: no drop in throughput", "last quarter >= 90% of first quarter",
-       num(last_q) + " vs " + num(first_q) + " events/s (" + num(100 * last_q / std::max(first_q, 1.0)) + "%)",
+       num(last_q) + " vs " + num(first_q) + " events/s (" +
+           num(100 * last_q / std::max(first_q, 1.0)) + "%)",
        first_q > 0 && last_q >= 0.9 * first_q},
       {"sustained: ingest peak RSS", "< 150 MiB", num(ingest_rss, 1) + " MiB", ingest_rss < 150},
       {"sustained: processor peak RSS", "< 150 MiB", num(processor_rss, 1) + " MiB",
@@ -196,21 +194,28 @@ int run(int argc, char** argv) {
   for (const json* j : {&seed, &single, &sustained}) {
     all_verified = all_verified && verified(*j);
   }
-  targets.push_back({"exact /stats check in every scenario", "OK", all_verified ? "OK" : "FAILED",
-                     all_verified});
+  targets.push_back(
+      {"exact /stats check in every scenario", "OK", all_verified ? "OK" : "FAILED", all_verified});
 
   // ---- results file
   json target_json = json::array();
   for (const auto& t : targets) {
-    target_json.push_back({{"name", t.name}, {"goal", t.goal}, {"measured", t.measured}, {"met", t.met}});
+    target_json.push_back(
+        {{"name", t.name}, {"goal", t.goal}, {"measured", t.measured}, {"met", t.met}});
   }
   json results = {
       {"date", facts.at("date")},
-      {"machine", {{"cores", std::stoi(facts.at("cores"))}, {"memory_mib", std::stoi(facts.at("memory_mib"))},
-                   {"cpu", facts.at("cpu")}, {"kernel", facts.at("kernel")}}},
-      {"versions", {{"nats_server", facts.at("nats_server")}, {"postgres", facts.at("postgres")},
-                    {"gxx", facts.at("gxx")}, {"commit", facts.at("commit")},
-                    {"build_type", facts.at("build_type")}}},
+      {"machine",
+       {{"cores", std::stoi(facts.at("cores"))},
+        {"memory_mib", std::stoi(facts.at("memory_mib"))},
+        {"cpu", facts.at("cpu")},
+        {"kernel", facts.at("kernel")}}},
+      {"versions",
+       {{"nats_server", facts.at("nats_server")},
+        {"postgres", facts.at("postgres")},
+        {"gxx", facts.at("gxx")},
+        {"commit", facts.at("commit")},
+        {"build_type", facts.at("build_type")}}},
       {"scenarios",
        {{"seed", seed},
         {"single_events", single},
@@ -223,7 +228,9 @@ int run(int argc, char** argv) {
           {"rss_samples_kib", rss_rows},
           {"peak_rss_kib", {{"sampled", rss_peak_sampled}, {"vm_hwm", hwm}}}}},
         {"stage_ceilings",
-         {{"publish", publish}, {"consume", consume}, {"insert", insert},
+         {{"publish", publish},
+          {"consume", consume},
+          {"insert", insert},
           {"combined_events_per_second", combined},
           {"seed_end_to_end_ratio", ratio}}}}},
       {"cpu_seconds", cpu},
@@ -238,10 +245,11 @@ int run(int argc, char** argv) {
   // ---- markdown
   std::ostringstream md;
   md << kBegin << "\n\n";
-  md << "Run of " << facts.at("date") << " on " << facts.at("cores") << " cores (" << facts.at("cpu")
-     << "), " << num(std::stod(facts.at("memory_mib")) / 1024, 1) << " GiB RAM, kernel "
-     << facts.at("kernel") << "; " << facts.at("nats_server") << ", " << facts.at("postgres") << ", "
-     << facts.at("gxx") << "; commit " << facts.at("commit") << " (" << facts.at("build_type")
+  md << "Run of " << facts.at("date") << " on " << facts.at("cores") << " cores ("
+     << facts.at("cpu") << "), " << num(std::stod(facts.at("memory_mib")) / 1024, 1)
+     << " GiB RAM, kernel " << facts.at("kernel") << "; " << facts.at("nats_server") << ", "
+     << facts.at("postgres") << ", " << facts.at("gxx") << "; commit " << facts.at("commit") << " ("
+     << facts.at("build_type")
      << "). Everything (load generator, ingest, processor, nats-server, PostgreSQL) on this one "
         "machine. Raw figures: `"
      << flags.str("results") << "`.\n\n";
@@ -256,51 +264,60 @@ int run(int argc, char** argv) {
            num(j["verify"].value("end_to_end_seconds", 0.0), 2) + " s)";
   };
   auto ok = [](const json& j) { return verified(j) ? "exact" : "**FAILED**"; };
-  md << "| Scenario | Events sent | Requests/s | Publish events/s | Latency p50 / p95 / p99 / max (ms) | "
+  md << "| Scenario | Events sent | Requests/s | Publish events/s | Latency p50 / p95 / p99 / max "
+        "(ms) | "
         "End to end events/s | /stats check |\n";
   md << "|---|---:|---:|---:|---:|---:|---|\n";
-  md << "| 1. seed: 20,000 events, 30% dup, batch 100, 8 conn | " << num(seed["events_sent"].get<double>())
-     << " | " << num(seed["requests_per_second"].get<double>()) << " | "
-     << num(seed["events_per_second"].get<double>()) << " | " << lat(seed) << " | " << e2e(seed) << " | "
-     << ok(seed) << " |\n";
-  md << "| 2. single events: batch 1, 64 conn, 30 s, 30% dup | " << num(single["events_sent"].get<double>())
-     << " | " << num(single["requests_per_second"].get<double>()) << " | "
-     << num(single["events_per_second"].get<double>()) << " | " << lat(single) << " | " << e2e(single)
-     << " | " << ok(single) << " |\n";
+  md << "| 1. seed: 20,000 events, 30% dup, batch 100, 8 conn | "
+     << num(seed["events_sent"].get<double>()) << " | "
+     << num(seed["requests_per_second"].get<double>()) << " | "
+     << num(seed["events_per_second"].get<double>()) << " | " << lat(seed) << " | " << e2e(seed)
+     << " | " << ok(seed) << " |\n";
+  md << "| 2. single events: batch 1, 64 conn, 30 s, 30% dup | "
+     << num(single["events_sent"].get<double>()) << " | "
+     << num(single["requests_per_second"].get<double>()) << " | "
+     << num(single["events_per_second"].get<double>()) << " | " << lat(single) << " | "
+     << e2e(single) << " | " << ok(single) << " |\n";
   md << "| 3. sustained: 1,000,000 events, 30% dup, batch 100, 8 conn | "
      << num(sustained["events_sent"].get<double>()) << " | "
      << num(sustained["requests_per_second"].get<double>()) << " | "
      << num(sustained["events_per_second"].get<double>()) << " | " << lat(sustained) << " | "
      << e2e(sustained) << " | " << ok(sustained) << " |\n\n";
 
-  md << "**4. Stage ceilings** (each stage alone, same machine, same run; the workload of scenario 1 "
+  md << "**4. Stage ceilings** (each stage alone, same machine, same run; the workload of scenario "
+        "1 "
         "scaled to "
      << num(publish["workload_events"].get<double>())
      << " events: same message bytes, batch, 30% duplicates). "
-        "\"Workload events/s\" is the workload's events (duplicates included) over the stage's time, "
+        "\"Workload events/s\" is the workload's events (duplicates included) over the stage's "
+        "time, "
         "so the three add up like the pipeline's stages do.\n\n";
   md << "| Stage | What it does | Messages or rows | Per second | Workload events/s |\n";
   md << "|---|---|---:|---:|---:|\n";
   md << "| publish | `js_PublishMsgAsync` + `Nats-Msg-Id`, all PubAcks back, 1 connection | "
-     << num(publish["messages"].get<double>()) << " msgs | " << num(publish["messages_per_second"].get<double>())
-     << " | " << num(p) << " |\n";
+     << num(publish["messages"].get<double>()) << " msgs | "
+     << num(publish["messages_per_second"].get<double>()) << " | " << num(p) << " |\n";
   md << "| consume | pull `Fetch` (" << consume["fetch_batch"] << ") + ack, " << consume["workers"]
-     << " workers, until the broker holds every ack | " << num(consume["messages"].get<double>()) << " msgs | "
-     << num(consume["messages_per_second"].get<double>()) << " | " << num(c) << " |\n";
-  md << "| insert | `INSERT ... SELECT FROM unnest(...) ON CONFLICT DO NOTHING`, " << insert["batch"]
-     << " rows per transaction, " << insert["connections"] << " connections | "
-     << num(insert["rows"].get<double>()) << " rows | " << num(insert["rows_per_second"].get<double>())
-     << " | " << num(i) << " |\n";
-  md << "| **combined** | 1 / (1/publish + 1/consume + 1/insert) | | | **" << num(combined) << "** |\n\n";
+     << " workers, until the broker holds every ack | " << num(consume["messages"].get<double>())
+     << " msgs | " << num(consume["messages_per_second"].get<double>()) << " | " << num(c)
+     << " |\n";
+  md << "| insert | `INSERT ... SELECT FROM unnest(...) ON CONFLICT DO NOTHING`, "
+     << insert["batch"] << " rows per transaction, " << insert["connections"] << " connections | "
+     << num(insert["rows"].get<double>()) << " rows | "
+     << num(insert["rows_per_second"].get<double>()) << " | " << num(i) << " |\n";
+  md << "| **combined** | 1 / (1/publish + 1/consume + 1/insert) | | | **" << num(combined)
+     << "** |\n\n";
   md << "Scenario 1 end to end is **" << num(seed_e2e) << " events/s = " << num(ratio, 2)
      << " of the combined ceiling**.\n\n";
 
-  md << "**Sustained run** (scenario 3): completed events/s (stored or dropped as duplicates) per 10 s "
+  md << "**Sustained run** (scenario 3): completed events/s (stored or dropped as duplicates) per "
+        "10 s "
         "window, and the consumer lag (`pending`) at the window's end:\n\n";
   md << "| Window (s) | Events/s | Lag |\n|---|---:|---:|\n";
   for (const auto& w : windows) {
     md << "| " << num(w["from"].get<double>()) << "-" << num(w["to"].get<double>()) << " | "
-       << num(w["events_per_second"].get<double>()) << " | " << num(w["pending"].get<double>()) << " |\n";
+       << num(w["events_per_second"].get<double>()) << " | " << num(w["pending"].get<double>())
+       << " |\n";
   }
   md << "\nMaximum lag " << num(max_lag) << " events. Peak RSS (VmHWM over the whole bench run; "
      << "highest sample during scenario 3 in brackets): ";
@@ -309,11 +326,13 @@ int run(int argc, char** argv) {
     if (!first) md << ", ";
     first = false;
     const double h = hwm.count(name) ? std::stod(hwm.at(name)) : 0;
-    md << name << " " << num(mib(h), 1) << " MiB (" << num(mib(rss_peak_sampled[name]), 1) << " MiB)";
+    md << name << " " << num(mib(h), 1) << " MiB (" << num(mib(rss_peak_sampled[name]), 1)
+       << " MiB)";
   }
   md << ".\n\n";
 
-  md << "**CPU seconds per component** over each scenario (user + system, from /proc; PostgreSQL is "
+  md << "**CPU seconds per component** over each scenario (user + system, from /proc; PostgreSQL "
+        "is "
         "the postmaster and all its backends; \"other\" is the rest of the machine's busy time, "
         "kernel work on nobody's behalf included) and the scenario's wall time (publishing, then "
         "waiting for the pipeline); 2 cores give 2 CPU seconds per second:\n\n";
@@ -321,15 +340,17 @@ int run(int argc, char** argv) {
   md << "|---|---:|---:|---:|---:|---:|---:|---:|\n";
   for (const std::string scenario : {"seed", "single", "sustained"}) {
     const json& e = cpu[scenario];
-    auto cell = [&](const char* k) { return e.contains(k) ? num(e[k].get<double>(), 2) : std::string("-"); };
-    md << "| " << scenario << " | " << cell("wall") << " | " << cell("ingest") << " | " << cell("processor")
-       << " | " << cell("nats") << " | " << cell("postgres") << " | " << cell("loadgen") << " | "
-       << cell("other") << " |\n";
+    auto cell = [&](const char* k) {
+      return e.contains(k) ? num(e[k].get<double>(), 2) : std::string("-");
+    };
+    md << "| " << scenario << " | " << cell("wall") << " | " << cell("ingest") << " | "
+       << cell("processor") << " | " << cell("nats") << " | " << cell("postgres") << " | "
+       << cell("loadgen") << " | " << cell("other") << " |\n";
   }
   md << "\n**Targets** (issue 6):\n\n| Target | Goal | Measured | |\n|---|---|---|---|\n";
   for (const auto& t : targets) {
-    md << "| " << t.name << " | " << t.goal << " | " << t.measured << " | " << (t.met ? "met" : "**missed**")
-       << " |\n";
+    md << "| " << t.name << " | " << t.goal << " | " << t.measured << " | "
+       << (t.met ? "met" : "**missed**") << " |\n";
   }
   md << "\n" << kEnd << "\n";
 
@@ -348,16 +369,18 @@ int run(int argc, char** argv) {
     if (end < doc.size() && doc[end] == '\n') ++end;
     doc.replace(b, end - b, md.str());
   } else {
-    doc = "# Benchmarks\n\n`make bench` (scripts/bench.sh) regenerates the section below.\n\n" + md.str() + doc;
+    doc = "# Benchmarks\n\n`make bench` (scripts/bench.sh) regenerates the section below.\n\n" +
+          md.str() + doc;
   }
   std::ofstream out(flags.str("markdown"));
   out << doc;
   if (!out) throw std::runtime_error("cannot write " + flags.str("markdown"));
 
-  std::cout << "bench: results in " << flags.str("results") << ", table in " << flags.str("markdown") << "\n";
+  std::cout << "bench: results in " << flags.str("results") << ", table in "
+            << flags.str("markdown") << "\n";
   for (const auto& t : targets) {
-    std::cout << "  " << (t.met ? "met     " : "MISSED  ") << t.name << ": " << t.measured << " (goal "
-              << t.goal << ")\n";
+    std::cout << "  " << (t.met ? "met     " : "MISSED  ") << t.name << ": " << t.measured
+              << " (goal " << t.goal << ")\n";
   }
   return 0;
 }

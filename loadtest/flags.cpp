@@ -29,7 +29,9 @@ bool Flags::parse(int argc, const char* const* argv) {
     if (it == flags_.end()) throw std::invalid_argument("unknown flag --" + name);
     if (eq == std::string::npos) {
       if (it->second.default_value != "false") {
-        throw std::invalid_argument("--" + name + " needs a value (--" + name + "=...)");
+        std::string message = "--" + name;
+        message += " needs a value (--" + name + "=...)";
+        throw std::invalid_argument(message);
       }
       it->second.value = "true";
     } else {
@@ -90,7 +92,8 @@ std::chrono::milliseconds Flags::duration(const std::string& name) const {
   if (unit == "m") ms = value * 60'000;
   if (unit == "h") ms = value * 3'600'000;
   if (text.empty() || end == text.c_str() || !(ms >= 0)) {
-    throw std::invalid_argument("--" + name + "=" + text + ": expected a duration like 30s or 500ms");
+    throw std::invalid_argument("--" + name + "=" + text +
+                                ": expected a duration like 30s or 500ms");
   }
   return std::chrono::milliseconds(static_cast<std::int64_t>(ms));
 }

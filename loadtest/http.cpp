@@ -37,7 +37,7 @@ std::string trim(const std::string& s) {
 ParseResult take_response(std::string& buffer, HttpResponse& out, std::string* error) {
   const std::size_t header_end = buffer.find("\r\n\r\n");
   if (header_end == std::string::npos) {
-    if (buffer.size() > 64 * 1024) {
+    if (buffer.size() > std::size_t{64} * 1024) {
       *error = "response headers over 64 KiB";
       return ParseResult::kError;
     }
@@ -50,7 +50,7 @@ ParseResult take_response(std::string& buffer, HttpResponse& out, std::string* e
     *error = "not an HTTP/1.x status line: " + status_line.substr(0, 80);
     return ParseResult::kError;
   }
-  response.status = std::atoi(status_line.c_str() + 9);
+  response.status = static_cast<int>(std::strtol(status_line.c_str() + 9, nullptr, 10));
   response.close = status_line.compare(0, 8, "HTTP/1.0") == 0;
   std::size_t content_length = 0;
   while (line_end < header_end) {
@@ -89,8 +89,9 @@ std::uint16_t loopback_port(const std::string& url) {
   char* end = nullptr;
   const long port = rest.empty() ? 0 : std::strtol(rest.c_str(), &end, 10);
   if (port <= 0 || port > 65535 || *end != '\0') {
-    throw std::invalid_argument("--url must be http://127.0.0.1:PORT or http://localhost:PORT (got '" +
-                                url + "'): load goes only to this machine");
+    throw std::invalid_argument(
+        "--url must be http://127.0.0.1:PORT or http://localhost:PORT (got '" + url +
+        "'): load goes only to this machine");
   }
   return static_cast<std::uint16_t>(port);
 }

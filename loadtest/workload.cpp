@@ -73,8 +73,8 @@ bool Workload::next_batch(std::vector<PlannedEvent>& out) {
         slot.key = unique_ - 1 - rng_() % window;
       }
       // A "recent key" may also be one of this request's.
-      const bool same_request = std::any_of(out.begin(), out.end(),
-                                            [&](const PlannedEvent& e) { return e.key == slot.key; });
+      const bool same_request = std::any_of(
+          out.begin(), out.end(), [&](const PlannedEvent& e) { return e.key == slot.key; });
       if (same_request) ++within_;
     } else {
       slot.key = unique_++;
