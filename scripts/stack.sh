@@ -18,6 +18,14 @@ PG_BIN=${PG_BINDIR:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | ta
 RUN=$DATA/run
 LOGS=$DATA/logs
 
+# The processor's GET /metrics: 9101 for the default stack; any free port for
+# stacks on other ports (tests, benchmarks), so that several can run at once.
+if [[ $INGEST_HTTP_PORT == 8080 ]]; then
+  PROCESSOR_METRICS_PORT=${PROCESSOR_METRICS_PORT:-9101}
+else
+  PROCESSOR_METRICS_PORT=${PROCESSOR_METRICS_PORT:-0}
+fi
+export PROCESSOR_METRICS_ADDRESS=${PROCESSOR_METRICS_ADDRESS:-127.0.0.1:$PROCESSOR_METRICS_PORT}
 export NATS_URL=${NATS_URL:-nats://127.0.0.1:$NATS_PORT}
 export DATABASE_URL=${DATABASE_URL:-postgresql://postgres@127.0.0.1:$PG_PORT/events}
 export INGEST_HTTP_PORT
@@ -120,6 +128,7 @@ start() {
   cat <<INFO
 stack: up
   ingest       http://127.0.0.1:$INGEST_HTTP_PORT  (try: curl http://127.0.0.1:$INGEST_HTTP_PORT/stats)
+  metrics      http://127.0.0.1:$INGEST_HTTP_PORT/metrics, processor on $PROCESSOR_METRICS_ADDRESS
   nats         $NATS_URL
   postgresql   $DATABASE_URL
   logs         $LOGS/

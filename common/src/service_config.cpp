@@ -29,6 +29,7 @@ void bind_common_settings(SettingsReader& reader, CommonSettings& s) {
   reader.duration("CONNECT_TIMEOUT", &s.connect_timeout, milliseconds(0),
                   "how long to keep retrying NATS and PostgreSQL at start-up");
   reader.text("LOG_LEVEL", &s.log_level, "trace, debug, info, warn, error or off");
+  reader.text("LOG_FORMAT", &s.log_format, "text (key=value) or json (one JSON object a line)");
 }
 
 void validate_common_settings(const CommonSettings& s) {

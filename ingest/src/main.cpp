@@ -10,7 +10,7 @@ int main(int argc, char** argv) {
   ingest::IngestConfig config;
   try {
     if (!ingest::load_config(argc, argv, config)) return 0;
-    pipeline::init_logging("ingest", config.common.log_level);
+    pipeline::init_logging("ingest", config.common.log_level, config.common.log_format);
   } catch (const std::exception& e) {
     std::cerr << "ingest: " << e.what() << "\n";
     return 2;

@@ -6,6 +6,7 @@
 
 #include "ingest/event_store.hpp"
 #include "ingest/publisher.hpp"
+#include "metrics.hpp"
 
 namespace ingest {
 
@@ -36,7 +37,7 @@ std::string PublishReport::to_json() const {
   return out.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
-PublishReport PublishService::publish(std::string_view body) {
+PublishReport PublishService::publish(std::string_view body, const std::string& request_id) {
   PublishReport report;
   pipeline::PublishBody parsed = pipeline::parse_publish_body(body, limits_);
   if (parsed.error) {
@@ -68,7 +69,7 @@ PublishReport PublishService::publish(std::string_view body) {
   }
 
   const std::vector<PublishOutcome> outcomes =
-      valid.empty() ? std::vector<PublishOutcome>{} : publisher_.publish(valid);
+      valid.empty() ? std::vector<PublishOutcome>{} : publisher_.publish(valid, request_id);
   std::vector<std::size_t> duplicate_results;
   for (std::size_t k = 0; k < outcomes.size(); ++k) {
     EventResult& result = report.results[valid_index[k]];
@@ -88,7 +89,7 @@ PublishReport PublishService::publish(std::string_view body) {
         break;
       case PublishStatus::kPermanent:
         result.status = "rejected";
-        result.error = "broker refused the event: " + outcomes[k].error;
+        result.error = "broker: refused the event: " + outcomes[k].error;
         ++report.rejected;
         break;
     }
@@ -107,6 +108,21 @@ PublishReport PublishService::publish(std::string_view body) {
         report.results[i].status = "failed";
         report.results[i].error = "duplicate could not be recorded (database unavailable)";
         ++report.failed;
+      }
+    }
+  }
+
+  if (metrics_ != nullptr) {
+    metrics_->events_received->Increment(static_cast<double>(report.received));
+    metrics_->events_accepted->Increment(static_cast<double>(report.accepted));
+    metrics_->events_duplicate->Increment(static_cast<double>(report.duplicates));
+    metrics_->events_failed->Increment(static_cast<double>(report.failed));
+    for (const auto& result : report.results) {
+      if (result.status == "rejected") metrics_->rejected(result.error).Increment();
+    }
+    for (const auto& outcome : outcomes) {
+      if (outcome.status == PublishStatus::kRetryable) {
+        metrics_->publish_error(outcome.error_kind).Increment();
       }
     }
   }

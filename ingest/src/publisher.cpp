@@ -2,6 +2,9 @@
 
 #include <spdlog/spdlog.h>
 
+#include "metrics.hpp"
+#include "pipeline/timestamp.hpp"
+
 namespace ingest {
 
 struct JetStreamPublisher::Waiter {
@@ -36,6 +39,16 @@ PublishOutcome outcome_from_error(natsStatus status, jsErrCode code, const char*
                        ? PublishStatus::kPermanent
                        : PublishStatus::kRetryable;
   outcome.error = natsStatus_GetText(status);
+  const std::string detail = text != nullptr ? text : "";
+  if (status == NATS_TIMEOUT) {
+    outcome.error_kind = "timeout";
+  } else if (status == NATS_NO_RESPONDERS) {
+    outcome.error_kind = "no_responders";
+  } else if (detail.find("maximum") != std::string::npos) {
+    outcome.error_kind = "stream_full";  // maximum bytes / messages exceeded
+  } else {
+    outcome.error_kind = "other";
+  }
   if (code != 0) outcome.error += " (JetStream error " + std::to_string(code) + ")";
   if (text != nullptr && text[0] != '\0') {
     outcome.error += ": ";
@@ -47,8 +60,9 @@ PublishOutcome outcome_from_error(natsStatus status, jsErrCode code, const char*
 }  // namespace
 
 JetStreamPublisher::JetStreamPublisher(natsConnection* conn, pipeline::nats::StreamSettings stream,
-                                       std::chrono::milliseconds publish_timeout)
-    : stream_(std::move(stream)), publish_timeout_(publish_timeout) {
+                                       std::chrono::milliseconds publish_timeout,
+                                       IngestMetrics* metrics)
+    : stream_(std::move(stream)), publish_timeout_(publish_timeout), metrics_(metrics) {
   jsOptions opts;
   jsOptions_Init(&opts);
   opts.Wait = publish_timeout_.count();
@@ -93,11 +107,16 @@ void JetStreamPublisher::complete(natsMsg* msg, const PublishOutcome& outcome) {
     pending = std::move(it->second);
     pending_.erase(it);
   }
+  if (metrics_ != nullptr && outcome.status != PublishStatus::kRetryable) {
+    metrics_->publish_latency->Observe(
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - pending.sent_at).count());
+  }
   pending.waiter->settle(pending.index, outcome);
 }
 
 std::vector<PublishOutcome> JetStreamPublisher::publish(
-    const std::vector<const pipeline::Event*>& events) {
+    const std::vector<const pipeline::Event*>& events, const std::string& request_id) {
+  const std::string published_at = std::to_string(pipeline::now_utc().micros_since_epoch);
   auto waiter = std::make_shared<Waiter>(events.size());
   jsPubOptions pub_opts;
   jsPubOptions_Init(&pub_opts);
@@ -114,9 +133,15 @@ std::vector<PublishOutcome> JetStreamPublisher::publish(
       status = natsMsgHeader_Set(msg, "Nats-Msg-Id", event.message_id().c_str());
     }
     if (status == NATS_OK) {
+      status = natsMsgHeader_Set(msg, pipeline::nats::kPublishedAtHeader, published_at.c_str());
+    }
+    if (status == NATS_OK && !request_id.empty()) {
+      status = natsMsgHeader_Set(msg, pipeline::nats::kRequestIdHeader, request_id.c_str());
+    }
+    if (status == NATS_OK) {
       {
         std::lock_guard<std::mutex> lock(pending_mutex_);
-        pending_[msg] = Pending{waiter, i};
+        pending_[msg] = Pending{waiter, i, std::chrono::steady_clock::now()};
       }
       status = js_PublishMsgAsync(js_.get(), &msg, &pub_opts);
       if (status != NATS_OK) {
@@ -144,6 +169,7 @@ std::vector<PublishOutcome> JetStreamPublisher::publish(
     }
     PublishOutcome timeout;
     timeout.error = "no PubAck within INGEST_PUBLISH_TIMEOUT";
+    timeout.error_kind = "timeout";
     for (std::size_t i = 0; i < events.size(); ++i) waiter->settle(i, timeout);
   }
   std::lock_guard<std::mutex> final_lock(waiter->mutex);

@@ -5,10 +5,13 @@
 #include <pistache/router.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cctype>
+#include <cstdio>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <random>
 #include <sstream>
 #include <thread>
 
@@ -16,6 +19,7 @@
 #include "ingest/event_store.hpp"
 #include "ingest/publish_service.hpp"
 #include "ingest/publisher.hpp"
+#include "metrics.hpp"
 #include "pipeline/database.hpp"
 #include "pipeline/fault.hpp"
 #include "pipeline/jetstream.hpp"
@@ -126,12 +130,32 @@ std::string header_value(const Request& request, const std::string& name) {
   return {};
 }
 
+// The request's id: the client's X-Request-Id when it is a sane one, else a
+// new random one. It goes back in the response and into each message header.
+std::string request_id(const Request& request, ResponseWriter& response) {
+  std::string id = header_value(request, "X-Request-Id");
+  const bool sane =
+      !id.empty() && id.size() <= 128 && std::all_of(id.begin(), id.end(), [](char c) {
+        return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.' ||
+               c == ':';
+      });
+  if (!sane) {
+    thread_local std::mt19937_64 random(std::random_device{}());
+    char buffer[17];
+    std::snprintf(buffer, sizeof buffer, "%016llx", static_cast<unsigned long long>(random()));
+    id = buffer;
+  }
+  add_header(response, "X-Request-Id", id);
+  return id;
+}
+
 }  // namespace
 
 const std::vector<IngestServer::Route>& IngestServer::routes() {
   static const std::vector<Route> kRoutes = {
       {"POST", "/publish", false}, {"GET", "/events", false}, {"GET", "/stats", false},
       {"GET", "/health", true},    {"GET", "/ready", true},   {"GET", "/openapi.json", true},
+      {"GET", "/metrics", true},
   };
   return kRoutes;
 }
@@ -148,13 +172,13 @@ struct IngestServer::Impl {
     admin_js = pipeline::nats::jetstream(nats_conn.get());
     pipeline::nats::ensure_stream(admin_js.get(), config.common.stream);
     publisher = std::make_unique<JetStreamPublisher>(nats_conn.get(), config.common.stream,
-                                                     config.publish_timeout);
+                                                     config.publish_timeout, &metrics);
     {
       auto db = pipeline::db::connect(config.common.database_url, config.common.connect_timeout);
       pipeline::db::apply_migrations(*db);
     }
     store = std::make_unique<EventStore>(config.common.database_url, config.db_pool_size);
-    service = std::make_unique<PublishService>(*publisher, *store, config.limits);
+    service = std::make_unique<PublishService>(*publisher, *store, config.limits, &metrics);
   }
 
   // Authentication and rate limiting, before any handler of a protected
@@ -183,19 +207,20 @@ struct IngestServer::Impl {
     return true;
   }
 
-  void publish(const Request& request, ResponseWriter response) const {
+  void publish(const Request& request, ResponseWriter& response) const {
     if (!acceptable_content_type(request)) {
       send_error(response, Code::Unsupported_Media_Type, "Content-Type must be application/json");
       return;
     }
     const std::string& body = request.body();
+    metrics.body_bytes->Observe(static_cast<double>(body.size()));
     if (body.size() > config.max_body_bytes) {
       send_error(response, Code::Request_Entity_Too_Large,
                  "request body larger than INGEST_MAX_BODY_BYTES (" +
                      std::to_string(config.max_body_bytes) + " bytes)");
       return;
     }
-    const PublishReport report = service->publish(body);
+    const PublishReport report = service->publish(body, request_id(request, response));
     pipeline::fault::crash_point("ingest.after_publish_before_response");
     Code code = Code::Ok;
     switch (report.kind) {
@@ -217,7 +242,7 @@ struct IngestServer::Impl {
     send_json(response, code, report.to_json());
   }
 
-  void events(const Request& request, ResponseWriter response) const {
+  void events(const Request& request, ResponseWriter& response) const {
     EventQuery query;
     query.limit = kDefaultEventsLimit;
     query.topic = query_param(request, "topic");
@@ -268,7 +293,7 @@ struct IngestServer::Impl {
     }
   }
 
-  void stats(const Request& /*request*/, ResponseWriter response) const {
+  void stats(const Request& /*request*/, ResponseWriter& response) const {
     PipelineCounters counters;
     try {
       counters = store->counters();
@@ -307,7 +332,7 @@ struct IngestServer::Impl {
     send_json(response, Code::Ok, out.dump());
   }
 
-  void ready(const Request& /*request*/, ResponseWriter response) const {
+  void ready(const Request& /*request*/, ResponseWriter& response) const {
     json checks;
     const bool nats_up = natsConnection_Status(nats_conn.get()) == NATS_CONN_STATUS_CONNECTED;
     checks["nats"] = nats_up ? "ok" : "disconnected";
@@ -331,15 +356,25 @@ struct IngestServer::Impl {
     send_json(response, ready ? Code::Ok : Code::Service_Unavailable, body.dump());
   }
 
-  void health(const Request& /*request*/, ResponseWriter response) const {
+  void health(const Request& /*request*/, ResponseWriter& response) const {
     send_json(response, Code::Ok, R"({"status":"ok"})");
   }
 
-  void openapi(const Request& /*request*/, ResponseWriter response) const {
+  void prometheus_metrics(const Request& /*request*/, ResponseWriter& response) const {
+    metrics.up.nats_up->Set(natsConnection_Status(nats_conn.get()) == NATS_CONN_STATUS_CONNECTED);
+    metrics.up.postgres_up->Set(store->reachable() ? 1 : 0);
+    response.headers().add<Pistache::Http::Header::ContentType>(
+        Pistache::Http::Mime::MediaType::fromString("text/plain; version=0.0.4"));
+    response.send(Code::Ok, pipeline::metrics::serialize(*metrics.registry));
+  }
+
+  void openapi(const Request& /*request*/, ResponseWriter& response) const {
     send_json(response, Code::Ok, openapi_document());
   }
 
   IngestConfig config;
+  // mutable: counting is not a change of the server's state.
+  mutable IngestMetrics metrics;
   TokenAuthenticator authenticator;
   RateLimiter limiter;
   pipeline::UtcTimestamp started_at;
@@ -357,10 +392,15 @@ struct IngestServer::Impl {
 };
 
 IngestServer::IngestServer(IngestConfig config) : impl_(std::make_unique<Impl>(std::move(config))) {
-  using Handler = void (Impl::*)(const Request&, ResponseWriter) const;
+  using Handler = void (Impl::*)(const Request&, ResponseWriter&) const;
   const std::map<std::string, Handler> handlers = {
-      {"/publish", &Impl::publish}, {"/events", &Impl::events}, {"/stats", &Impl::stats},
-      {"/health", &Impl::health},   {"/ready", &Impl::ready},   {"/openapi.json", &Impl::openapi},
+      {"/publish", &Impl::publish},
+      {"/events", &Impl::events},
+      {"/stats", &Impl::stats},
+      {"/health", &Impl::health},
+      {"/ready", &Impl::ready},
+      {"/openapi.json", &Impl::openapi},
+      {"/metrics", &Impl::prometheus_metrics},
   };
   Impl* impl = impl_.get();
   for (const Route& route : routes()) {
@@ -368,18 +408,22 @@ IngestServer::IngestServer(IngestConfig config) : impl_(std::make_unique<Impl>(s
     const bool public_route = route.public_route;
     // The Impl outlives the endpoint, so the raw pointer stays valid.
     const bool always = route.path == "/health";
-    auto call = [impl, handler, public_route, always](const Request& request,
-                                                      ResponseWriter response) {
+    const std::string path = route.path;
+    auto call = [impl, handler, public_route, always, path](const Request& request,
+                                                            ResponseWriter response) {
+      const auto started = std::chrono::steady_clock::now();
       ++impl->in_flight;
-      struct Done {
-        Impl* impl;
-        ~Done() { --impl->in_flight; }
-      } done{impl};
+      impl->metrics.in_flight->Increment();
       if (impl->draining && !always) {
         send_retry_later(response, Code::Service_Unavailable, "shutting down; retry elsewhere", 1);
       } else if (impl->admit(request, response, public_route)) {
-        (impl->*handler)(request, std::move(response));
+        (impl->*handler)(request, response);
       }
+      impl->metrics.in_flight->Decrement();
+      --impl->in_flight;
+      impl->metrics.requests(path, static_cast<int>(response.getResponseCode())).Increment();
+      impl->metrics.request_duration(path).Observe(
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
       return Pistache::Rest::Route::Result::Ok;
     };
     if (route.method == "POST") {

@@ -16,6 +16,8 @@ bool load_config(int argc, const char* const* argv, ProcessorConfig& config) {
                   "how long one Fetch waits for messages");
   reader.duration("PROCESSOR_RETRY_DELAY", &config.retry_delay, milliseconds(0),
                   "redelivery delay after a transient failure");
+  reader.text("PROCESSOR_METRICS_ADDRESS", &config.metrics_address,
+              "host:port for GET /metrics (Prometheus); off to disable; port 0 picks one");
   if (!reader.read(argc, argv)) {
     std::cout << reader.help();
     return false;

@@ -10,7 +10,7 @@ int main(int argc, char** argv) {
   processor::ProcessorConfig config;
   try {
     if (!processor::load_config(argc, argv, config)) return 0;
-    pipeline::init_logging("processor", config.common.log_level);
+    pipeline::init_logging("processor", config.common.log_level, config.common.log_format);
   } catch (const std::exception& e) {
     std::cerr << "processor: " << e.what() << "\n";
     return 2;

@@ -6,10 +6,15 @@
 #include <condition_variable>
 #include <mutex>
 #include <pqxx/except>
+#include <pqxx/nontransaction>
 
+#include "metrics.hpp"
 #include "pipeline/database.hpp"
 #include "pipeline/fault.hpp"
+#include "pipeline/timestamp.hpp"
 #include "processor/batch_writer.hpp"
+
+#include <prometheus/exposer.h>
 
 namespace processor {
 namespace {
@@ -18,6 +23,8 @@ using pipeline::nats::check;
 using pipeline::nats::MetaDataPtr;
 using pipeline::nats::SubscriptionPtr;
 using Clock = std::chrono::steady_clock;
+using pipeline::nats::kPublishedAtHeader;
+using pipeline::nats::kRequestIdHeader;
 
 constexpr auto kPruneInterval = std::chrono::seconds(30);
 constexpr auto kMaxBackoff = std::chrono::milliseconds(5000);
@@ -42,8 +49,8 @@ class FetchedBatch {
 // does not run past AckWait and get the batch redelivered to another worker.
 class InProgressTicker {
  public:
-  explicit InProgressTicker(std::chrono::milliseconds interval)
-      : interval_(interval), thread_([this] { run(); }) {}
+  InProgressTicker(std::chrono::milliseconds interval, prometheus::Counter* sent)
+      : interval_(interval), sent_(sent), thread_([this] { run(); }) {}
   ~InProgressTicker() {
     {
       std::lock_guard<std::mutex> lock(mutex_);
@@ -65,7 +72,6 @@ class InProgressTicker {
     std::lock_guard<std::mutex> lock(mutex_);
     batch_ = nullptr;
   }
-  std::uint64_t sent() const { return sent_.load(); }
 
  private:
   void run() {
@@ -78,7 +84,7 @@ class InProgressTicker {
       FetchedBatch* watched = batch_;
       if (cv_.wait_for(lock, interval_, [&] { return quit_ || batch_ != watched; })) continue;
       for (int i = 0; i < watched->size(); ++i) natsMsg_InProgress((*watched)[i], nullptr);
-      sent_ += static_cast<std::uint64_t>(watched->size());
+      sent_->Increment(watched->size());
     }
   }
 
@@ -87,7 +93,7 @@ class InProgressTicker {
   std::condition_variable cv_;
   FetchedBatch* batch_ = nullptr;
   bool quit_ = false;
-  std::atomic<std::uint64_t> sent_{0};
+  prometheus::Counter* sent_;
   std::thread thread_;
 };
 
@@ -106,7 +112,8 @@ std::chrono::milliseconds next_backoff(std::chrono::milliseconds current) {
 
 }  // namespace
 
-Processor::Processor(ProcessorConfig config) : config_(std::move(config)) {
+Processor::Processor(ProcessorConfig config)
+    : config_(std::move(config)), metrics_(std::make_unique<ProcessorMetrics>()) {
   conn_ =
       pipeline::nats::connect(config_.common.nats_url, "processor", config_.common.connect_timeout);
   js_ = pipeline::nats::jetstream(conn_.get());
@@ -114,6 +121,52 @@ Processor::Processor(ProcessorConfig config) : config_(std::move(config)) {
   pipeline::nats::ensure_consumer(js_.get(), config_.common.stream, config_.common.consumer);
   auto db = pipeline::db::connect(config_.common.database_url, config_.common.connect_timeout);
   pipeline::db::apply_migrations(*db);
+  if (config_.metrics_address != "off") {
+    exposer_ = std::make_unique<prometheus::Exposer>(config_.metrics_address);
+    exposer_->RegisterCollectable(metrics_->registry);
+  }
+}
+
+std::uint16_t Processor::metrics_port() const {
+  if (!exposer_) return 0;
+  const auto ports = exposer_->GetListeningPorts();
+  return ports.empty() ? 0 : static_cast<std::uint16_t>(ports.front());
+}
+
+// Refreshes the gauges about the broker and the database every 2 s.
+void Processor::run_health() {
+  const auto& stream = config_.common.stream;
+  const auto& consumer = config_.common.consumer;
+  std::unique_ptr<pqxx::connection> db;
+  while (!stopping_.load()) {
+    metrics_->up.nats_up->Set(natsConnection_Status(conn_.get()) == NATS_CONN_STATUS_CONNECTED);
+    jsConsumerInfo* ci = nullptr;
+    if (js_GetConsumerInfo(&ci, js_.get(), stream.name.c_str(), consumer.durable.c_str(), nullptr,
+                           nullptr) == NATS_OK) {
+      pipeline::nats::ConsumerInfoPtr info(ci);
+      metrics_->consumer_pending->Set(static_cast<double>(info->NumPending));
+      metrics_->consumer_ack_pending->Set(static_cast<double>(info->NumAckPending));
+      metrics_->consumer_redelivered->Set(static_cast<double>(info->NumRedelivered));
+      metrics_->consumer_max_ack_pending->Set(static_cast<double>(info->Config->MaxAckPending));
+    }
+    jsStreamInfo* si = nullptr;
+    if (js_GetStreamInfo(&si, js_.get(), stream.name.c_str(), nullptr, nullptr) == NATS_OK) {
+      pipeline::nats::StreamInfoPtr info(si);
+      metrics_->stream_messages->Set(static_cast<double>(info->State.Msgs));
+      metrics_->stream_bytes->Set(static_cast<double>(info->State.Bytes));
+    }
+    try {
+      if (!db || !db->is_open())
+        db = std::make_unique<pqxx::connection>(config_.common.database_url);
+      pqxx::nontransaction tx(*db);
+      tx.exec("SELECT 1");
+      metrics_->up.postgres_up->Set(1);
+    } catch (const std::exception&) {
+      db.reset();
+      metrics_->up.postgres_up->Set(0);
+    }
+    sleep_unless_stopping(stopping_, std::chrono::seconds(2));
+  }
 }
 
 Processor::~Processor() { stop(); }
@@ -123,6 +176,7 @@ void Processor::start() {
   for (std::size_t i = 0; i < config_.workers; ++i) {
     workers_.emplace_back([this, i] { run_worker(i); });
   }
+  health_ = std::thread([this] { run_health(); });
   spdlog::info("event=processor_started workers={} batch_size={} stream={} consumer={}",
                config_.workers, config_.batch_size, config_.common.stream.name,
                config_.common.consumer.durable);
@@ -134,6 +188,7 @@ void Processor::stop() {
     if (worker.joinable()) worker.join();
   }
   workers_.clear();
+  if (health_.joinable()) health_.join();
 }
 
 void Processor::run_worker(std::size_t index) {
@@ -156,7 +211,8 @@ void Processor::run_worker(std::size_t index) {
   }
   SubscriptionPtr sub(raw_sub);
   BatchWriter writer(config_.common.database_url);
-  InProgressTicker ticker(std::max(std::chrono::milliseconds(100), consumer.ack_wait / 3));
+  InProgressTicker ticker(std::max(std::chrono::milliseconds(100), consumer.ack_wait / 3),
+                          metrics_->in_progress_acks);
   std::chrono::milliseconds backoff{0};
   auto next_prune = Clock::now() + kPruneInterval;
   // natsMsg_NakWithDelay takes milliseconds.
@@ -170,6 +226,8 @@ void Processor::run_worker(std::size_t index) {
         backoff = std::chrono::milliseconds(0);
       } catch (const std::exception& e) {
         ++totals_.transient_errors;
+        metrics_->transient_database->Increment();
+        metrics_->up.postgres_up->Set(0);
         backoff = next_backoff(backoff);
         spdlog::warn("event=postgres_unavailable worker={} retry_in_ms={} error=\"{}\"", index,
                      backoff.count(), std::string(e.what()).substr(0, 200));
@@ -186,12 +244,15 @@ void Processor::run_worker(std::size_t index) {
     if (status == NATS_TIMEOUT || (status == NATS_OK && batch.size() == 0)) continue;
     if (status != NATS_OK) {
       ++totals_.transient_errors;
+      metrics_->transient_fetch->Increment();
       spdlog::warn("event=fetch_failed worker={} status={} js_code={}", index,
                    natsStatus_GetText(status), static_cast<int>(code));
       sleep_unless_stopping(stopping_, std::chrono::milliseconds(250));
       continue;
     }
     totals_.fetched += static_cast<std::uint64_t>(batch.size());
+    metrics_->fetched->Increment(batch.size());
+    metrics_->batch_size->Observe(batch.size());
 
     std::vector<IncomingMessage> messages;
     messages.reserve(static_cast<std::size_t>(batch.size()));
@@ -204,6 +265,13 @@ void Processor::run_worker(std::size_t index) {
         m.stream_seq = meta->Sequence.Stream;
       }
       m.subject = natsMsg_GetSubject(msg);
+      const char* header = nullptr;
+      if (natsMsgHeader_Get(msg, kPublishedAtHeader, &header) == NATS_OK && header != nullptr) {
+        m.published_micros = std::strtoll(header, nullptr, 10);
+      }
+      if (natsMsgHeader_Get(msg, kRequestIdHeader, &header) == NATS_OK && header != nullptr) {
+        m.request_id = header;
+      }
       m.data.assign(natsMsg_GetData(msg), static_cast<std::size_t>(natsMsg_GetDataLength(msg)));
       messages.push_back(std::move(m));
     }
@@ -215,7 +283,22 @@ void Processor::run_worker(std::size_t index) {
       ~EndTicker() { ticker.end(); }
     } end_ticker{ticker};
     try {
+      const auto started = Clock::now();
       BatchResult result = writer.write(messages);
+      const auto committed = pipeline::now_utc();
+      metrics_->transaction_seconds->Observe(
+          std::chrono::duration<double>(Clock::now() - started).count());
+      metrics_->stored->Increment(static_cast<double>(result.stored));
+      metrics_->duplicates->Increment(static_cast<double>(result.duplicates));
+      metrics_->redelivered->Increment(static_cast<double>(result.redelivered));
+      metrics_->dead_lettered->Increment(static_cast<double>(result.dead_lettered));
+      for (std::size_t i = 0; i < messages.size(); ++i) {
+        if (result.outcomes[i] == StoreOutcome::kStored && messages[i].published_micros > 0) {
+          metrics_->end_to_end_seconds->Observe(
+              static_cast<double>(committed.micros_since_epoch - messages[i].published_micros) /
+              1e6);
+        }
+      }
       outcomes = std::move(result.outcomes);
       totals_.stored += result.stored;
       totals_.duplicates += result.duplicates;
@@ -227,6 +310,7 @@ void Processor::run_worker(std::size_t index) {
         // Not committed (or not known to be): redeliver later. A retry is
         // safe, stored rows are recognised by their stream sequence.
         ++totals_.transient_errors;
+        metrics_->transient_database->Increment();
         for (int i = 0; i < batch.size(); ++i)
           natsMsg_NakWithDelay(batch[i], nak_delay_ms, nullptr);
         writer.reset();
@@ -267,6 +351,22 @@ void Processor::run_worker(std::size_t index) {
           natsMsg_NakWithDelay(batch[i], nak_delay_ms, nullptr);
         writer.reset();
         continue;
+      }
+    }
+    if (spdlog::should_log(spdlog::level::debug)) {
+      std::string request_ids;
+      for (const auto& m : messages) {
+        if (!m.request_id.empty() && request_ids.find(m.request_id) == std::string::npos) {
+          request_ids += (request_ids.empty() ? "" : ",") + m.request_id;
+        }
+      }
+      spdlog::debug("event=batch_committed worker={} messages={} request_ids={}", index,
+                    messages.size(), request_ids);
+    }
+    for (std::size_t i = 0; i < messages.size(); ++i) {
+      if (outcomes[i] == StoreOutcome::kDeadLettered) {
+        spdlog::warn("event=dead_lettered worker={} stream_seq={} request_id={}", index,
+                     messages[i].stream_seq, messages[i].request_id);
       }
     }
     pipeline::fault::crash_point("processor.after_commit_before_ack");

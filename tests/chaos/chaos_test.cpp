@@ -135,6 +135,7 @@ class ChaosStack {
         "PROCESSOR_BATCH_SIZE=100",
         "PROCESSOR_FETCH_WAIT=100ms",
         "PROCESSOR_RETRY_DELAY=200ms",
+        "PROCESSOR_METRICS_ADDRESS=127.0.0.1:0",
     };
     vars.insert(vars.end(), extra.begin(), extra.end());
     return vars;

@@ -84,6 +84,23 @@ bool HttpClient::read_response(HttpResponse& response) {
     value.erase(0, value.find_first_not_of(' '));
     response.headers[name] = value;
   }
+  if (response.header("transfer-encoding") == "chunked") {
+    // <hex size>\r\n<data>\r\n ... 0\r\n\r\n
+    while (true) {
+      std::size_t line_end_pos = 0;
+      while ((line_end_pos = buffer_.find("\r\n")) == std::string::npos) {
+        if (!fill()) return false;
+      }
+      const std::size_t size = std::stoul(buffer_.substr(0, line_end_pos), nullptr, 16);
+      buffer_.erase(0, line_end_pos + 2);
+      while (buffer_.size() < size + 2) {
+        if (!fill()) return false;
+      }
+      response.body.append(buffer_, 0, size);
+      buffer_.erase(0, size + 2);
+      if (size == 0) return true;
+    }
+  }
   std::size_t length = 0;
   if (auto it = response.headers.find("content-length"); it != response.headers.end()) {
     length = std::stoul(it->second);

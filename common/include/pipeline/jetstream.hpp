@@ -11,6 +11,12 @@
 
 namespace pipeline::nats {
 
+/// Message headers ingest sets besides Nats-Msg-Id: when it published the
+/// event (microseconds since the epoch, for end-to-end latency) and the id of
+/// the HTTP request it came in (for following one request through the logs).
+inline constexpr const char* kPublishedAtHeader = "Pipeline-Published-At";
+inline constexpr const char* kRequestIdHeader = "Pipeline-Request-Id";
+
 /// A failed nats.c call: the status, the JetStream error code (0 if none) and
 /// nats.c's own description.
 class NatsError : public std::runtime_error {

@@ -17,6 +17,7 @@ struct CommonSettings {
   nats::ConsumerSettings consumer;
   std::chrono::milliseconds connect_timeout{std::chrono::seconds(30)};
   std::string log_level = "info";
+  std::string log_format = "text";
 };
 
 /// Binds the common settings to `reader`.

@@ -11,6 +11,7 @@ namespace ingest {
 
 class JetStreamPublisher;
 class EventStore;
+struct IngestMetrics;
 
 /// The overall result of one POST /publish, which the HTTP layer maps to a
 /// status code in one switch.
@@ -49,16 +50,19 @@ struct PublishReport {
 /// broker's duplicates. Knows nothing of HTTP.
 class PublishService {
  public:
+  /// `metrics` may be null.
   PublishService(JetStreamPublisher& publisher, EventStore& store,
-                 pipeline::ValidationLimits limits)
-      : publisher_(publisher), store_(store), limits_(limits) {}
+                 pipeline::ValidationLimits limits, IngestMetrics* metrics = nullptr)
+      : publisher_(publisher), store_(store), limits_(limits), metrics_(metrics) {}
 
-  PublishReport publish(std::string_view body);
+  /// `request_id` travels with each event to the processor's logs.
+  PublishReport publish(std::string_view body, const std::string& request_id = "");
 
  private:
   JetStreamPublisher& publisher_;
   EventStore& store_;
   pipeline::ValidationLimits limits_;
+  IngestMetrics* metrics_;
 };
 
 }  // namespace ingest

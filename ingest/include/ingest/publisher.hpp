@@ -28,15 +28,20 @@ struct PublishOutcome {
   PublishStatus status = PublishStatus::kRetryable;
   std::uint64_t stream_seq = 0;
   std::string error;
+  /// For errors: timeout, no_responders, stream_full or other.
+  std::string error_kind;
 };
+
+struct IngestMetrics;
 
 /// Publishes events to JetStream asynchronously, one message each on
 /// "<prefix>.<topic>" with Nats-Msg-Id "<topic>:<event_id>", and waits for
 /// every PubAck. Thread-safe: many requests publish at once on one context.
 class JetStreamPublisher {
  public:
+  /// `metrics` may be null.
   JetStreamPublisher(natsConnection* conn, pipeline::nats::StreamSettings stream,
-                     std::chrono::milliseconds publish_timeout);
+                     std::chrono::milliseconds publish_timeout, IngestMetrics* metrics = nullptr);
   ~JetStreamPublisher();
   JetStreamPublisher(const JetStreamPublisher&) = delete;
   JetStreamPublisher& operator=(const JetStreamPublisher&) = delete;
@@ -44,7 +49,9 @@ class JetStreamPublisher {
   /// One outcome per event, in order. Returns when every event has its
   /// PubAck or error, or when the publish timeout passed (those events are
   /// kRetryable). Never throws for broker trouble.
-  std::vector<PublishOutcome> publish(const std::vector<const pipeline::Event*>& events);
+  /// `request_id` goes into each message's Pipeline-Request-Id header.
+  std::vector<PublishOutcome> publish(const std::vector<const pipeline::Event*>& events,
+                                      const std::string& request_id = "");
 
   jsCtx* context() const { return js_.get(); }
 
@@ -53,12 +60,14 @@ class JetStreamPublisher {
   struct Pending {
     std::shared_ptr<Waiter> waiter;
     std::size_t index;
+    std::chrono::steady_clock::time_point sent_at;
   };
   static void on_ack(jsCtx* js, natsMsg* msg, jsPubAck* pa, jsPubAckErr* pae, void* closure);
   void complete(natsMsg* msg, const PublishOutcome& outcome);
 
   pipeline::nats::StreamSettings stream_;
   std::chrono::milliseconds publish_timeout_;
+  IngestMetrics* metrics_;
   pipeline::nats::JetStreamPtr js_;
   std::mutex pending_mutex_;
   std::unordered_map<const natsMsg*, Pending> pending_;

@@ -15,6 +15,8 @@ struct IncomingMessage {
   std::uint64_t stream_seq = 0;
   std::string subject;
   std::string data;
+  std::int64_t published_micros = 0;  ///< when ingest published it (header), 0 if unknown
+  std::string request_id;             ///< ingest's request id (header), for logs
 };
 
 /// What became of one message once its batch committed.

@@ -15,6 +15,8 @@ struct ProcessorConfig {
   std::size_t workers = 2;       ///< fetch/insert threads in this process
   std::chrono::milliseconds fetch_wait{500};
   std::chrono::milliseconds retry_delay{1000};  ///< NAK delay after a transient failure
+  /// host:port of the Prometheus endpoint (GET /metrics); "off" disables it.
+  std::string metrics_address = "0.0.0.0:9101";
 };
 
 /// Reads the configuration from the environment and `argv`. Returns false when

@@ -2,12 +2,19 @@
 
 #include <atomic>
 #include <cstdint>
+#include <memory>
 #include <thread>
 #include <vector>
 
 #include "processor/config.hpp"
 
+namespace prometheus {
+class Exposer;
+}
+
 namespace processor {
+
+struct ProcessorMetrics;
 
 /// Running totals of this process (not durable: the durable counters live in
 /// PostgreSQL).
@@ -41,15 +48,22 @@ class Processor {
 
   const ProcessorTotals& totals() const { return totals_; }
 
+  /// The port of GET /metrics (0 when off).
+  std::uint16_t metrics_port() const;
+
  private:
   void run_worker(std::size_t index);
+  void run_health();
 
   ProcessorConfig config_;
   pipeline::nats::ConnectionPtr conn_;
   pipeline::nats::JetStreamPtr js_;
   std::atomic<bool> stopping_{false};
   std::vector<std::thread> workers_;
+  std::thread health_;
   ProcessorTotals totals_;
+  std::unique_ptr<ProcessorMetrics> metrics_;
+  std::unique_ptr<prometheus::Exposer> exposer_;
 };
 
 }  // namespace processor

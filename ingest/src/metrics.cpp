@@ -1,0 +1,108 @@
+#include "metrics.hpp"
+
+#include <array>
+
+#include "ingest/server.hpp"
+
+namespace ingest {
+namespace {
+
+using prometheus::BuildCounter;
+using prometheus::BuildGauge;
+using prometheus::BuildHistogram;
+
+std::string name(const char* suffix) { return std::string(pipeline::metrics::kPrefix) + suffix; }
+
+constexpr std::array<const char*, 7> kRejectReasons = {"topic",   "event_id", "timestamp", "source",
+                                                       "payload", "event",    "broker"};
+constexpr std::array<const char*, 4> kPublishErrorKinds = {"timeout", "no_responders",
+                                                           "stream_full", "other"};
+constexpr std::array<int, 11> kCodes = {200, 400, 401, 404, 405, 413, 415, 429, 500, 503, 408};
+
+}  // namespace
+
+IngestMetrics::IngestMetrics() {
+  requests_family = &BuildCounter()
+                         .Name(name("http_requests_total"))
+                         .Help("HTTP requests answered, by route and status code")
+                         .Register(*registry);
+  duration_family = &BuildHistogram()
+                         .Name(name("http_request_duration_seconds"))
+                         .Help("Time from request to response, by route")
+                         .Register(*registry);
+  body_bytes = &BuildHistogram()
+                    .Name(name("http_request_body_bytes"))
+                    .Help("Size of POST /publish bodies")
+                    .Register(*registry)
+                    .Add({}, pipeline::metrics::size_buckets(16.0 * 1024 * 1024));
+  in_flight = &BuildGauge()
+                   .Name(name("http_requests_in_flight"))
+                   .Help("Requests being handled now")
+                   .Register(*registry)
+                   .Add({});
+  auto& events = BuildCounter()
+                     .Name(name("ingest_events_total"))
+                     .Help(
+                         "Events by what became of them at ingest: received (valid or not), "
+                         "accepted (PubAck), duplicate (broker window), failed (no PubAck)")
+                     .Register(*registry);
+  events_received = &events.Add({{"outcome", "received"}});
+  events_accepted = &events.Add({{"outcome", "accepted"}});
+  events_duplicate = &events.Add({{"outcome", "duplicate"}});
+  events_failed = &events.Add({{"outcome", "failed"}});
+  rejected_family = &BuildCounter()
+                         .Name(name("ingest_events_rejected_total"))
+                         .Help("Events rejected, by the field or rule that failed")
+                         .Register(*registry);
+  publish_latency = &BuildHistogram()
+                         .Name(name("ingest_publish_duration_seconds"))
+                         .Help("Time from JetStream publish to its PubAck, per event")
+                         .Register(*registry)
+                         .Add({}, pipeline::metrics::latency_buckets());
+  publish_errors_family = &BuildCounter()
+                               .Name(name("ingest_publish_errors_total"))
+                               .Help("Events without a PubAck, by kind")
+                               .Register(*registry);
+  up = pipeline::metrics::register_service(*registry, "ingest");
+
+  // Every series exists from the start (at 0), so dashboards and alerts see
+  // them before the first event of their kind.
+  for (const char* reason : kRejectReasons) rejected_family->Add({{"reason", reason}});
+  for (const char* kind : kPublishErrorKinds) publish_errors_family->Add({{"kind", kind}});
+  for (const auto& route : IngestServer::routes()) {
+    request_duration(route.path);
+    for (const int code : kCodes) requests(route.path, code);
+  }
+  request_duration("other");
+}
+
+prometheus::Histogram& IngestMetrics::request_duration(const std::string& route) {
+  auto it = durations_.find(route);
+  if (it != durations_.end()) return *it->second;
+  if (!durations_.empty() && durations_.count("other") != 0) return *durations_.at("other");
+  auto& histogram = duration_family->Add({{"route", route}}, pipeline::metrics::latency_buckets());
+  durations_[route] = &histogram;
+  return histogram;
+}
+
+prometheus::Counter& IngestMetrics::requests(const std::string& route, int code) {
+  const std::string label = durations_.count(route) != 0 ? route : "other";
+  return requests_family->Add({{"route", label}, {"code", std::to_string(code)}});
+}
+
+prometheus::Counter& IngestMetrics::rejected(const std::string& error) {
+  const std::string field = error.substr(0, error.find(':'));
+  for (const char* reason : kRejectReasons) {
+    if (field == reason) return rejected_family->Add({{"reason", reason}});
+  }
+  return rejected_family->Add({{"reason", "event"}});
+}
+
+prometheus::Counter& IngestMetrics::publish_error(const std::string& kind) {
+  for (const char* known : kPublishErrorKinds) {
+    if (kind == known) return publish_errors_family->Add({{"kind", known}});
+  }
+  return publish_errors_family->Add({{"kind", "other"}});
+}
+
+}  // namespace ingest

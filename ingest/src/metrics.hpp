@@ -1,0 +1,42 @@
+#pragma once
+
+#include <prometheus/registry.h>
+
+#include <map>
+#include <string>
+
+#include "pipeline/metrics.hpp"
+
+namespace ingest {
+
+/// Every metric of ingest. Label values are fixed sets (routes, status codes,
+/// rejection reasons), never event data, so cardinality stays bounded.
+struct IngestMetrics {
+  IngestMetrics();
+
+  /// A route's counters and histograms; unknown routes share "other".
+  prometheus::Histogram& request_duration(const std::string& route);
+  prometheus::Counter& requests(const std::string& route, int code);
+  /// The reason of a rejection: the field the error names ("topic", ...).
+  prometheus::Counter& rejected(const std::string& error);
+  prometheus::Counter& publish_error(const std::string& kind);
+
+  std::shared_ptr<prometheus::Registry> registry = std::make_shared<prometheus::Registry>();
+  prometheus::Family<prometheus::Counter>* requests_family;
+  prometheus::Family<prometheus::Histogram>* duration_family;
+  prometheus::Histogram* body_bytes;
+  prometheus::Gauge* in_flight;
+  prometheus::Counter* events_received;
+  prometheus::Counter* events_accepted;
+  prometheus::Counter* events_duplicate;
+  prometheus::Counter* events_failed;
+  prometheus::Family<prometheus::Counter>* rejected_family;
+  prometheus::Histogram* publish_latency;
+  prometheus::Family<prometheus::Counter>* publish_errors_family;
+  pipeline::metrics::ServiceGauges up;
+
+ private:
+  std::map<std::string, prometheus::Histogram*> durations_;
+};
+
+}  // namespace ingest
