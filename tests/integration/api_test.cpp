@@ -206,6 +206,7 @@ TEST_F(Api, CursorPagesHaveNoGapsOrRepeatsWhileEventsArrive) {
   for (int i = 0; i < 250; ++i) {
     EXPECT_EQ(ids[static_cast<std::size_t>(i)], "p" + std::to_string(1000 + i));
   }
+  wait_for_idle(250 + 2 * arriving);  // the events that arrived during the walk
   const auto reversed = walk("topic=page&limit=40&order=desc&");
   EXPECT_EQ(reversed.size(), 250u + 2 * static_cast<std::size_t>(arriving));
 }
