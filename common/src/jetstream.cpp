@@ -47,7 +47,7 @@ void check(natsStatus status, const char* what, jsErrCode js_code) {
 }
 
 ConnectionPtr connect(const std::string& url, const std::string& client_name,
-                      std::chrono::milliseconds connect_timeout) {
+                      std::chrono::milliseconds connect_timeout, bool send_asap) {
   natsOptions* raw_opts = nullptr;
   check(natsOptions_Create(&raw_opts), "natsOptions_Create");
   OptionsPtr opts(raw_opts);
@@ -73,6 +73,7 @@ ConnectionPtr connect(const std::string& url, const std::string& client_name,
   check(natsOptions_SetReconnectWait(opts.get(), 250), "natsOptions_SetReconnectWait");
   check(natsOptions_SetReconnectBufSize(opts.get(), 64 * 1024 * 1024),
         "natsOptions_SetReconnectBufSize");
+  check(natsOptions_SetSendAsap(opts.get(), send_asap), "natsOptions_SetSendAsap");
 
   const auto deadline = std::chrono::steady_clock::now() + connect_timeout;
   for (int attempt = 1;; ++attempt) {

@@ -167,8 +167,8 @@ struct IngestServer::Impl {
         limiter(config.rate_limit_rps, config.rate_limit_burst),
         started_at(pipeline::now_utc()),
         started_clock(std::chrono::steady_clock::now()) {
-    nats_conn =
-        pipeline::nats::connect(config.common.nats_url, "ingest", config.common.connect_timeout);
+    nats_conn = pipeline::nats::connect(config.common.nats_url, "ingest",
+                                        config.common.connect_timeout, /*send_asap=*/true);
     admin_js = pipeline::nats::jetstream(nats_conn.get());
     pipeline::nats::ensure_stream(admin_js.get(), config.common.stream);
     publisher = std::make_unique<JetStreamPublisher>(nats_conn.get(), config.common.stream,

@@ -91,8 +91,10 @@ struct ConsumerSettings {
 
 /// Connects with unlimited reconnects, retrying the first connect until
 /// `connect_timeout` passes. Throws NatsError when it never connects.
+/// `send_asap` writes each publish to the socket at once instead of leaving
+/// it to nats.c's flusher thread: lower latency for request/response work.
 ConnectionPtr connect(const std::string& url, const std::string& client_name,
-                      std::chrono::milliseconds connect_timeout);
+                      std::chrono::milliseconds connect_timeout, bool send_asap = false);
 
 /// A JetStream context on `conn`; `opts` may be null.
 JetStreamPtr jetstream(natsConnection* conn, jsOptions* opts = nullptr);
