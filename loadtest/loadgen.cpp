@@ -57,6 +57,9 @@ std::optional<Options> read_options(int argc, const char* const* argv) {
   flags.add("sample-interval", "1s", "how often to sample GET /stats while publishing (0 = never)");
   flags.add("no-verify", "false", "skip waiting for the pipeline and checking /stats");
   flags.add("quiet", "false", "no progress lines");
+  flags.add("get", "",
+            "instead of publishing, GET this path (e.g. /health) for --duration: the HTTP "
+            "server's own ceiling, without NATS or PostgreSQL");
   if (!flags.parse(argc, argv)) return std::nullopt;
 
   Options o;
@@ -85,6 +88,12 @@ std::optional<Options> read_options(int argc, const char* const* argv) {
   o.verify = !flags.boolean("no-verify");
   o.quiet = flags.boolean("quiet");
   o.json_path = flags.str("json");
+  o.get_path = flags.str("get");
+  if (!o.get_path.empty()) {
+    if (o.get_path[0] != '/') throw std::invalid_argument("--get must be a path like /health");
+    if (o.duration.count() == 0) throw std::invalid_argument("--get needs a --duration");
+    o.verify = false;
+  }
   if (w.events == 0 && o.duration.count() == 0) {
     throw std::invalid_argument("--events=0 needs a --duration");
   }

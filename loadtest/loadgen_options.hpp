@@ -29,6 +29,7 @@ struct Options {
   bool verify = true;
   bool quiet = false;
   std::string json_path;
+  std::string get_path;  ///< GET this path instead of publishing (an HTTP baseline)
 };
 
 /// Set by SIGINT/SIGTERM: stop publishing, finish what is in flight.

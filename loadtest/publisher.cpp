@@ -119,6 +119,7 @@ class Publisher {
       if (now < next_rate_slot_) return nullptr;
     }
     auto request = std::make_unique<Request>();
+    if (!o_.get_path.empty()) return request;  // a GET carries no events
     if (!workload_.next_batch(request->events)) {
       plan_done_ = true;
       return nullptr;
@@ -145,9 +146,13 @@ class Publisher {
       ev.data.u32 = static_cast<std::uint32_t>(index);
       ::epoll_ctl(epoll_, EPOLL_CTL_ADD, c.fd, &ev);
     }
-    const std::string body = workload_.request_body(request->events);
-    c.out =
-        loadtest::request_head("POST", "/publish", o_.port, o_.authorization, body.size()) + body;
+    if (o_.get_path.empty()) {
+      const std::string body = workload_.request_body(request->events);
+      c.out =
+          loadtest::request_head("POST", "/publish", o_.port, o_.authorization, body.size()) + body;
+    } else {
+      c.out = loadtest::request_head("GET", o_.get_path, o_.port, o_.authorization, 0);
+    }
     c.out_offset = 0;
     c.sent_at = now;
     if (totals_.requests == 0) first_send_ = now;
@@ -225,6 +230,13 @@ class Publisher {
     auto request = std::move(c.request);
     if (response.close) close_connection(c);
 
+    if (!o_.get_path.empty()) {
+      if (response.status != 200) {
+        ++totals_.permanent;
+        note_error("HTTP " + std::to_string(response.status) + ": " + response.body.substr(0, 300));
+      }
+      return;
+    }
     json body = json::parse(response.body, nullptr, false);
     json results;  // null unless the answer has per-event results
     if (body.is_object() && body.contains("results") && body["results"].is_array()) {

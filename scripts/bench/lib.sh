@@ -32,20 +32,22 @@ postgres_ticks() {  # the postmaster, its reaped children, and its live children
   echo "$total"
 }
 
-children_ticks() {  # CPU of this shell's finished children (loadgen), from `times`
-  times | awk -v hz="$(getconf CLK_TCK)" 'NR == 2 {
+children_ticks() {  # children_ticks FILE: CPU of finished children in a `times` output
+  awk -v hz="$(getconf CLK_TCK)" 'NR == 2 {
     t = 0
     for (i = 1; i <= 2; i++) { split($i, p, /[ms]/); t += p[1] * 60 + p[2] }
     printf "%d\n", t * hz
-  }'
+  }' "$1"
 }
 
-cpu_snapshot() {  # name=ticks lines; "system" is every CPU's busy time (/proc/stat)
+cpu_snapshot() {  # name=ticks lines
   local name
   for name in ingest processor nats; do echo "$name=$(cpu_ticks "$(pid_of "$name")")"; done
   echo "postgres=$(postgres_ticks)"
-  echo "loadgen=$(children_ticks)"
-  echo "system=$(awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9 }' /proc/stat)"
+  # Every process's own and reaped children's CPU: the machine's work with
+  # per-process (precise) accounting, unlike the tick-sampled /proc/stat.
+  echo "system=$(cat /proc/[0-9]*/stat 2>/dev/null | sed 's/^.*) //' |
+    awk '{ t += $12 + $13 + $14 + $15 } END { print t }')"
   echo "wall=$(date +%s.%N)"
 }
 
@@ -64,10 +66,17 @@ wait_for_quiet() {  # wait_for_quiet SECONDS: until the 1-minute load is under 0
 scenario() {
   local name=$1 rc=0
   shift
-  local before after
+  local before after times_file
+  times_file=$(mktemp)
+  # `times` in this shell (not in a $(...) subshell): the CPU of loadgen.
+  times >"$times_file.before"
   before=$(cpu_snapshot)
   "$@" || rc=$?
   after=$(cpu_snapshot)
+  times >"$times_file.after"
+  before+=$'\n'"loadgen=$(children_ticks "$times_file.before")"
+  after+=$'\n'"loadgen=$(children_ticks "$times_file.after")"
+  rm -f "$times_file" "$times_file.before" "$times_file.after"
   [[ $rc -eq 0 ]] || echo "bench: scenario $name exited with $rc" >&2
   # "other" is what the rest of the machine used meanwhile (builds, tests of
   # other people): it skews the figures when it is not near zero.
