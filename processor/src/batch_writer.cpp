@@ -164,7 +164,17 @@ BatchResult BatchWriter::write(const std::vector<IncomingMessage>& messages) {
   std::vector<DecodedRow> rows;
   std::vector<std::pair<std::size_t, std::string>> dead;  // message index, reason
   rows.reserve(messages.size());
+  // The same message can come twice in one batch: redelivered (after AckWait)
+  // to a pull request of the very worker that still holds it. Only its first
+  // copy is written; the others count as redeliveries, not as new events.
+  std::set<std::uint64_t> seen;
+  std::size_t repeats = 0;
   for (std::size_t i = 0; i < messages.size(); ++i) {
+    if (messages[i].stream_seq != 0 && !seen.insert(messages[i].stream_seq).second) {
+      result.outcomes[i] = StoreOutcome::kRedelivered;
+      ++repeats;
+      continue;
+    }
     std::string why;
     auto event = pipeline::decode_event(messages[i].data, &why);
     if (event) {
@@ -230,6 +240,8 @@ BatchResult BatchWriter::write(const std::vector<IncomingMessage>& messages) {
     result.dead_lettered += fresh.size();
     result.outcomes[index] = StoreOutcome::kDeadLettered;
   }
+
+  result.redelivered += repeats;
 
   // Counters, in the same transaction as the rows they count.
   std::map<std::string, std::int64_t> per_topic;

@@ -5,6 +5,8 @@
 #include <thread>
 
 #include "pipeline/database.hpp"
+#include "pipeline/event.hpp"
+#include "processor/batch_writer.hpp"
 #include "pipeline_fixture.hpp"
 
 namespace testsupport {
@@ -289,6 +291,41 @@ TEST_F(Pipeline, EventsLimitIsChecked) {
   EXPECT_EQ(http().get("/events?limit=1001").status, 400);
   EXPECT_EQ(http().get("/events?limit=ten").status, 400);
   EXPECT_EQ(http().get("/events?limit=1000").status, 200);
+}
+
+// The same message twice in one batch (redelivered to the worker that still
+// held it) is stored and counted once; a duplicate from another message is
+// counted as a duplicate, once, even when redelivered.
+TEST(BatchWriterTest, CountsEachMessageOnceWhateverTheRedeliveries) {
+  const std::string db = shared_postgres().create_database();
+  {
+    auto conn = pipeline::db::connect(shared_postgres().url(db), std::chrono::seconds(10));
+    pipeline::db::apply_migrations(*conn);
+  }
+  processor::BatchWriter writer(shared_postgres().url(db));
+  pipeline::Event e;
+  e.topic = "bw";
+  e.event_id = "1";
+  e.timestamp = "2026-11-24T10:00:00.000000Z";
+  e.source = "test";
+  const std::string data = pipeline::encode_event(e);
+  const processor::IncomingMessage first{7, "events.bw", data, 0, ""};
+  const processor::IncomingMessage other{9, "events.bw", data, 0, ""};  // same key, new message
+
+  auto result = writer.write({first, first});
+  EXPECT_EQ(result.stored, 1u);
+  EXPECT_EQ(result.redelivered, 1u);
+  result = writer.write({first, other});  // both again: a redelivery and a duplicate
+  EXPECT_EQ(result.stored, 0u);
+  EXPECT_EQ(result.redelivered, 1u);
+  EXPECT_EQ(result.duplicates, 1u);
+  result = writer.write({other});  // the duplicate redelivered
+  EXPECT_EQ(result.duplicates, 0u);
+  EXPECT_EQ(result.redelivered, 1u);
+
+  pqxx::connection conn(shared_postgres().url(db));
+  EXPECT_EQ(pipeline::db::read_counter(conn, "unique_processed"), 1);
+  EXPECT_EQ(pipeline::db::read_counter(conn, "duplicate_database"), 1);
 }
 
 // Two processes starting at once must not both apply a migration.
