@@ -6,8 +6,8 @@
 
 #include "pipeline/database.hpp"
 #include "pipeline/event.hpp"
-#include "processor/batch_writer.hpp"
 #include "pipeline_fixture.hpp"
+#include "processor/batch_writer.hpp"
 
 namespace testsupport {
 namespace {
