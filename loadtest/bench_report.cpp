@@ -10,6 +10,7 @@
 #include <iostream>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -123,6 +124,8 @@ int run(int argc, char** argv) {
   const json publish = read_json(dir + "/publish.json");
   const json consume = read_json(dir + "/consume.json");
   const json insert = read_json(dir + "/insert.json");
+  std::optional<json> health;  // the HTTP baseline (absent in older runs)
+  if (std::ifstream(dir + "/health.json")) health = read_json(dir + "/health.json");
 
   // ---- stage ceilings
   const double p = publish["workload_events_per_second"];
@@ -163,7 +166,8 @@ int run(int argc, char** argv) {
 
   // ---- CPU per component per scenario
   json cpu = json::object();
-  for (std::string scenario : {"seed", "single", "sustained"}) {
+  for (std::string scenario : {"seed", "single", "health", "sustained"}) {
+    if (scenario == "health" && !health) continue;
     const std::string name = scenario;
     const auto rows = read_facts(dir + "/" + scenario.append(".cpu"));
     json entry = json::object();
@@ -219,6 +223,7 @@ int run(int argc, char** argv) {
       {"scenarios",
        {{"seed", seed},
         {"single_events", single},
+        {"http_baseline_get_health", health ? *health : json()},
         {"sustained",
          {{"loadgen", sustained},
           {"throughput_windows_10s", windows},
@@ -284,6 +289,12 @@ int run(int argc, char** argv) {
      << num(sustained["events_per_second"].get<double>()) << " | " << lat(sustained) << " | "
      << e2e(sustained) << " | " << ok(sustained) << " |\n\n";
 
+  if (health) {
+    md << "HTTP baseline: `GET /health` over 64 connections (ingest's HTTP server alone, no NATS "
+          "or PostgreSQL): "
+       << num((*health)["requests_per_second"].get<double>()) << " requests/s, latency p50 / p95 / "
+       << "p99 / max " << lat(*health) << " ms.\n\n";
+  }
   md << "**4. Stage ceilings** (each stage alone, same machine, same run; the workload of scenario "
         "1 "
         "scaled to "
@@ -333,12 +344,14 @@ int run(int argc, char** argv) {
 
   md << "**CPU seconds per component** over each scenario (user + system, from /proc; PostgreSQL "
         "is "
-        "the postmaster and all its backends; \"other\" is the rest of the machine's busy time, "
-        "kernel work on nobody's behalf included) and the scenario's wall time (publishing, then "
+        "the postmaster and all its backends; \"other\" is every other process on the machine, "
+        "kernel threads included: work that competed with the run) and the scenario's wall time "
+        "(publishing, then "
         "waiting for the pipeline); 2 cores give 2 CPU seconds per second:\n\n";
   md << "| Scenario | Wall s | ingest | processor | nats-server | postgres | loadgen | other |\n";
   md << "|---|---:|---:|---:|---:|---:|---:|---:|\n";
-  for (const std::string scenario : {"seed", "single", "sustained"}) {
+  for (const std::string scenario : {"seed", "single", "health", "sustained"}) {
+    if (!cpu.contains(scenario)) continue;
     const json& e = cpu[scenario];
     auto cell = [&](const char* k) {
       return e.contains(k) ? num(e[k].get<double>(), 2) : std::string("-");

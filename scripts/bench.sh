@@ -83,6 +83,10 @@ echo "bench: scenario 2 (single events): batch 1, 64 connections, $single_durati
 scenario single "$bin/loadgen" --url="$url" --events=0 --duration="$single_duration" --batch=1 \
   --connections=64 --duplicates=0.3 --timeout=300s --json="$run_dir/single.json"
 
+echo "bench: HTTP baseline: GET /health, 64 connections, 10 s (no NATS, no PostgreSQL)"
+scenario health "$bin/loadgen" --url="$url" --get=/health --duration=10s --connections=64 \
+  --quiet --json="$run_dir/health.json"
+
 echo "bench: scenario 3 (sustained): $sustained_events events, 30% duplicates, batch 100"
 sample_rss "$run_dir/rss.tsv" &
 sampler_pid=$!
