@@ -26,6 +26,12 @@ export NATS_PORT PG_PORT INGEST_HTTP_PORT
 unset NATS_URL DATABASE_URL
 
 cleanup() {
+  local status=$?
+  if [[ $status -ne 0 ]]; then
+    # Enough to explain a failure afterwards: what ran, and the last log lines.
+    "$root/scripts/stack.sh" status >&2 || true
+    tail -n 25 "$DATA_DIR"/logs/processor.log "$DATA_DIR"/logs/ingest.log >&2 || true
+  fi
   "$root/scripts/stack.sh" stop >/dev/null 2>&1 || true
   rm -rf "$DATA_DIR"
 }
