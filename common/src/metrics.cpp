@@ -2,6 +2,7 @@
 
 #include <prometheus/text_serializer.h>
 
+#include <cstdint>
 #include <sstream>
 
 namespace pipeline::metrics {
@@ -12,7 +13,9 @@ prometheus::Histogram::BucketBoundaries latency_buckets() {
 
 prometheus::Histogram::BucketBoundaries size_buckets(double largest) {
   prometheus::Histogram::BucketBoundaries bounds;
-  for (double b = 1; b <= largest; b *= 4) bounds.push_back(b);
+  for (std::uint64_t b = 1; static_cast<double>(b) <= largest; b *= 4) {
+    bounds.push_back(static_cast<double>(b));
+  }
   return bounds;
 }
 

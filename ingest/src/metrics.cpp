@@ -90,7 +90,7 @@ prometheus::Counter& IngestMetrics::requests(const std::string& route, int code)
   return requests_family->Add({{"route", label}, {"code", std::to_string(code)}});
 }
 
-prometheus::Counter& IngestMetrics::rejected(const std::string& error) {
+prometheus::Counter& IngestMetrics::rejected(const std::string& error) const {
   const std::string field = error.substr(0, error.find(':'));
   for (const char* reason : kRejectReasons) {
     if (field == reason) return rejected_family->Add({{"reason", reason}});
@@ -98,7 +98,7 @@ prometheus::Counter& IngestMetrics::rejected(const std::string& error) {
   return rejected_family->Add({{"reason", "event"}});
 }
 
-prometheus::Counter& IngestMetrics::publish_error(const std::string& kind) {
+prometheus::Counter& IngestMetrics::publish_error(const std::string& kind) const {
   for (const char* known : kPublishErrorKinds) {
     if (kind == known) return publish_errors_family->Add({{"kind", known}});
   }

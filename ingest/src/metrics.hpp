@@ -18,8 +18,8 @@ struct IngestMetrics {
   prometheus::Histogram& request_duration(const std::string& route);
   prometheus::Counter& requests(const std::string& route, int code);
   /// The reason of a rejection: the field the error names ("topic", ...).
-  prometheus::Counter& rejected(const std::string& error);
-  prometheus::Counter& publish_error(const std::string& kind);
+  prometheus::Counter& rejected(const std::string& error) const;
+  prometheus::Counter& publish_error(const std::string& kind) const;
 
   std::shared_ptr<prometheus::Registry> registry = std::make_shared<prometheus::Registry>();
   prometheus::Family<prometheus::Counter>* requests_family;

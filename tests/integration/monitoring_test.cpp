@@ -133,7 +133,9 @@ TEST_F(Monitoring, EveryDashboardAndAlertQueryWorksAgainstARealPrometheus) {
     }
   }
   ASSERT_GE(dashboard_exprs.size(), 20u);
-  for (const auto& [title, expr] : dashboard_exprs) {
+  for (const auto& title_and_expr : dashboard_exprs) {
+    const std::string& title = title_and_expr.first;
+    const std::string& expr = title_and_expr.second;
     json result;
     // rate() over the last minute needs two scrapes with the traffic in them.
     const bool has_data = wait_until(

@@ -81,7 +81,7 @@ TEST(OpenApi, DocumentsExactlyTheServedRoutes) {
     for (const auto& [method, operation] : operations.items()) {
       std::string upper = method;
       for (char& c : upper) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-      documented.insert(upper + " " + path);
+      documented.insert(upper.append(" ").append(path));
       EXPECT_TRUE(operation.contains("responses")) << path;
     }
   }
