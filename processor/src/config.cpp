@@ -14,8 +14,6 @@ bool load_config(int argc, const char* const* argv, ProcessorConfig& config) {
   reader.size("PROCESSOR_WORKERS", &config.workers, 1, 64, "fetch/insert threads");
   reader.duration("PROCESSOR_FETCH_WAIT", &config.fetch_wait, milliseconds(10),
                   "how long one Fetch waits for messages");
-  reader.duration("PROCESSOR_BATCH_LINGER", &config.batch_linger, milliseconds(0),
-                  "after a Fetch that did not fill the batch, keep fetching this long (0 = off)");
   reader.duration("PROCESSOR_RETRY_DELAY", &config.retry_delay, milliseconds(0),
                   "redelivery delay after a transient failure");
   reader.text("PROCESSOR_METRICS_ADDRESS", &config.metrics_address,

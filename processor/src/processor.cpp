@@ -258,18 +258,6 @@ void Processor::run_worker(std::size_t index) {
     const int wanted = static_cast<int>(config_.batch_size);
     const natsStatus status = batch.fetch(sub.get(), wanted, config_.fetch_wait, &code);
     if (status == NATS_TIMEOUT || (status == NATS_OK && batch.size() == 0)) continue;
-    // Under a trickle a Fetch returns a few messages at once; linger a moment
-    // to fill the batch, since a transaction costs about the same for 5
-    // rows as for 200.
-    const auto linger_until = Clock::now() + config_.batch_linger;
-    while (status == NATS_OK && batch.size() < wanted && Clock::now() < linger_until) {
-      const auto left =
-          std::chrono::duration_cast<std::chrono::milliseconds>(linger_until - Clock::now());
-      if (batch.fetch(sub.get(), wanted - batch.size(),
-                      std::max(std::chrono::milliseconds(1), left), nullptr) != NATS_OK) {
-        break;
-      }
-    }
     if (status != NATS_OK) {
       ++totals_.transient_errors;
       metrics_->transient_fetch->Increment();

@@ -14,8 +14,6 @@ struct ProcessorConfig {
   std::size_t batch_size = 256;  ///< messages per Fetch and per transaction
   std::size_t workers = 2;       ///< fetch/insert threads in this process
   std::chrono::milliseconds fetch_wait{500};
-  /// After a Fetch that did not fill the batch, keep fetching this long.
-  std::chrono::milliseconds batch_linger{5};
   std::chrono::milliseconds retry_delay{1000};  ///< NAK delay after a transient failure
   /// host:port of the Prometheus endpoint (GET /metrics); "off" disables it.
   std::string metrics_address = "0.0.0.0:9101";
