@@ -75,9 +75,9 @@ scenario seed "$bin/loadgen" --url="$url" --events="$seed_events" --duplicates=0
 
 echo "bench: scenario 4 (stage ceilings, right after scenario 1)"
 common=(--events="$stage_events" --duplicates=0.3 --batch=100 --topics=10 --payload-bytes=200 --seed=42)
-timeout 300 "$bin/bench_publish" --nats-url="$nats_url" "${common[@]}" --json="$run_dir/publish.json"
-timeout 300 "$bin/bench_consume" --nats-url="$nats_url" "${common[@]}" --json="$run_dir/consume.json"
-timeout 300 "$bin/bench_insert" --database-url="$database_url" "${common[@]}" --json="$run_dir/insert.json"
+timeout --foreground 300 "$bin/bench_publish" --nats-url="$nats_url" "${common[@]}" --json="$run_dir/publish.json"
+timeout --foreground 300 "$bin/bench_consume" --nats-url="$nats_url" "${common[@]}" --json="$run_dir/consume.json"
+timeout --foreground 300 "$bin/bench_insert" --database-url="$database_url" "${common[@]}" --json="$run_dir/insert.json"
 
 echo "bench: scenario 2 (single events): batch 1, 64 connections, $single_duration"
 scenario single "$bin/loadgen" --url="$url" --events=0 --duration="$single_duration" --batch=1 \
@@ -90,7 +90,7 @@ scenario health "$bin/loadgen" --url="$url" --get=/health --duration=10s --conne
 echo "bench: scenario 3 (sustained): $sustained_events events, 30% duplicates, batch 100"
 sample_rss "$run_dir/rss.tsv" &
 sampler_pid=$!
-scenario sustained timeout 1200 "$bin/loadgen" --url="$url" --events="$sustained_events" \
+scenario sustained timeout --foreground 1200 "$bin/loadgen" --url="$url" --events="$sustained_events" \
   --duplicates=0.3 --batch=100 --connections=8 --timeout=900s --json="$run_dir/sustained.json"
 kill "$sampler_pid" 2>/dev/null || true
 wait "$sampler_pid" 2>/dev/null || true
