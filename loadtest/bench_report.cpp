@@ -75,28 +75,62 @@ bool verified(const json& run) {
          run["verify"]["ok"] == json(true);
 }
 
-// Rates of completed events (stored or dropped as duplicates) in windows of
-// `window` seconds over the samples, while there was work.
-json throughput_windows(const json& samples, double window) {
+using Table = std::vector<std::map<std::string, double>>;
+
+// `key` of the sampled table at epoch time `unix`, interpolated between rows.
+double value_at(const Table& rows, double unix, const std::string& key) {
+  if (rows.empty() || !rows.front().count(key)) return 0;
+  if (unix <= rows.front().at("unix")) return rows.front().at(key);
+  for (std::size_t i = 1; i < rows.size(); ++i) {
+    const double u0 = rows[i - 1].at("unix");
+    const double u1 = rows[i].at("unix");
+    if (unix <= u1) {
+      const double f = u1 > u0 ? (unix - u0) / (u1 - u0) : 1.0;
+      return rows[i - 1].at(key) + f * (rows[i].at(key) - rows[i - 1].at(key));
+    }
+  }
+  return rows.back().at(key);
+}
+
+// Completed events/s (stored or dropped as duplicates) in windows of `window`
+// seconds over loadgen's /stats samples, with the CPU cores each component
+// used meanwhile (from the per-second samples of scripts/bench/lib.sh).
+json throughput_windows(const json& samples, const Table& usage, double window, double hz) {
   json out = json::array();
   if (samples.size() < 2) return out;
   auto completed = [](const json& s) {
     return s["unique_processed"].get<double>() + s["duplicate_dropped"].get<double>();
   };
   const double base = completed(samples.front());
-  double t0 = samples.front()["t"].get<double>();
-  double c0 = completed(samples.front());
+  const json* from = &samples.front();
   for (const auto& s : samples) {
+    const double t0 = (*from)["t"].get<double>();
     const double t = s["t"].get<double>();
     if (t - t0 < window) continue;
+    const double c0 = completed(*from);
     const double c = completed(s);
-    out.push_back({{"from", t0},
-                   {"to", t},
-                   {"events_per_second", (c - c0) / (t - t0)},
-                   {"pending", s["pending"]},
-                   {"completed", c - base}});
-    t0 = t;
-    c0 = c;
+    json w = {{"from", t0},
+              {"to", t},
+              {"events_per_second", (c - c0) / (t - t0)},
+              {"pending", s["pending"]},
+              {"completed", c - base}};
+    if (s.contains("unix") && !usage.empty()) {
+      const double u0 = (*from)["unix"].get<double>();
+      const double u1 = s["unix"].get<double>();
+      double ours = 0;
+      json cores = json::object();
+      for (const std::string name : {"ingest", "processor", "nats", "postgres"}) {
+        const double used =
+            (value_at(usage, u1, name + "_cpu") - value_at(usage, u0, name + "_cpu")) / hz;
+        ours += used;
+        cores[name] = used / (u1 - u0);
+      }
+      const double all = (value_at(usage, u1, "all_cpu") - value_at(usage, u0, "all_cpu")) / hz;
+      cores["loadgen_and_other"] = (all - ours) / (u1 - u0);
+      w["cpu_cores"] = cores;
+    }
+    out.push_back(w);
+    from = &s;
   }
   return out;
 }
@@ -136,13 +170,12 @@ int run(int argc, char** argv) {
   const double ratio = seed_e2e / combined;
 
   // ---- sustained: throughput over time, lag, memory
-  const json windows = throughput_windows(sustained["samples"], 10.0);
+  const auto usage = read_table(dir + "/rss.tsv");
+  const double hz = facts.count("clk_tck") ? std::stod(facts.at("clk_tck")) : 100.0;
+  const json windows = throughput_windows(sustained["samples"], usage, 5.0, hz);
   std::vector<double> rates;
-  for (const auto& w : windows) {
-    if (w["events_per_second"].get<double>() > 0) rates.push_back(w["events_per_second"]);
-  }
-  // The last window with work is usually partial (the tail of the drain).
-  if (rates.size() > 2) rates.pop_back();
+  for (const auto& w : windows) rates.push_back(w["events_per_second"]);
+  // The last window ends with the drain (it may hold the pipeline's tail only).
   const std::size_t quarter = std::max<std::size_t>(1, rates.size() / 4);
   double first_q = 0, last_q = 0;
   for (std::size_t k = 0; k < quarter && k < rates.size(); ++k) {
@@ -155,11 +188,10 @@ int run(int argc, char** argv) {
   for (const auto& s : sustained["samples"])
     max_lag = std::max(max_lag, s["pending"].get<double>());
 
-  const auto rss_rows = read_table(dir + "/rss.tsv");
   std::map<std::string, double> rss_peak_sampled;
-  for (const auto& row : rss_rows) {
-    for (const auto& [k, v] : row) {
-      if (k != "t") rss_peak_sampled[k] = std::max(rss_peak_sampled[k], v);
+  for (const auto& row : usage) {
+    for (const std::string name : {"ingest", "processor", "nats"}) {
+      if (row.count(name)) rss_peak_sampled[name] = std::max(rss_peak_sampled[name], row.at(name));
     }
   }
   const auto hwm = read_facts(dir + "/hwm.txt");  // name=VmHWM kB
@@ -226,11 +258,11 @@ int run(int argc, char** argv) {
         {"http_baseline_get_health", health ? *health : json()},
         {"sustained",
          {{"loadgen", sustained},
-          {"throughput_windows_10s", windows},
+          {"throughput_windows_5s", windows},
           {"first_quarter_events_per_second", first_q},
           {"last_quarter_events_per_second", last_q},
           {"max_consumer_lag", max_lag},
-          {"rss_samples_kib", rss_rows},
+          {"rss_kib_and_cpu_ticks_per_second", usage},
           {"peak_rss_kib", {{"sampled", rss_peak_sampled}, {"vm_hwm", hwm}}}}},
         {"stage_ceilings",
          {{"publish", publish},
@@ -322,13 +354,22 @@ int run(int argc, char** argv) {
      << " of the combined ceiling**.\n\n";
 
   md << "**Sustained run** (scenario 3): completed events/s (stored or dropped as duplicates) per "
-        "10 s "
-        "window, and the consumer lag (`pending`) at the window's end:\n\n";
-  md << "| Window (s) | Events/s | Lag |\n|---|---:|---:|\n";
+        "5 s "
+        "window, the consumer lag (`pending`) at the window's end, and the CPU cores each "
+        "component "
+        "used in the window (loadgen and everything else on the machine in the last column):\n\n";
+  md << "| Window (s) | Events/s | Lag | ingest | processor | nats-server | postgres | loadgen + "
+        "other "
+        "|\n|---|---:|---:|---:|---:|---:|---:|---:|\n";
   for (const auto& w : windows) {
     md << "| " << num(w["from"].get<double>()) << "-" << num(w["to"].get<double>()) << " | "
-       << num(w["events_per_second"].get<double>()) << " | " << num(w["pending"].get<double>())
-       << " |\n";
+       << num(w["events_per_second"].get<double>()) << " | " << num(w["pending"].get<double>());
+    for (const char* name : {"ingest", "processor", "nats", "postgres", "loadgen_and_other"}) {
+      md << " | "
+         << (w.contains("cpu_cores") ? num(w["cpu_cores"][name].get<double>(), 2)
+                                     : std::string("-"));
+    }
+    md << " |\n";
   }
   md << "\nMaximum lag " << num(max_lag) << " events. Peak RSS (VmHWM over the whole bench run; "
      << "highest sample during scenario 3 in brackets): ";
@@ -359,6 +400,14 @@ int run(int argc, char** argv) {
     md << "| " << scenario << " | " << cell("wall") << " | " << cell("ingest") << " | "
        << cell("processor") << " | " << cell("nats") << " | " << cell("postgres") << " | "
        << cell("loadgen") << " | " << cell("other") << " |\n";
+  }
+  for (const std::string scenario : {"seed", "single", "health", "sustained"}) {
+    if (!cpu.contains(scenario) || !cpu[scenario].contains("other")) continue;
+    const double cores = cpu[scenario]["other"].get<double>() / cpu[scenario]["wall"].get<double>();
+    if (cores > 0.1) {
+      md << "\n- **Warning:** during " << scenario << " other processes used " << num(cores, 2)
+         << " of the 2 cores on average: its figures are lower than on a quiet machine.\n";
+    }
   }
   md << "\n**Targets** (issue 6):\n\n| Target | Goal | Measured | |\n|---|---|---|---|\n";
   for (const auto& t : targets) {

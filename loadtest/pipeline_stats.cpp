@@ -59,7 +59,11 @@ void StatsSampler::run(const Options& o) {
   while (!stop_.load()) {
     if (const auto s = read_stats(client)) {
       std::lock_guard<std::mutex> lock(mutex_);
+      const double unix_now =
+          std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch())
+              .count();
       samples_.push_back({{"t", std::round(seconds_between(start_, Clock::now()) * 1000) / 1000},
+                          {"unix", unix_now},
                           {"received", s->received},
                           {"unique_processed", s->unique_processed},
                           {"duplicate_dropped", s->duplicate_dropped},

@@ -40,14 +40,16 @@ children_ticks() {  # children_ticks FILE: CPU of finished children in a `times`
   }' "$1"
 }
 
+all_ticks() {  # every process's own and reaped children's CPU, in ticks: the machine's
+  # work with per-process (precise) accounting, unlike the tick-sampled /proc/stat
+  cat /proc/[0-9]*/stat 2>/dev/null | sed 's/^.*) //' | awk '{ t += $12 + $13 + $14 + $15 } END { print t }'
+}
+
 cpu_snapshot() {  # name=ticks lines
   local name
   for name in ingest processor nats; do echo "$name=$(cpu_ticks "$(pid_of "$name")")"; done
   echo "postgres=$(postgres_ticks)"
-  # Every process's own and reaped children's CPU: the machine's work with
-  # per-process (precise) accounting, unlike the tick-sampled /proc/stat.
-  echo "system=$(cat /proc/[0-9]*/stat 2>/dev/null | sed 's/^.*) //' |
-    awk '{ t += $12 + $13 + $14 + $15 } END { print t }')"
+  echo "system=$(all_ticks)"
   echo "wall=$(date +%s.%N)"
 }
 
@@ -87,17 +89,18 @@ scenario() {
   ' <(echo "$before") <(echo "$after") >"$run_dir/$name.cpu"
 }
 
-sample_rss() {  # sample_rss FILE: VmRSS (kB) of the services every second (bounded to 2 h)
-  local start name pid
-  start=$(date +%s.%N)
-  echo "t ingest processor nats" >"$1"
-  for _ in $(seq 1 7200); do
-    local line
-    line=$(awk -v s="$start" -v n="$(date +%s.%N)" 'BEGIN { printf "%.1f", n - s }')
+sample_rss() {  # sample_rss FILE: every second, RSS (kB) and CPU (ticks) of each component
+  # unix: epoch seconds; *_cpu: cumulative utime+stime; all_cpu: every process (see cpu_snapshot)
+  local name pid line
+  echo "unix ingest processor nats ingest_cpu processor_cpu nats_cpu postgres_cpu all_cpu" >"$1"
+  for _ in $(seq 1 7200); do  # bounded to 2 h
+    line=$(date +%s.%N)
     for name in ingest processor nats; do
       pid=$(pid_of "$name")
       line="$line $(awk '/^VmRSS:/ { print $2 }' "/proc/$pid/status" 2>/dev/null || echo 0)"
     done
+    for name in ingest processor nats; do line="$line $(cpu_ticks "$(pid_of "$name")" || echo 0)"; done
+    line="$line $(postgres_ticks) $(all_ticks)"
     echo "$line" >>"$1"
     sleep 1
   done
@@ -116,6 +119,7 @@ write_env() {  # write_env FILE: the machine and versions, key=value
   {
     echo "date=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
     echo "cores=$(nproc)"
+    echo "clk_tck=$(getconf CLK_TCK)"
     echo "memory_mib=$(awk '/^MemTotal:/ { print int($2 / 1024) }' /proc/meminfo)"
     echo "cpu=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)"
     echo "kernel=$(uname -r)"
