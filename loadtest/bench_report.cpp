@@ -173,17 +173,21 @@ int run(int argc, char** argv) {
   const auto usage = read_table(dir + "/rss.tsv");
   const double hz = facts.count("clk_tck") ? std::stod(facts.at("clk_tck")) : 100.0;
   const json windows = throughput_windows(sustained["samples"], usage, 5.0, hz);
+  // Sustained means no drop from the first half of the run to the second
+  // (halves, so that one window at the start or the drain's tail does not
+  // decide it; the table shows every window).
   std::vector<double> rates;
   for (const auto& w : windows) rates.push_back(w["events_per_second"]);
-  // The last window ends with the drain (it may hold the pipeline's tail only).
-  const std::size_t quarter = std::max<std::size_t>(1, rates.size() / 4);
-  double first_q = 0, last_q = 0;
-  for (std::size_t k = 0; k < quarter && k < rates.size(); ++k) {
-    first_q += rates[k];
-    last_q += rates[rates.size() - 1 - k];
+  const std::size_t half = rates.size() / 2;
+  double first_half = 0, second_half = 0;
+  for (std::size_t k = 0; k < half; ++k) {
+    first_half += rates[k];
+    second_half += rates[rates.size() - 1 - k];
   }
-  first_q /= static_cast<double>(quarter);
-  last_q /= static_cast<double>(quarter);
+  if (half > 0) {
+    first_half /= static_cast<double>(half);
+    second_half /= static_cast<double>(half);
+  }
   double max_lag = 0;
   for (const auto& s : sustained["samples"])
     max_lag = std::max(max_lag, s["pending"].get<double>());
@@ -218,10 +222,10 @@ int run(int argc, char** argv) {
       {"single events throughput", ">= 8,000 requests/s", num(single_rps) + " requests/s",
        single_rps >= 8000},
       {"single events p99", "< 25 ms", num(single_p99, 1) + " ms", single_p99 < 25},
-      {"sustained: no drop in throughput", "last quarter >= 90% of first quarter",
-       num(last_q) + " vs " + num(first_q) + " events/s (" +
-           num(100 * last_q / std::max(first_q, 1.0)) + "%)",
-       first_q > 0 && last_q >= 0.9 * first_q},
+      {"sustained: no drop in throughput", "second half >= 90% of first half (5 s windows)",
+       num(second_half) + " vs " + num(first_half) + " events/s (" +
+           num(100 * second_half / std::max(first_half, 1.0)) + "%)",
+       first_half > 0 && second_half >= 0.9 * first_half},
       {"sustained: ingest peak RSS", "< 150 MiB", num(ingest_rss, 1) + " MiB", ingest_rss < 150},
       {"sustained: processor peak RSS", "< 150 MiB", num(processor_rss, 1) + " MiB",
        processor_rss < 150},
@@ -259,8 +263,8 @@ int run(int argc, char** argv) {
         {"sustained",
          {{"loadgen", sustained},
           {"throughput_windows_5s", windows},
-          {"first_quarter_events_per_second", first_q},
-          {"last_quarter_events_per_second", last_q},
+          {"first_half_events_per_second", first_half},
+          {"second_half_events_per_second", second_half},
           {"max_consumer_lag", max_lag},
           {"rss_kib_and_cpu_ticks_per_second", usage},
           {"peak_rss_kib", {{"sampled", rss_peak_sampled}, {"vm_hwm", hwm}}}}},
