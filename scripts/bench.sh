@@ -19,8 +19,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 build=${BUILD_DIR:-$root/build}
-results=${BENCH_RESULTS:-$root/bench-results/latest.json}
-markdown=${BENCH_MARKDOWN:-$root/BENCHMARKS.md}
+results=${BENCH_RESULTS:-bench-results/latest.json}  # relative to the repository root
+markdown=${BENCH_MARKDOWN:-BENCHMARKS.md}
 small=${BENCH_SMALL:-0}
 bin=$build/loadtest
 
