@@ -42,5 +42,7 @@ if ! "$root/scripts/stack.sh" start; then
   tail -n 30 "$DATA_DIR"/logs/*.log >&2 || true
   exit 1
 fi
-"$loadgen" --url="http://127.0.0.1:$INGEST_HTTP_PORT" --events=3000 --batch=50 --connections=4 \
-  --duplicates=0.3 --timeout=60s "$@"
+# Bounded well below CTest's TIMEOUT (stack start <= 140 s, this <= 120 s):
+# a test killed by CTest would never run the cleanup above.
+timeout --foreground 120 "$loadgen" --url="http://127.0.0.1:$INGEST_HTTP_PORT" --events=3000 \
+  --batch=50 --connections=4 --duplicates=0.3 --timeout=60s --request-timeout=10s --max-retries=5 "$@"
