@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include "pipeline/settings.hpp"
+
 #include <algorithm>
 #include <thread>
 #include <vector>
@@ -53,15 +55,7 @@ ConnectionPtr connect(const std::string& url, const std::string& client_name,
   OptionsPtr opts(raw_opts);
   // natsOptions_SetURL takes one URL; a comma-separated list (a cluster)
   // goes through natsOptions_SetServers.
-  std::vector<std::string> servers;
-  for (std::size_t start = 0; start <= url.size();) {
-    const std::size_t comma = std::min(url.find(',', start), url.size());
-    std::string one = url.substr(start, comma - start);
-    one.erase(0, one.find_first_not_of(' '));
-    one.erase(one.find_last_not_of(' ') + 1);
-    if (!one.empty()) servers.push_back(std::move(one));
-    start = comma + 1;
-  }
+  const std::vector<std::string> servers = pipeline::split_list(url);
   std::vector<const char*> server_ptrs;
   server_ptrs.reserve(servers.size());
   for (const auto& server : servers) server_ptrs.push_back(server.c_str());

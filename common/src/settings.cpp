@@ -32,6 +32,19 @@ std::int64_t parse_integer(const std::string& name, const std::string& text) {
 
 }  // namespace
 
+std::vector<std::string> split_list(const std::string& text) {
+  std::vector<std::string> parts;
+  for (std::size_t start = 0; start <= text.size();) {
+    const std::size_t comma = std::min(text.find(',', start), text.size());
+    std::string part = text.substr(start, comma - start);
+    part.erase(0, part.find_first_not_of(" \t"));
+    part.erase(part.find_last_not_of(" \t") + 1);
+    if (!part.empty()) parts.push_back(std::move(part));
+    start = comma + 1;
+  }
+  return parts;
+}
+
 std::chrono::milliseconds parse_duration(const std::string& text) {
   std::size_t used = 0;
   double number = 0;
@@ -90,10 +103,6 @@ void SettingsReader::text(const std::string& name, std::string* target, std::str
     if (value.empty()) throw ConfigError(name + ": must not be empty");
     *target = value;
   });
-}
-
-void SettingsReader::optional_text(const std::string& name, std::string* target, std::string help) {
-  add(name, *target, std::move(help), [target](const std::string& value) { *target = value; });
 }
 
 void SettingsReader::secret(const std::string& name, std::string* target, std::string help) {

@@ -48,17 +48,7 @@ bool load_config(int argc, const char* const* argv, IngestConfig& config) {
 }
 
 std::vector<std::string> IngestConfig::token_list() const {
-  std::vector<std::string> tokens;
-  std::size_t start = 0;
-  while (start <= api_tokens.size()) {
-    const std::size_t comma = std::min(api_tokens.find(',', start), api_tokens.size());
-    std::string token = api_tokens.substr(start, comma - start);
-    token.erase(0, token.find_first_not_of(" \t"));
-    token.erase(token.find_last_not_of(" \t") + 1);
-    if (!token.empty()) tokens.push_back(std::move(token));
-    start = comma + 1;
-  }
-  return tokens;
+  return pipeline::split_list(api_tokens);
 }
 
 }  // namespace ingest

@@ -71,7 +71,10 @@ IngestMetrics::IngestMetrics() {
   for (const char* kind : kPublishErrorKinds) publish_errors_family->Add({{"kind", kind}});
   for (const auto& route : IngestServer::routes()) {
     request_duration(route.path);
-    for (const int code : kCodes) requests(route.path, code);
+    for (const int code : kCodes) {
+      requests_[{route.path, code}] =
+          &requests_family->Add({{"route", route.path}, {"code", std::to_string(code)}});
+    }
   }
   request_duration("other");
 }
@@ -86,6 +89,7 @@ prometheus::Histogram& IngestMetrics::request_duration(const std::string& route)
 }
 
 prometheus::Counter& IngestMetrics::requests(const std::string& route, int code) {
+  if (const auto it = requests_.find({route, code}); it != requests_.end()) return *it->second;
   const std::string label = durations_.count(route) != 0 ? route : "other";
   return requests_family->Add({{"route", label}, {"code", std::to_string(code)}});
 }

@@ -37,6 +37,9 @@ struct IngestMetrics {
 
  private:
   std::map<std::string, prometheus::Histogram*> durations_;
+  // Filled at construction and only read afterwards (so without a lock): the
+  // per-request counter lookup skips building a label set.
+  std::map<std::pair<std::string, int>, prometheus::Counter*> requests_;
 };
 
 }  // namespace ingest

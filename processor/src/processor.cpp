@@ -30,35 +30,24 @@ constexpr auto kPruneInterval = std::chrono::seconds(30);
 constexpr auto kMaxBackoff = std::chrono::milliseconds(5000);
 
 // Owns a fetched batch: natsMsgList_Destroy frees every message.
-// Owns the messages of one or more Fetch calls (natsMsgList_Destroy frees them).
+// Owns the messages of one Fetch (natsMsgList_Destroy frees them).
 class FetchedBatch {
  public:
   FetchedBatch() = default;
-  ~FetchedBatch() {
-    for (auto& list : lists_) natsMsgList_Destroy(&list);
-  }
+  ~FetchedBatch() { natsMsgList_Destroy(&list_); }
   FetchedBatch(const FetchedBatch&) = delete;
   FetchedBatch& operator=(const FetchedBatch&) = delete;
 
-  /// Fetches up to `count` more messages, waiting at most `wait`.
+  /// Fetches up to `count` messages, waiting at most `wait`.
   natsStatus fetch(natsSubscription* sub, int count, std::chrono::milliseconds wait,
                    jsErrCode* code) {
-    natsMsgList list{nullptr, 0};
-    const natsStatus status = natsSubscription_Fetch(&list, sub, count, wait.count(), code);
-    if (list.Count > 0) {
-      for (int i = 0; i < list.Count; ++i) msgs_.push_back(list.Msgs[i]);
-      lists_.push_back(list);
-    } else {
-      natsMsgList_Destroy(&list);
-    }
-    return status;
+    return natsSubscription_Fetch(&list_, sub, count, wait.count(), code);
   }
-  int size() const { return static_cast<int>(msgs_.size()); }
-  natsMsg* operator[](int i) const { return msgs_[static_cast<std::size_t>(i)]; }
+  int size() const { return list_.Count; }
+  natsMsg* operator[](int i) const { return list_.Msgs[i]; }
 
  private:
-  std::vector<natsMsgList> lists_;
-  std::vector<natsMsg*> msgs_;
+  natsMsgList list_{nullptr, 0};
 };
 
 // Tells the broker "still working on these" every `interval` while a batch is
@@ -255,8 +244,8 @@ void Processor::run_worker(std::size_t index) {
 
     FetchedBatch batch;
     code = static_cast<jsErrCode>(0);
-    const int wanted = static_cast<int>(config_.batch_size);
-    const natsStatus status = batch.fetch(sub.get(), wanted, config_.fetch_wait, &code);
+    const natsStatus status =
+        batch.fetch(sub.get(), static_cast<int>(config_.batch_size), config_.fetch_wait, &code);
     if (status == NATS_TIMEOUT || (status == NATS_OK && batch.size() == 0)) continue;
     if (status != NATS_OK) {
       ++totals_.transient_errors;

@@ -33,13 +33,19 @@ void PipelineTest::TearDown() {
   nats_.reset();
 }
 
+pipeline::CommonSettings PipelineTest::common_settings() const {
+  pipeline::CommonSettings common;
+  common.nats_url = nats_->url();
+  common.database_url = shared_postgres().url(database_);
+  common.stream = stream_;
+  common.consumer = consumer_;
+  common.connect_timeout = std::chrono::seconds(20);
+  return common;
+}
+
 ingest::IngestConfig PipelineTest::ingest_config() {
   ingest::IngestConfig config;
-  config.common.nats_url = nats_->url();
-  config.common.database_url = shared_postgres().url(database_);
-  config.common.stream = stream_;
-  config.common.consumer = consumer_;
-  config.common.connect_timeout = std::chrono::seconds(20);
+  config.common = common_settings();
   config.http_address = "127.0.0.1";
   config.http_port = 0;
   config.http_threads = 4;
@@ -53,11 +59,7 @@ ingest::IngestConfig PipelineTest::ingest_config() {
 
 processor::ProcessorConfig PipelineTest::processor_config() {
   processor::ProcessorConfig config;
-  config.common.nats_url = nats_->url();
-  config.common.database_url = shared_postgres().url(database_);
-  config.common.stream = stream_;
-  config.common.consumer = consumer_;
-  config.common.connect_timeout = std::chrono::seconds(20);
+  config.common = common_settings();
   config.workers = 2;
   config.batch_size = 200;
   config.fetch_wait = std::chrono::milliseconds(100);

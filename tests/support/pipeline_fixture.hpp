@@ -30,6 +30,7 @@ class PipelineTest : public ::testing::Test {
 
   /// Configurations the services start with; tests may change them before
   /// start_ingest() / start_processor().
+  pipeline::CommonSettings common_settings() const;
   ingest::IngestConfig ingest_config();
   processor::ProcessorConfig processor_config();
 

@@ -28,8 +28,6 @@ class SettingsReader {
   SettingsReader(std::string program, std::string summary, Lookup lookup = {});
 
   void text(const std::string& name, std::string* target, std::string help);
-  /// Like text(), but an empty value is allowed (and means "off").
-  void optional_text(const std::string& name, std::string* target, std::string help);
   /// Hides the value in --help (for secrets such as tokens).
   void secret(const std::string& name, std::string* target, std::string help);
   void integer(const std::string& name, std::int64_t* target, std::int64_t min, std::int64_t max,
@@ -64,6 +62,9 @@ class SettingsReader {
   Lookup lookup_;
   std::vector<Setting> settings_;
 };
+
+/// Splits a comma-separated setting ("a, b,,c") into its trimmed, non-empty parts.
+std::vector<std::string> split_list(const std::string& text);
 
 /// Parses a duration as SettingsReader::duration does. Throws ConfigError.
 std::chrono::milliseconds parse_duration(const std::string& text);
