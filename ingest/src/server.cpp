@@ -334,20 +334,23 @@ struct IngestServer::Impl {
 
   void ready(const Request& /*request*/, ResponseWriter& response) const {
     json checks;
-    const bool nats_up = natsConnection_Status(nats_conn.get()) == NATS_CONN_STATUS_CONNECTED;
-    checks["nats"] = nats_up ? "ok" : "disconnected";
+    // The broker is "ok" only when it answered the stream lookup: right after
+    // it dies the client may still believe it is connected until the socket
+    // reports the close, and a status read alone would then say "ok".
+    bool nats_up = natsConnection_Status(nats_conn.get()) == NATS_CONN_STATUS_CONNECTED;
     bool stream_ok = false;
+    checks["stream"] = "unknown";
     if (nats_up) {
       std::lock_guard<std::mutex> lock(admin_mutex);
       try {
         stream_ok = pipeline::nats::stream_exists(admin_js.get(), config.common.stream.name);
         checks["stream"] = stream_ok ? "ok" : "missing";
       } catch (const std::exception&) {
-        checks["stream"] = "unknown";
+        nats_up = false;
       }
-    } else {
-      checks["stream"] = "unknown";
     }
+    const bool connected = natsConnection_Status(nats_conn.get()) == NATS_CONN_STATUS_CONNECTED;
+    checks["nats"] = nats_up ? "ok" : (connected ? "not responding" : "disconnected");
     const bool db_ok = store->reachable();
     checks["postgres"] = db_ok ? "ok" : "unreachable";
     const bool ready = nats_up && stream_ok && db_ok;
