@@ -91,10 +91,14 @@ JetStreamPtr jetstream(natsConnection* conn, jsOptions* opts) {
   return JetStreamPtr(js);
 }
 
-bool stream_exists(jsCtx* js, const std::string& stream) {
+bool stream_exists(jsCtx* js, const std::string& stream, std::chrono::milliseconds wait) {
+  jsOptions opts;
+  jsOptions_Init(&opts);
+  opts.Wait = wait.count();
   jsStreamInfo* si = nullptr;
   jsErrCode code = static_cast<jsErrCode>(0);
-  const natsStatus status = js_GetStreamInfo(&si, js, stream.c_str(), nullptr, &code);
+  const natsStatus status =
+      js_GetStreamInfo(&si, js, stream.c_str(), wait.count() > 0 ? &opts : nullptr, &code);
   StreamInfoPtr holder(si);
   if (status == NATS_NOT_FOUND) return false;
   check(status, "js_GetStreamInfo", code);

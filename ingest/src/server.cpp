@@ -38,6 +38,10 @@ constexpr std::size_t kDefaultEventsLimit = 100;
 // Headers fit in this on top of the body limit; a body over the limit but
 // within it gets our JSON 413 rather than Pistache's plain one.
 constexpr std::size_t kRequestOverhead = std::size_t{64} * 1024;
+// A readiness probe must answer before its caller gives up (Kubernetes
+// waits 1 s by default): a broker that does not answer the stream lookup in
+// this time is "not responding".
+constexpr std::chrono::milliseconds kReadyCheckWait{800};
 
 // A response header Pistache has no class for. Pistache 0.0.5 writes only
 // typed headers (addRaw ones are dropped), so Retry-After, WWW-Authenticate
@@ -343,7 +347,8 @@ struct IngestServer::Impl {
     if (nats_up) {
       std::lock_guard<std::mutex> lock(admin_mutex);
       try {
-        stream_ok = pipeline::nats::stream_exists(admin_js.get(), config.common.stream.name);
+        stream_ok = pipeline::nats::stream_exists(admin_js.get(), config.common.stream.name,
+                                                  kReadyCheckWait);
         checks["stream"] = stream_ok ? "ok" : "missing";
       } catch (const std::exception&) {
         nats_up = false;

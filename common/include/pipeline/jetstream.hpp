@@ -115,7 +115,9 @@ struct ConsumerBacklog {
 std::optional<ConsumerBacklog> consumer_backlog(jsCtx* js, const std::string& stream,
                                                 const std::string& durable);
 
-/// True when the stream exists (throws NatsError if the broker cannot say).
-bool stream_exists(jsCtx* js, const std::string& stream);
+/// True when the stream exists (throws NatsError if the broker cannot say
+/// within `wait`; zero means the context's own timeout).
+bool stream_exists(jsCtx* js, const std::string& stream,
+                   std::chrono::milliseconds wait = std::chrono::milliseconds(0));
 
 }  // namespace pipeline::nats
