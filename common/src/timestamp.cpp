@@ -140,6 +140,13 @@ std::optional<UtcTimestamp> parse_rfc3339(std::string_view text, std::string* wh
   const std::int64_t days = days_from_civil(year, month, day);
   const std::int64_t seconds = days * 86400 + std::int64_t{hour} * 3600 +
                                std::int64_t{minute} * 60 + second - offset_seconds;
+  // The offset can carry an edge date into year 0 or 10000, which the UTC
+  // form (and the processor re-reading it) cannot hold.
+  constexpr std::int64_t kFirstSecond = days_from_civil(1, 1, 1) * 86400;
+  constexpr std::int64_t kEndSecond = days_from_civil(10000, 1, 1) * 86400;
+  if (seconds < kFirstSecond || seconds >= kEndSecond) {
+    return fail(why, "in UTC the time falls outside the years 0001 to 9999");
+  }
   return UtcTimestamp{seconds * kMicrosPerSecond + micros};
 }
 

@@ -39,5 +39,17 @@ TEST(Rfc3339, RejectsImpossibleOrZonelessTimes) {
   }
 }
 
+// The processor re-reads the normalised form: an offset must not carry an
+// accepted time into a year that form cannot hold.
+TEST(Rfc3339, KeepsTheUtcFormWithinYearsOneToNineThousandNineHundredNinetyNine) {
+  EXPECT_EQ(normalise("9999-12-31T22:30:00-01:00"), "9999-12-31T23:30:00.000000Z");
+  EXPECT_EQ(normalise("0001-01-01T01:00:00+01:00"), "0001-01-01T00:00:00.000000Z");
+  for (const char* text : {"9999-12-31T23:30:00-01:00", "0001-01-01T00:00:00+01:00"}) {
+    std::string why;
+    EXPECT_FALSE(parse_rfc3339(text, &why)) << text;
+    EXPECT_NE(why.find("0001 to 9999"), std::string::npos) << why;
+  }
+}
+
 }  // namespace
 }  // namespace pipeline
