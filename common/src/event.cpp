@@ -29,6 +29,45 @@ bool printable_utf8(std::string_view text, std::size_t* code_points) {
   return true;
 }
 
+// Well-formed UTF-8 (RFC 3629): no stray continuation bytes, no overlong
+// forms, no surrogates, nothing above U+10FFFF. For text that did not come
+// through the JSON parser (query parameters).
+bool well_formed_utf8(std::string_view text) {
+  std::size_t i = 0;
+  while (i < text.size()) {
+    const auto lead = static_cast<unsigned char>(text[i]);
+    std::size_t extra = 0;
+    unsigned char low = 0x80;
+    unsigned char high = 0xBF;
+    if (lead < 0x80) {
+      ++i;
+      continue;
+    }
+    if (lead >= 0xC2 && lead <= 0xDF) {
+      extra = 1;
+    } else if (lead >= 0xE0 && lead <= 0xEF) {
+      extra = 2;
+      if (lead == 0xE0) low = 0xA0;   // overlong
+      if (lead == 0xED) high = 0x9F;  // surrogates
+    } else if (lead >= 0xF0 && lead <= 0xF4) {
+      extra = 3;
+      if (lead == 0xF0) low = 0x90;   // overlong
+      if (lead == 0xF4) high = 0x8F;  // above U+10FFFF
+    } else {
+      return false;
+    }
+    if (text.size() - i <= extra) return false;  // truncated sequence
+    for (std::size_t k = 1; k <= extra; ++k) {
+      const auto byte = static_cast<unsigned char>(text[i + k]);
+      const unsigned char min = k == 1 ? low : 0x80;
+      const unsigned char max = k == 1 ? high : 0xBF;
+      if (byte < min || byte > max) return false;
+    }
+    i += extra + 1;
+  }
+  return true;
+}
+
 bool is_topic_char(char c) {
   return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' ||
          c == '_' || c == '-';
@@ -206,14 +245,18 @@ bool is_valid_topic(std::string_view topic, std::size_t max_length) {
   return true;
 }
 
+bool is_valid_text(std::string_view text, std::size_t max_length) {
+  std::size_t length = 0;
+  return well_formed_utf8(text) && printable_utf8(text, &length) && length > 0 &&
+         length <= max_length;
+}
+
 PublishBody parse_publish_body(std::string_view body, const ValidationLimits& limits) {
   PublishBody result;
-  // The envelope adds two levels (array or {"events": [...]}, then the event).
-  const std::size_t depth_limit = limits.max_json_depth + 3;
-  if (text_depth(body, depth_limit) > depth_limit) {
+  if (text_depth(body, limits.max_body_depth) > limits.max_body_depth) {
     result.error =
-        BodyError{BodyErrorKind::kTooDeep, "JSON nesting deeper than max_json_depth (" +
-                                               std::to_string(limits.max_json_depth) + ") allows"};
+        BodyError{BodyErrorKind::kTooDeep, "JSON nesting deeper than max_body_depth (" +
+                                               std::to_string(limits.max_body_depth) + ")"};
     return result;
   }
   json document;
@@ -286,6 +329,7 @@ std::optional<Event> decode_event(std::string_view data, std::string* why) {
   limits.max_field_length = std::size_t{64} * 1024;
   limits.max_payload_bytes = std::size_t{1} << 30;
   limits.max_json_depth = 1024;
+  limits.max_body_depth = 1024 + 3;
   const PublishBody body = parse_publish_body(data, limits);
   if (body.error) {
     *why = body.error->message;

@@ -21,6 +21,9 @@ bool load_config(int argc, const char* const* argv, IngestConfig& config) {
               "largest serialised payload of one event");
   reader.size("INGEST_MAX_JSON_DEPTH", &config.limits.max_json_depth, 1, 512,
               "deepest nesting inside a payload");
+  reader.size("INGEST_MAX_BODY_DEPTH", &config.limits.max_body_depth, 4, 4096,
+              "deepest nesting of a whole request body, checked before parsing (400 beyond); "
+              "at least INGEST_MAX_JSON_DEPTH + 3");
   reader.size("INGEST_MAX_FIELD_LENGTH", &config.limits.max_field_length, 1, 4096,
               "longest topic, event_id or source, in characters");
   reader.duration("INGEST_PUBLISH_TIMEOUT", &config.publish_timeout, milliseconds(10),
@@ -44,6 +47,11 @@ bool load_config(int argc, const char* const* argv, IngestConfig& config) {
     return false;
   }
   pipeline::validate_common_settings(config.common);
+  if (config.limits.max_body_depth < config.limits.max_json_depth + 3) {
+    throw pipeline::ConfigError(
+        "INGEST_MAX_BODY_DEPTH must be at least INGEST_MAX_JSON_DEPTH + 3 (the envelope, the "
+        "event and the payload take three levels), so that a too-deep payload is rejected alone");
+  }
   return true;
 }
 

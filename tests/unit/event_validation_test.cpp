@@ -78,7 +78,33 @@ TEST(PublishBody, HostileNestingIsRefusedBeforeParsing) {
   const auto error = parse_publish_body(deep, {}).error;
   ASSERT_TRUE(error);
   EXPECT_EQ(error->kind, BodyErrorKind::kTooDeep);
-  EXPECT_NE(error->message.find("max_json_depth"), std::string::npos);
+  EXPECT_NE(error->message.find("max_body_depth"), std::string::npos);
+}
+
+std::string nested_object(std::size_t depth) {
+  std::string text;
+  for (std::size_t i = 1; i < depth; ++i) text += "{\"a\":";
+  text += "{}";
+  for (std::size_t i = 1; i < depth; ++i) text += "}";
+  return text;
+}
+
+TEST(PublishBody, APayloadOneLevelTooDeepIsRejectedAloneInEitherEnvelope) {
+  ValidationLimits limits;  // max_json_depth 32
+  json deep = valid_event();
+  deep["payload"] = json::parse(nested_object(limits.max_json_depth + 1));
+  json just_right = valid_event();
+  just_right["payload"] = json::parse(nested_object(limits.max_json_depth));
+  const json events = json::array({valid_event(), deep, just_right});
+  for (const json& body : {events, json{{"events", events}}}) {
+    const auto parsed = parse_publish_body(body.dump(), limits);
+    ASSERT_FALSE(parsed.error) << parsed.error->message;
+    ASSERT_EQ(parsed.verdicts.size(), 3u);
+    EXPECT_TRUE(parsed.verdicts[0].event);
+    EXPECT_FALSE(parsed.verdicts[1].event);
+    EXPECT_NE(parsed.verdicts[1].error.find("max_json_depth"), std::string::npos);
+    EXPECT_TRUE(parsed.verdicts[2].event) << parsed.verdicts[2].error;
+  }
 }
 
 TEST(PublishBody, OneBadEventDoesNotHideItsNeighbours) {
@@ -102,6 +128,21 @@ TEST(TopicRule, CharactersAndDotTokens) {
   }
   EXPECT_TRUE(is_valid_topic(std::string(255, 'a')));
   EXPECT_FALSE(is_valid_topic(std::string(256, 'a')));
+}
+
+// The rule of event_id and source, for text that did not pass the JSON
+// parser (GET /events?source=...): well-formed, printable UTF-8.
+TEST(TextRule, WellFormedPrintableUtf8WithinTheLength) {
+  for (const char* ok : {"a", "checkout", "caf\xC3\xA9", "\xE2\x82\xAC", "\xF0\x9F\x98\x80"}) {
+    EXPECT_TRUE(is_valid_text(ok)) << ok;
+  }
+  for (const char* bad : {"", "\xFF", "a\x01", "\x7F", "\xC2\x85", "\xC0\xAF", "\xE0\x80\xAF",
+                          "\xED\xA0\x80", "\xF4\x90\x80\x80", "\xE2\x82", "\x80"}) {
+    EXPECT_FALSE(is_valid_text(bad)) << bad;
+  }
+  EXPECT_TRUE(is_valid_text(std::string(255, 'a')));
+  EXPECT_FALSE(is_valid_text(std::string(256, 'a')));
+  EXPECT_TRUE(is_valid_text(std::string(3, 'a'), 3));
 }
 
 TEST(EventRules, TopicIsRequiredAndChecked) {

@@ -29,6 +29,11 @@ struct ValidationLimits {
   std::size_t max_payload_bytes =
       std::size_t{64} * 1024;                 ///< max_payload_bytes: serialised payload
   std::size_t max_json_depth = 32;            ///< max_json_depth: nesting inside a payload
+  /// max_body_depth: nesting of the whole body, checked before parsing so a
+  /// hostile body never builds a deep tree. Above max_json_depth + 3 (the
+  /// envelope, the event and the payload's own levels), so that a payload
+  /// over max_json_depth is rejected alone and its neighbours are kept.
+  std::size_t max_body_depth = 128;
   std::size_t max_events_per_request = 1000;  ///< max_events_per_request
 };
 
@@ -72,5 +77,9 @@ std::optional<Event> decode_event(std::string_view data, std::string* why);
 /// True when `topic` can be a topic: 1..max characters of [A-Za-z0-9._-]
 /// with no empty dot-separated token.
 bool is_valid_topic(std::string_view topic, std::size_t max_length = 255);
+
+/// True when `text` can be an event_id or source: 1..max characters of
+/// printable UTF-8.
+bool is_valid_text(std::string_view text, std::size_t max_length = 255);
 
 }  // namespace pipeline
