@@ -43,8 +43,11 @@ bool RateLimiter::allow(const std::string& key, Clock::time_point now,
   if (!enabled()) return true;
   std::lock_guard<std::mutex> lock(mutex_);
   if (now >= next_sweep_) {
+    // Forget only buckets that have refilled to full: a new bucket starts
+    // full, so forgetting one earlier would hand a limited client a fresh burst.
     for (auto it = buckets_.begin(); it != buckets_.end();) {
-      it = now - it->second.updated > kSweepInterval ? buckets_.erase(it) : std::next(it);
+      const double idle = std::chrono::duration<double>(now - it->second.updated).count();
+      it = it->second.tokens + idle * rate_ >= burst_ ? buckets_.erase(it) : std::next(it);
     }
     next_sweep_ = now + kSweepInterval;
   }

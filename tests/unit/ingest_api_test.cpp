@@ -56,6 +56,20 @@ TEST(RateLimiter, AllowsTheBurstThenTheRate) {
   EXPECT_TRUE(RateLimiter(0, 1).allow("x", t0, &retry)) << "rate 0 means off";
 }
 
+// A slow rate refills over longer than the sweep interval: sweeping the
+// bucket of a limited client must not hand it a fresh burst.
+TEST(RateLimiter, TheSweepKeepsBucketsThatAreNotFullYet) {
+  RateLimiter limiter(1.0 / 600, 2);  // one request per 10 minutes, bursts of 2
+  const auto t0 = RateLimiter::Clock::now();
+  std::chrono::milliseconds retry{0};
+  EXPECT_TRUE(limiter.allow("slow", t0, &retry));
+  EXPECT_TRUE(limiter.allow("slow", t0, &retry));
+  const auto later = t0 + std::chrono::minutes(2);  // past the sweep, not refilled
+  EXPECT_TRUE(limiter.allow("other", later, &retry)) << "runs the sweep";
+  EXPECT_FALSE(limiter.allow("slow", later, &retry));
+  EXPECT_GT(retry, std::chrono::minutes(7));
+}
+
 TEST(EventCursor, RoundTripsAndRejectsForeignTokens) {
   const EventCursor cursor{1732442400123456, 42, 7, 99};
   const std::string token = cursor.encode(false);
