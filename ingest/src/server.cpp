@@ -77,15 +77,15 @@ void send_retry_later(ResponseWriter& response, Code code, const std::string& me
   send_error(response, code, message);
 }
 
-// Content types a JSON body may arrive with. curl -d sends
-// application/x-www-form-urlencoded, so that one is read as JSON too.
+// Content types a JSON body may arrive with: application/json and the
+// structured +json types. curl -d sends application/x-www-form-urlencoded, so
+// that one is read as JSON too; anything else (text/plain included) is 415.
 bool acceptable_content_type(const Request& request) {
   const auto header = request.headers().tryGet<Pistache::Http::Header::ContentType>();
   if (!header) return true;
   const std::string mime = header->mime().toString();
   const std::string base = mime.substr(0, mime.find(';'));
   return base == "application/json" || base == "application/x-www-form-urlencoded" ||
-         base == "text/plain" ||
          (base.size() > 5 && base.compare(base.size() - 5, 5, "+json") == 0);
 }
 
@@ -158,7 +158,7 @@ std::string request_id(const Request& request, ResponseWriter& response) {
 const std::vector<IngestServer::Route>& IngestServer::routes() {
   static const std::vector<Route> kRoutes = {
       {"POST", "/publish", false}, {"GET", "/events", false}, {"GET", "/stats", false},
-      {"GET", "/health", true},    {"GET", "/ready", true},   {"GET", "/openapi.json", true},
+      {"GET", "/health", true},    {"GET", "/ready", true},   {"GET", "/openapi.json", false},
       {"GET", "/metrics", true},
   };
   return kRoutes;
@@ -175,6 +175,9 @@ struct IngestServer::Impl {
                                         config.common.connect_timeout, /*send_asap=*/true);
     admin_js = pipeline::nats::jetstream(nats_conn.get());
     pipeline::nats::ensure_stream(admin_js.get(), config.common.stream);
+    // The consumer too, so /stats can count the backlog before any processor
+    // has started; whichever process comes first creates both.
+    pipeline::nats::ensure_consumer(admin_js.get(), config.common.stream, config.common.consumer);
     publisher = std::make_unique<JetStreamPublisher>(nats_conn.get(), config.common.stream,
                                                      config.publish_timeout, &metrics);
     {
@@ -252,6 +255,14 @@ struct IngestServer::Impl {
     query.topic = query_param(request, "topic");
     query.source = query_param(request, "source");
     std::string error;
+    // Checked by the rules of POST /publish: a value no event can have is a
+    // client's mistake (400), not a query for the database to choke on.
+    if (query.topic && !pipeline::is_valid_topic(*query.topic, config.limits.max_field_length)) {
+      error = "topic: must be characters of [A-Za-z0-9._-] with no empty dot-separated part";
+    }
+    if (query.source && !pipeline::is_valid_text(*query.source, config.limits.max_field_length)) {
+      error = "source: must be 1 to max_field_length printable UTF-8 characters";
+    }
     query.since_micros = timestamp_param(request, "since", &error);
     query.until_micros = timestamp_param(request, "until", &error);
     if (const auto order = query_param(request, "order")) {

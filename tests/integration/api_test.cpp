@@ -50,7 +50,7 @@ class Api : public PipelineTest {
   }
 };
 
-TEST_F(Api, BearerTokensGuardEverythingButHealthReadyAndOpenApi) {
+TEST_F(Api, BearerTokensGuardEverythingButHealthReadyAndMetrics) {
   api_tokens_ = "first-token, second-token";
   start_all();
   const HttpResponse missing = publish(event("a", "1"));
@@ -73,7 +73,12 @@ TEST_F(Api, BearerTokensGuardEverythingButHealthReadyAndOpenApi) {
       200);
   EXPECT_EQ(http().get("/health").status, 200);
   EXPECT_EQ(http().get("/ready").status, 200);
-  EXPECT_EQ(http().get("/openapi.json").status, 200);
+  EXPECT_EQ(http().get("/metrics").status, 200);
+  EXPECT_EQ(http().get("/openapi.json").status, 401);
+  EXPECT_EQ(http()
+                .request("GET", "/openapi.json", "", "", {{"Authorization", "Bearer first-token"}})
+                .status,
+            200);
 }
 
 TEST_F(Api, RateLimitAnswers429WithRetryAfter) {
@@ -168,8 +173,10 @@ TEST_F(Api, EventsFilterByTopicSourceAndTimeRangeInEitherOrder) {
             (std::vector<std::string>{"e2", "e3"}));
   EXPECT_EQ(walk("topic=odd&source=low&"), (std::vector<std::string>{"e1"}));
 
-  for (const char* bad : {"/events?since=yesterday", "/events?order=sideways",
-                          "/events?cursor=not-a-cursor", "/events?limit=-1"}) {
+  for (const char* bad :
+       {"/events?since=yesterday", "/events?order=sideways", "/events?cursor=not-a-cursor",
+        "/events?limit=-1", "/events?topic=%FF", "/events?topic=a%00b", "/events?topic=a..b",
+        "/events?source=%FF", "/events?source=a%01"}) {
     const HttpResponse response = http().get(bad);
     EXPECT_EQ(response.status, 400) << bad;
     EXPECT_TRUE(json::parse(response.body).contains("error")) << bad;

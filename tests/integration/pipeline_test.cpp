@@ -6,6 +6,7 @@
 
 #include "pipeline/database.hpp"
 #include "pipeline/event.hpp"
+#include "pipeline/jetstream.hpp"
 #include "pipeline_fixture.hpp"
 #include "processor/batch_writer.hpp"
 
@@ -22,6 +23,54 @@ class Pipeline : public PipelineTest {
     start_ingest();
   }
 };
+
+// Messages on the stream that no retry can fix (something other than
+// ingest wrote them) are kept in dead_letters with the reason, acked, and
+// counted; the events behind them still flow.
+TEST_F(Pipeline, PoisonMessagesAreDeadLetteredAndTheStreamKeepsFlowing) {
+  auto conn = pipeline::nats::connect(nats_->url(), "poison-test", std::chrono::seconds(5));
+  auto js = pipeline::nats::jetstream(conn.get());
+  const std::string poisons[] = {
+      "not json at all",
+      R"({"topic":"t","event_id":"no-timestamp","source":"s","payload":{}})",
+      R"({"topic":"bad topic","event_id":"x","timestamp":"2026-11-24T10:00:00Z","source":"s"})",
+  };
+  for (const auto& body : poisons) {
+    jsPubAck* ack = nullptr;
+    jsErrCode code = static_cast<jsErrCode>(0);
+    ASSERT_EQ(js_Publish(&ack, js.get(), "events.poison", body.data(),
+                         static_cast<int>(body.size()), nullptr, &code),
+              NATS_OK);
+    jsPubAck_Destroy(ack);
+  }
+  ASSERT_EQ(publish(event("after", "still-stored")).status, 200);
+
+  json last;
+  ASSERT_TRUE(wait_until(
+      [&] {
+        last = stats();
+        return last["dead_lettered"] == 3 && last["unique_processed"] == 1 && last["pending"] == 0;
+      },
+      std::chrono::seconds(30)))
+      << last.dump();
+  EXPECT_EQ(last["received"], 4) << last.dump();
+  EXPECT_EQ(count_rows("topic = 'after'"), 1);
+
+  pqxx::connection db(shared_postgres().url(database_));
+  pqxx::read_transaction tx(db);
+  const pqxx::result letters = tx.exec(
+      "SELECT subject, reason, convert_from(raw, 'UTF8') FROM dead_letters ORDER BY stream_seq");
+  ASSERT_EQ(letters.size(), 3u);
+  for (std::size_t i = 0; i < letters.size(); ++i) {
+    EXPECT_EQ(letters[i][0].as<std::string>(), "events.poison");
+    EXPECT_FALSE(letters[i][1].as<std::string>().empty());
+    EXPECT_EQ(letters[i][2].as<std::string>(), poisons[i]);
+  }
+  EXPECT_NE(letters[1][1].as<std::string>().find("timestamp"), std::string::npos)
+      << letters[1][1].as<std::string>();
+  EXPECT_NE(letters[2][1].as<std::string>().find("topic"), std::string::npos)
+      << letters[2][1].as<std::string>();
+}
 
 TEST_F(Pipeline, HealthAnswers) {
   const HttpResponse response = http().get("/health");
@@ -239,6 +288,7 @@ TEST_F(Pipeline, LimitsAndContentTypeAnswerWithJsonErrors) {
       http().request("POST", "/publish", event("t", "1").dump(), "application/xml");
   EXPECT_EQ(xml.status, 415);
   EXPECT_TRUE(json::parse(xml.body).contains("error"));
+  EXPECT_EQ(http().request("POST", "/publish", event("t", "1").dump(), "text/plain").status, 415);
   // curl -d sends this content type; the body is still read as JSON.
   const HttpResponse form = http().request("POST", "/publish", event("t", "1").dump(),
                                            "application/x-www-form-urlencoded");

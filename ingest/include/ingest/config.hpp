@@ -16,7 +16,7 @@ struct IngestConfig {
   pipeline::CommonSettings common;
   std::string http_address = "0.0.0.0";
   std::int64_t http_port = 8080;  ///< 0 picks a free port (tests)
-  std::size_t http_threads = 8;
+  std::size_t http_threads = 32;
   std::size_t max_body_bytes = std::size_t{1024} * 1024;
   pipeline::ValidationLimits limits;
   std::chrono::milliseconds publish_timeout{5000};
