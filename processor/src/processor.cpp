@@ -116,6 +116,32 @@ std::chrono::milliseconds next_backoff(std::chrono::milliseconds current) {
   return std::min(kMaxBackoff, std::max(std::chrono::milliseconds(100), current * 2));
 }
 
+// Counts the outcomes of committed messages in the metrics and the totals.
+void record(const std::vector<IncomingMessage>& messages, const std::vector<StoreOutcome>& outcomes,
+            ProcessorMetrics* metrics, ProcessorTotals* totals) {
+  const auto committed = pipeline::now_utc();
+  std::size_t counts[4] = {0, 0, 0, 0};
+  for (std::size_t i = 0; i < outcomes.size(); ++i) {
+    ++counts[static_cast<std::size_t>(outcomes[i])];
+    if (outcomes[i] == StoreOutcome::kStored && messages[i].published_micros > 0) {
+      metrics->end_to_end_seconds->Observe(
+          static_cast<double>(committed.micros_since_epoch - messages[i].published_micros) / 1e6);
+    }
+  }
+  const std::size_t stored = counts[static_cast<std::size_t>(StoreOutcome::kStored)];
+  const std::size_t duplicates = counts[static_cast<std::size_t>(StoreOutcome::kDuplicate)];
+  const std::size_t redelivered = counts[static_cast<std::size_t>(StoreOutcome::kRedelivered)];
+  const std::size_t dead = counts[static_cast<std::size_t>(StoreOutcome::kDeadLettered)];
+  metrics->stored->Increment(static_cast<double>(stored));
+  metrics->duplicates->Increment(static_cast<double>(duplicates));
+  metrics->redelivered->Increment(static_cast<double>(redelivered));
+  metrics->dead_lettered->Increment(static_cast<double>(dead));
+  totals->stored += stored;
+  totals->duplicates += duplicates;
+  totals->redelivered += redelivered;
+  totals->dead_lettered += dead;
+}
+
 }  // namespace
 
 Processor::Processor(ProcessorConfig config)
@@ -195,6 +221,9 @@ void Processor::stop() {
   }
   workers_.clear();
   if (health_.joinable()) health_.join();
+  // The last batches' acks may still sit in the client's buffer: send them
+  // before the connection goes, so they are not redelivered after a restart.
+  if (conn_) natsConnection_FlushTimeout(conn_.get(), 2000);
 }
 
 void Processor::run_worker(std::size_t index) {
@@ -283,6 +312,7 @@ void Processor::run_worker(std::size_t index) {
 
     std::vector<StoreOutcome> outcomes;
     ticker.begin(&batch);
+    // Stops the in-progress acks before the acks (and on every way out).
     struct EndTicker {
       InProgressTicker& ticker;
       ~EndTicker() { ticker.end(); }
@@ -290,25 +320,10 @@ void Processor::run_worker(std::size_t index) {
     try {
       const auto started = Clock::now();
       BatchResult result = writer.write(messages);
-      const auto committed = pipeline::now_utc();
       metrics_->transaction_seconds->Observe(
           std::chrono::duration<double>(Clock::now() - started).count());
-      metrics_->stored->Increment(static_cast<double>(result.stored));
-      metrics_->duplicates->Increment(static_cast<double>(result.duplicates));
-      metrics_->redelivered->Increment(static_cast<double>(result.redelivered));
-      metrics_->dead_lettered->Increment(static_cast<double>(result.dead_lettered));
-      for (std::size_t i = 0; i < messages.size(); ++i) {
-        if (result.outcomes[i] == StoreOutcome::kStored && messages[i].published_micros > 0) {
-          metrics_->end_to_end_seconds->Observe(
-              static_cast<double>(committed.micros_since_epoch - messages[i].published_micros) /
-              1e6);
-        }
-      }
+      record(messages, result.outcomes, metrics_.get(), &totals_);
       outcomes = std::move(result.outcomes);
-      totals_.stored += result.stored;
-      totals_.duplicates += result.duplicates;
-      totals_.redelivered += result.redelivered;
-      totals_.dead_lettered += result.dead_lettered;
       ++totals_.batches;
     } catch (const std::exception& e) {
       if (pipeline::db::is_transient(e) || dynamic_cast<const pqxx::in_doubt_error*>(&e)) {
@@ -332,32 +347,43 @@ void Processor::run_worker(std::size_t index) {
                     batch.size(), std::string(e.what()).substr(0, 300));
       writer.reset();
       outcomes.assign(messages.size(), StoreOutcome::kStored);
-      bool gave_up = false;
-      for (std::size_t i = 0; i < messages.size() && !gave_up; ++i) {
+      // Each message that committed on its own is acked below even if a later
+      // one cannot be written now: its redelivery would be recognised anyway.
+      std::size_t written = 0;
+      std::string stopped_by;
+      for (; written < messages.size(); ++written) {
         try {
-          outcomes[i] = writer.write({messages[i]}).outcomes.front();
+          outcomes[written] = writer.write({messages[written]}).outcomes.front();
         } catch (const std::exception& single) {
           writer.reset();
           if (pipeline::db::is_transient(single)) {
-            gave_up = true;
+            stopped_by = single.what();
             break;
           }
           try {
-            writer.dead_letter(messages[i], single.what());
-            outcomes[i] = StoreOutcome::kDeadLettered;
-            ++totals_.dead_lettered;
-          } catch (const std::exception&) {
-            gave_up = true;
+            writer.dead_letter(messages[written], single.what());
+            outcomes[written] = StoreOutcome::kDeadLettered;
+          } catch (const std::exception& letter) {
+            writer.reset();
+            stopped_by = letter.what();
+            break;
           }
         }
       }
-      if (gave_up) {
-        for (int i = 0; i < batch.size(); ++i)
-          natsMsg_NakWithDelay(batch[i], nak_delay_ms, nullptr);
-        writer.reset();
-        continue;
+      outcomes.resize(written);
+      record(messages, outcomes, metrics_.get(), &totals_);
+      if (written < messages.size()) {
+        ++totals_.transient_errors;
+        metrics_->transient_database->Increment();
+        spdlog::warn(
+            "event=batch_split_interrupted worker={} written={} redelivering={} error=\"{}\"",
+            index, written, messages.size() - written, stopped_by.substr(0, 200));
+        for (std::size_t i = written; i < messages.size(); ++i) {
+          natsMsg_NakWithDelay(batch[static_cast<int>(i)], nak_delay_ms, nullptr);
+        }
       }
     }
+    end_ticker.ticker.end();
     if (spdlog::should_log(spdlog::level::debug)) {
       std::string request_ids;
       for (const auto& m : messages) {
@@ -368,15 +394,17 @@ void Processor::run_worker(std::size_t index) {
       spdlog::debug("event=batch_committed worker={} messages={} request_ids={}", index,
                     messages.size(), request_ids);
     }
-    for (std::size_t i = 0; i < messages.size(); ++i) {
+    for (std::size_t i = 0; i < outcomes.size(); ++i) {
       if (outcomes[i] == StoreOutcome::kDeadLettered) {
         spdlog::warn("event=dead_lettered worker={} stream_seq={} request_id={}", index,
                      messages[i].stream_seq, messages[i].request_id);
       }
     }
     pipeline::fault::crash_point("processor.after_commit_before_ack");
-    for (int i = 0; i < batch.size(); ++i) natsMsg_Ack(batch[i], nullptr);
-    backoff = std::chrono::milliseconds(0);
+    for (std::size_t i = 0; i < outcomes.size(); ++i) {
+      natsMsg_Ack(batch[static_cast<int>(i)], nullptr);
+    }
+    if (outcomes.size() == messages.size()) backoff = std::chrono::milliseconds(0);
 
     if (index == 0 && Clock::now() >= next_prune) {
       next_prune = Clock::now() + kPruneInterval;
