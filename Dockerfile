@@ -6,7 +6,8 @@
 #
 # Packages come from the lists in scripts/, never from this file: the
 # toolchain stage runs scripts/deps.sh on scripts/packages.txt exactly as
-# `make deps` does, the runtime stages on scripts/packages-runtime.txt.
+# `make deps` does, the runtime stages on scripts/packages-runtime.txt, and
+# the test stage adds scripts/packages-test.txt as `make test` does.
 # scripts/check-compose.sh (CTest label `compose`) checks both.
 
 FROM debian:12 AS toolchain
@@ -34,6 +35,8 @@ RUN --mount=type=cache,target=/root/.cache/ccache \
 # starts its own nats-server and PostgreSQL inside the container. It runs as
 # root like CI does; the test harness runs PostgreSQL as the postgres user.
 FROM toolchain AS test
+COPY scripts/packages-test.txt /src/scripts/
+RUN /src/scripts/deps.sh scripts/packages-test.txt && rm -rf /var/lib/apt/lists/*
 COPY . /src
 CMD ["make", "test"]
 

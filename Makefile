@@ -7,24 +7,37 @@ CTEST_FLAGS ?=
 SOURCES = $(shell git ls-files '*.cpp' '*.hpp')
 CHECK_CMAKE = cmake -S . -G Ninja -DPIPELINE_WARNINGS_AS_ERRORS=ON
 
-.PHONY: help deps dev-deps configure build test test-unit test-integration run stop status \
+.PHONY: help deps test-deps dev-deps configure build test test-unit test-integration run stop status \
         format check-format lint test-asan test-tsan coverage check clean bench
 
 help:
-	@echo "make deps          install the Debian packages the project needs (idempotent)"
-	@echo "make build         configure (Ninja, ccache) and build everything"
-	@echo "make test          build, then run every test with CTest"
-	@echo "make run           build and start the local stack (nats, postgres, processor, ingest)"
-	@echo "make stop          stop the local stack (data in .data/ is kept)"
-	@echo "make status        show what the local stack runs"
-	@echo "make check         format check, clang-tidy, ASan+UBSan and TSan tests, coverage"
-	@echo "make format        format every C++ file with clang-format"
-
+	@echo "make deps              install the missing packages of scripts/packages.txt (idempotent)"
+	@echo "make test-deps         deps plus scripts/packages-test.txt (prometheus, docker-compose)"
+	@echo "make dev-deps          test-deps plus scripts/packages-dev.txt (clang-format/-tidy, gcovr)"
+	@echo "make build             install deps, configure $(BUILD_DIR)/ (Ninja, ccache if found), build all"
+	@echo "make test              test-deps, build, then run every CTest test (all labels)"
+	@echo "make test-unit         build, then run the unit tests (CTest label unit)"
+	@echo "make test-integration  build, then run the integration tests (CTest label integration)"
+	@echo "make run               build and start the local stack (nats, postgres, processor, ingest)"
+	@echo "make stop              stop the local stack (data in .data/ is kept)"
+	@echo "make status            show what the local stack runs"
+	@echo "make bench             build, benchmark on a fresh stack; update BENCHMARKS.md, bench-results/"
+	@echo "make check             check-format, lint, test-asan, test-tsan and coverage, in that order"
+	@echo "make check-format      fail if clang-format would change any tracked C++ file"
+	@echo "make format            format every tracked C++ file with clang-format, in place"
+	@echo "make lint              build, then clang-tidy over the project's sources (findings fail)"
+	@echo "make test-asan         unit + integration tests under ASan+UBSan (Debug, build-asan/)"
+	@echo "make test-tsan         integration tests under TSan (Debug, build-tsan/)"
+	@echo "make coverage          unit + integration tests, gcovr line coverage (build-coverage/)"
+	@echo "make clean             remove $(BUILD_DIR)/, build-asan/, build-tsan/ and build-coverage/"
 deps:
 	@scripts/deps.sh
 
+test-deps:
+	@scripts/deps.sh scripts/packages.txt scripts/packages-test.txt
+
 dev-deps:
-	@scripts/deps.sh scripts/packages.txt scripts/packages-dev.txt
+	@scripts/deps.sh scripts/packages.txt scripts/packages-test.txt scripts/packages-dev.txt
 
 $(BUILD_DIR)/build.ninja:
 	cmake -S . -B $(BUILD_DIR) -G Ninja -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) $(CMAKE_FLAGS)
@@ -34,7 +47,7 @@ configure: deps $(BUILD_DIR)/build.ninja
 build: configure
 	cmake --build $(BUILD_DIR)
 
-test: build
+test: test-deps build
 	ctest --test-dir $(BUILD_DIR) --output-on-failure $(CTEST_FLAGS)
 
 test-unit: build

@@ -4,7 +4,7 @@
 #
 #   scripts/check-compose.sh [BUILD_DIR]
 #
-# docker-compose (Debian's, from scripts/packages-dev.txt) validates the file;
+# docker-compose (Debian's, from scripts/packages-test.txt) validates the file;
 # scripts/check_compose.py checks the rest and says what each check covers.
 # Exits 77 (CTest: skipped) when docker-compose is not installed.
 set -euo pipefail
@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 build_dir=${1:-build}
 
 if ! command -v docker-compose >/dev/null; then
-  echo "SKIPPED: docker-compose not installed (it is in scripts/packages-dev.txt: make dev-deps)"
+  echo "SKIPPED: docker-compose not installed (it is in scripts/packages-test.txt: make test-deps)"
   exit 77
 fi
 for tool in nats-server readelf ldd dpkg make; do

@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../monitoring/prometheus"
 if ! command -v promtool >/dev/null; then
-  echo "SKIPPED: promtool not installed (Debian package prometheus; make dev-deps)"
+  echo "SKIPPED: promtool not installed (Debian package prometheus; make test-deps)"
   exit 77
 fi
 promtool check config prometheus.yml
