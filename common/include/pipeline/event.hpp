@@ -27,8 +27,8 @@ struct Event {
 struct ValidationLimits {
   std::size_t max_field_length = 255;  ///< max_field_length: topic, event_id, source (characters)
   std::size_t max_payload_bytes =
-      std::size_t{64} * 1024;                 ///< max_payload_bytes: serialised payload
-  std::size_t max_json_depth = 32;            ///< max_json_depth: nesting inside a payload
+      std::size_t{64} * 1024;       ///< max_payload_bytes: serialised payload
+  std::size_t max_json_depth = 32;  ///< max_json_depth: nesting inside a payload
   /// max_body_depth: nesting of the whole body, checked before parsing so a
   /// hostile body never builds a deep tree. Above max_json_depth + 3 (the
   /// envelope, the event and the payload's own levels), so that a payload
