@@ -1,7 +1,6 @@
 #include "ingest/event_store.hpp"
 
 #include <pqxx/pqxx>
-#include <random>
 
 #include "pipeline/timestamp.hpp"
 
@@ -65,7 +64,6 @@ std::optional<std::string> base64url_decode(const std::string& in) {
 }
 
 constexpr auto kAcquireTimeout = std::chrono::seconds(5);
-constexpr int kCounterShards = 64;
 
 }  // namespace
 
@@ -103,18 +101,9 @@ std::optional<EventCursor> EventCursor::decode(const std::string& token, bool de
 }
 
 EventStore::EventStore(std::string database_url, std::size_t pool_size)
-    : database_url_(std::move(database_url)),
-      pool_size_(pool_size),
-      count_writer_([this] { run_counter_writer(); }) {}
+    : database_url_(std::move(database_url)), pool_size_(pool_size) {}
 
-EventStore::~EventStore() {
-  {
-    std::lock_guard<std::mutex> lock(count_mutex_);
-    count_stop_ = true;
-  }
-  count_cv_.notify_all();
-  count_writer_.join();
-}
+EventStore::~EventStore() = default;
 
 std::unique_ptr<pqxx::connection> EventStore::acquire() {
   std::unique_lock<std::mutex> lock(mutex_);
@@ -245,57 +234,6 @@ PipelineCounters EventStore::counters() {
     }
     return counters;
   });
-}
-
-void EventStore::add_broker_duplicates(std::int64_t count) {
-  if (count <= 0) return;
-  CountRequest request{count, {}};
-  std::future<void> done = request.done.get_future();
-  {
-    std::lock_guard<std::mutex> lock(count_mutex_);
-    if (count_stop_) throw std::runtime_error("event store is shutting down");
-    count_queue_.push_back(&request);
-  }
-  count_cv_.notify_one();
-  done.get();  // rethrows the writer's exception
-}
-
-void EventStore::run_counter_writer() {
-  std::minstd_rand shard_random(std::random_device{}());
-  std::unique_lock<std::mutex> lock(count_mutex_);
-  while (true) {
-    count_cv_.wait(lock, [&] { return count_stop_ || !count_queue_.empty(); });
-    if (count_queue_.empty()) return;  // stopping, nothing left
-    std::vector<CountRequest*> group;
-    group.swap(count_queue_);
-    lock.unlock();
-    std::int64_t total = 0;
-    for (const CountRequest* r : group) total += r->count;
-    const int shard = static_cast<int>(shard_random() % kCounterShards);
-    std::exception_ptr failure;
-    try {
-      with_connection([&](pqxx::connection& conn) {
-        pqxx::work tx(conn);
-        tx.exec_params(
-            "INSERT INTO pipeline_counters (name, shard, value) VALUES ('duplicate_broker', $1, "
-            "$2) ON CONFLICT (name, shard) DO UPDATE SET value = pipeline_counters.value + "
-            "EXCLUDED.value",
-            shard, total);
-        tx.commit();
-        return 0;
-      });
-    } catch (...) {
-      failure = std::current_exception();
-    }
-    for (CountRequest* r : group) {
-      if (failure) {
-        r->done.set_exception(failure);
-      } else {
-        r->done.set_value();
-      }
-    }
-    lock.lock();
-  }
 }
 
 bool EventStore::reachable() {

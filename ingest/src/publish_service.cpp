@@ -4,7 +4,6 @@
 
 #include <nlohmann/json.hpp>
 
-#include "ingest/event_store.hpp"
 #include "ingest/publisher.hpp"
 #include "metrics.hpp"
 
@@ -71,6 +70,7 @@ PublishReport PublishService::publish(std::string_view body, const std::string& 
   const std::vector<PublishOutcome> outcomes =
       valid.empty() ? std::vector<PublishOutcome>{} : publisher_.publish(valid, request_id);
   std::vector<std::size_t> duplicate_results;
+  std::vector<const pipeline::Event*> duplicate_events;
   for (std::size_t k = 0; k < outcomes.size(); ++k) {
     EventResult& result = report.results[valid_index[k]];
     switch (outcomes[k].status) {
@@ -81,6 +81,7 @@ PublishReport PublishService::publish(std::string_view body, const std::string& 
       case PublishStatus::kDuplicate:
         result.status = "duplicate";
         duplicate_results.push_back(valid_index[k]);
+        duplicate_events.push_back(valid[k]);
         break;
       case PublishStatus::kRetryable:
         result.status = "failed";
@@ -94,21 +95,27 @@ PublishReport PublishService::publish(std::string_view body, const std::string& 
         break;
     }
   }
-  if (!duplicate_results.empty()) {
-    // The broker dropped these, so no later stage will count them: count them
-    // durably now. If that fails the client must retry, or they would be lost
-    // from the statistics.
-    try {
-      store_.add_broker_duplicates(static_cast<std::int64_t>(duplicate_results.size()));
-      report.duplicates = duplicate_results.size();
-    } catch (const std::exception& e) {
-      spdlog::warn("event=duplicate_count_failed count={} error=\"{}\"", duplicate_results.size(),
-                   std::string(e.what()).substr(0, 200));
-      for (const std::size_t i : duplicate_results) {
-        report.results[i].status = "failed";
-        report.results[i].error = "duplicate could not be recorded (database unavailable)";
-        ++report.failed;
+  if (!duplicate_events.empty()) {
+    // The broker dropped these, so the processor would never see them: a
+    // count marker per duplicate goes through the stream instead, and the
+    // processor counts it in PostgreSQL. A duplicate whose marker has no
+    // PubAck is "failed": the client's retry is counted then.
+    const std::vector<PublishOutcome> markers =
+        publisher_.publish_duplicate_markers(duplicate_events, request_id);
+    std::size_t unmarked = 0;
+    for (std::size_t k = 0; k < markers.size(); ++k) {
+      EventResult& result = report.results[duplicate_results[k]];
+      if (markers[k].status == PublishStatus::kAccepted) {
+        ++report.duplicates;
+        continue;
       }
+      ++unmarked;
+      result.status = "failed";
+      result.error = "duplicate could not be counted: " + markers[k].error;
+      ++report.failed;
+    }
+    if (unmarked > 0) {
+      spdlog::warn("event=duplicate_marker_failed request_id={} count={}", request_id, unmarked);
     }
   }
 

@@ -116,6 +116,17 @@ void JetStreamPublisher::complete(natsMsg* msg, const PublishOutcome& outcome) {
 
 std::vector<PublishOutcome> JetStreamPublisher::publish(
     const std::vector<const pipeline::Event*>& events, const std::string& request_id) {
+  return publish_messages(events, request_id, /*markers=*/false);
+}
+
+std::vector<PublishOutcome> JetStreamPublisher::publish_duplicate_markers(
+    const std::vector<const pipeline::Event*>& events, const std::string& request_id) {
+  return publish_messages(events, request_id, /*markers=*/true);
+}
+
+std::vector<PublishOutcome> JetStreamPublisher::publish_messages(
+    const std::vector<const pipeline::Event*>& events, const std::string& request_id,
+    bool markers) {
   const std::string published_at = std::to_string(pipeline::now_utc().micros_since_epoch);
   auto waiter = std::make_shared<Waiter>(events.size());
   jsPubOptions pub_opts;
@@ -125,12 +136,15 @@ std::vector<PublishOutcome> JetStreamPublisher::publish(
   for (std::size_t i = 0; i < events.size(); ++i) {
     const pipeline::Event& event = *events[i];
     const std::string subject = stream_.subject_for(event.topic);
-    const std::string data = pipeline::encode_event(event);
+    // A marker has no Nats-Msg-Id: each one is a duplicate to count, and the
+    // window must not drop it as a repeat of the event it counts.
+    const std::string data = markers ? event.message_id() : pipeline::encode_event(event);
     natsMsg* msg = nullptr;
     natsStatus status =
         natsMsg_Create(&msg, subject.c_str(), nullptr, data.data(), static_cast<int>(data.size()));
     if (status == NATS_OK) {
-      status = natsMsgHeader_Set(msg, "Nats-Msg-Id", event.message_id().c_str());
+      status = markers ? natsMsgHeader_Set(msg, pipeline::nats::kBrokerDuplicateHeader, "1")
+                       : natsMsgHeader_Set(msg, "Nats-Msg-Id", event.message_id().c_str());
     }
     if (status == NATS_OK) {
       status = natsMsgHeader_Set(msg, pipeline::nats::kPublishedAtHeader, published_at.c_str());

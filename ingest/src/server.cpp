@@ -185,7 +185,7 @@ struct IngestServer::Impl {
       pipeline::db::apply_migrations(*db);
     }
     store = std::make_unique<EventStore>(config.common.database_url, config.db_pool_size);
-    service = std::make_unique<PublishService>(*publisher, *store, config.limits, &metrics);
+    service = std::make_unique<PublishService>(*publisher, config.limits, &metrics);
   }
 
   // Authentication and rate limiting, before any handler of a protected

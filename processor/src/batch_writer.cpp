@@ -87,6 +87,45 @@ struct DecodedRow {
   pipeline::Event event;
 };
 
+// A broker-duplicate count marker's key, or nullopt (and `why`) when its body
+// is not "<topic>:<event_id>".
+std::optional<std::pair<std::string, std::string>> marker_key(const std::string& body,
+                                                              std::string* why) {
+  const auto colon = body.find(':');
+  if (colon == std::string::npos || !pipeline::is_valid_topic(body.substr(0, colon), 64 * 1024) ||
+      !pipeline::is_valid_text(body.substr(colon + 1), 64 * 1024)) {
+    *why = "broker-duplicate marker: body is not <topic>:<event_id>";
+    return std::nullopt;
+  }
+  return std::make_pair(body.substr(0, colon), body.substr(colon + 1));
+}
+
+// Counts each marker once: a redelivered marker finds its stream sequence in
+// duplicate_deliveries already and becomes kRedelivered.
+void record_markers(
+    pqxx::work& tx, const std::vector<IncomingMessage>& messages,
+    const std::vector<std::pair<std::size_t, std::pair<std::string, std::string>>>& markers,
+    std::vector<StoreOutcome>& outcomes) {
+  if (markers.empty()) return;
+  std::vector<std::string> seqs;
+  std::vector<std::string> topics;
+  std::vector<std::string> event_ids;
+  for (const auto& [index, key] : markers) {
+    seqs.push_back(std::to_string(messages[index].stream_seq));
+    topics.push_back(key.first);
+    event_ids.push_back(key.second);
+  }
+  const pqxx::result fresh = tx.exec_prepared("record_duplicates", to_pg_array(seqs),
+                                              to_pg_array(topics), to_pg_array(event_ids));
+  std::set<std::uint64_t> fresh_seqs;
+  for (const auto& r : fresh) fresh_seqs.insert(r[0].as<std::uint64_t>());
+  for (const auto& [index, key] : markers) {
+    outcomes[index] = fresh_seqs.count(messages[index].stream_seq) != 0
+                          ? StoreOutcome::kBrokerDuplicate
+                          : StoreOutcome::kRedelivered;
+  }
+}
+
 // Turns kDuplicate into kRedelivered for messages already counted as
 // duplicates by an earlier delivery.
 void record_duplicates(pqxx::work& tx, const std::vector<IncomingMessage>& messages,
@@ -163,6 +202,7 @@ BatchResult BatchWriter::write(const std::vector<IncomingMessage>& messages) {
 
   std::vector<DecodedRow> rows;
   std::vector<std::pair<std::size_t, std::string>> dead;  // message index, reason
+  std::vector<std::pair<std::size_t, std::pair<std::string, std::string>>> markers;
   rows.reserve(messages.size());
   // The same message can come twice in one batch: redelivered (after AckWait)
   // to a pull request of the very worker that still holds it. Only its first
@@ -176,6 +216,14 @@ BatchResult BatchWriter::write(const std::vector<IncomingMessage>& messages) {
       continue;
     }
     std::string why;
+    if (messages[i].broker_duplicate_marker) {
+      if (auto key = marker_key(messages[i].data, &why)) {
+        markers.emplace_back(i, std::move(*key));
+      } else {
+        dead.emplace_back(i, why);
+      }
+      continue;
+    }
     auto event = pipeline::decode_event(messages[i].data, &why);
     if (event) {
       rows.push_back({i, std::move(*event)});
@@ -232,6 +280,14 @@ BatchResult BatchWriter::write(const std::vector<IncomingMessage>& messages) {
     }
     record_duplicates(tx, messages, rows, result.outcomes);
   }
+  record_markers(tx, messages, markers, result.outcomes);
+  for (const auto& marker : markers) {
+    if (result.outcomes[marker.first] == StoreOutcome::kBrokerDuplicate) {
+      ++result.broker_duplicates;
+    } else {
+      ++result.redelivered;
+    }
+  }
   for (const auto& [index, reason] : dead) {
     const IncomingMessage& m = messages[index];
     const pqxx::result fresh = tx.exec_prepared(
@@ -258,6 +314,7 @@ BatchResult BatchWriter::write(const std::vector<IncomingMessage>& messages) {
         ++result.redelivered;
         break;
       case StoreOutcome::kDeadLettered:
+      case StoreOutcome::kBrokerDuplicate:
         break;
     }
   }
@@ -271,6 +328,7 @@ BatchResult BatchWriter::write(const std::vector<IncomingMessage>& messages) {
   };
   add("dead_lettered", result.dead_lettered);
   add("duplicate_database", result.duplicates);
+  add("duplicate_broker", result.broker_duplicates);
   add("unique_processed", result.stored);
   const int shard = static_cast<int>(shard_seed_++ % kCounterShards);
   if (!names.empty()) {

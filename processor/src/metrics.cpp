@@ -21,12 +21,14 @@ ProcessorMetrics::ProcessorMetrics() {
                      .Name(name("processor_events_total"))
                      .Help(
                          "Messages by outcome: stored (new key), duplicate (key already stored), "
-                         "redelivered (this message was handled before), dead_lettered")
+                         "redelivered (this message was handled before), dead_lettered, "
+                         "duplicate_marker (ingest's count of a duplicate the broker dropped)")
                      .Register(*registry);
   stored = &events.Add({{"outcome", "stored"}});
   duplicates = &events.Add({{"outcome", "duplicate"}});
   redelivered = &events.Add({{"outcome", "redelivered"}});
   dead_lettered = &events.Add({{"outcome", "dead_lettered"}});
+  duplicate_markers = &events.Add({{"outcome", "duplicate_marker"}});
   auto& transient = BuildCounter()
                         .Name(name("processor_transient_errors_total"))
                         .Help("Failures a retry fixes (batch NAKed and retried), by kind")

@@ -16,6 +16,7 @@ struct ProcessorMetrics {
   prometheus::Counter* duplicates;
   prometheus::Counter* redelivered;
   prometheus::Counter* dead_lettered;
+  prometheus::Counter* duplicate_markers;
   prometheus::Counter* transient_database;
   prometheus::Counter* transient_fetch;
   prometheus::Counter* in_progress_acks;

@@ -120,7 +120,7 @@ std::chrono::milliseconds next_backoff(std::chrono::milliseconds current) {
 void record(const std::vector<IncomingMessage>& messages, const std::vector<StoreOutcome>& outcomes,
             ProcessorMetrics* metrics, ProcessorTotals* totals) {
   const auto committed = pipeline::now_utc();
-  std::size_t counts[4] = {0, 0, 0, 0};
+  std::size_t counts[5] = {0, 0, 0, 0, 0};
   for (std::size_t i = 0; i < outcomes.size(); ++i) {
     ++counts[static_cast<std::size_t>(outcomes[i])];
     if (outcomes[i] == StoreOutcome::kStored && messages[i].published_micros > 0) {
@@ -132,14 +132,17 @@ void record(const std::vector<IncomingMessage>& messages, const std::vector<Stor
   const std::size_t duplicates = counts[static_cast<std::size_t>(StoreOutcome::kDuplicate)];
   const std::size_t redelivered = counts[static_cast<std::size_t>(StoreOutcome::kRedelivered)];
   const std::size_t dead = counts[static_cast<std::size_t>(StoreOutcome::kDeadLettered)];
+  const std::size_t markers = counts[static_cast<std::size_t>(StoreOutcome::kBrokerDuplicate)];
   metrics->stored->Increment(static_cast<double>(stored));
   metrics->duplicates->Increment(static_cast<double>(duplicates));
   metrics->redelivered->Increment(static_cast<double>(redelivered));
   metrics->dead_lettered->Increment(static_cast<double>(dead));
+  metrics->duplicate_markers->Increment(static_cast<double>(markers));
   totals->stored += stored;
   totals->duplicates += duplicates;
   totals->redelivered += redelivered;
   totals->dead_lettered += dead;
+  totals->broker_duplicates += markers;
 }
 
 }  // namespace
@@ -306,6 +309,8 @@ void Processor::run_worker(std::size_t index) {
       if (natsMsgHeader_Get(msg, kRequestIdHeader, &header) == NATS_OK && header != nullptr) {
         m.request_id = header;
       }
+      m.broker_duplicate_marker =
+          natsMsgHeader_Get(msg, pipeline::nats::kBrokerDuplicateHeader, &header) == NATS_OK;
       m.data.assign(natsMsg_GetData(msg), static_cast<std::size_t>(natsMsg_GetDataLength(msg)));
       messages.push_back(std::move(m));
     }

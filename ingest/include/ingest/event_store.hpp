@@ -4,12 +4,10 @@
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
-#include <future>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
-#include <thread>
 #include <utility>
 #include <vector>
 
@@ -56,14 +54,14 @@ struct EventPage {
 /// The durable counters behind GET /stats.
 struct PipelineCounters {
   std::int64_t unique_processed = 0;
-  std::int64_t duplicate_broker = 0;    ///< dropped by the JetStream duplicate window
+  std::int64_t duplicate_broker = 0;    ///< dropped by the JetStream duplicate window (markers)
   std::int64_t duplicate_database = 0;  ///< dropped by UNIQUE(topic, event_id)
   std::int64_t dead_lettered = 0;
   std::vector<std::pair<std::string, std::int64_t>> topics;  ///< unique events per topic
 };
 
-/// Reads events and counters from PostgreSQL, and records the duplicates the
-/// broker dropped. A small pool of connections, safe to use from any thread.
+/// Reads events and counters from PostgreSQL (ingest writes nothing there).
+/// A small pool of connections, safe to use from any thread.
 class EventStore {
  public:
   EventStore(std::string database_url, std::size_t pool_size);
@@ -78,13 +76,6 @@ class EventStore {
   /// Throws pqxx errors.
   PipelineCounters counters();
 
-  /// Adds `count` to the broker-duplicate counter and returns once that is
-  /// committed. Concurrent calls are grouped into one transaction (group
-  /// commit: one writer thread takes whatever is queued while it writes), on
-  /// one of 64 counter shards at random, so no row is hot. Throws pqxx errors
-  /// (or std::runtime_error when the store shuts down first).
-  void add_broker_duplicates(std::int64_t count);
-
   /// True when a trivial query succeeds.
   bool reachable();
 
@@ -94,12 +85,6 @@ class EventStore {
 
   std::unique_ptr<pqxx::connection> acquire();
   void release(std::unique_ptr<pqxx::connection> conn);
-  void run_counter_writer();
-
-  struct CountRequest {
-    std::int64_t count;
-    std::promise<void> done;
-  };
 
   std::string database_url_;
   std::size_t pool_size_;
@@ -107,12 +92,6 @@ class EventStore {
   std::condition_variable available_;
   std::vector<std::unique_ptr<pqxx::connection>> idle_;
   std::size_t open_ = 0;
-
-  std::mutex count_mutex_;
-  std::condition_variable count_cv_;
-  std::vector<CountRequest*> count_queue_;
-  bool count_stop_ = false;
-  std::thread count_writer_;
 };
 
 }  // namespace ingest

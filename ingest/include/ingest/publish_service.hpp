@@ -10,7 +10,6 @@
 namespace ingest {
 
 class JetStreamPublisher;
-class EventStore;
 struct IngestMetrics;
 
 /// The overall result of one POST /publish, which the HTTP layer maps to a
@@ -46,21 +45,21 @@ struct PublishReport {
   std::string to_json() const;
 };
 
-/// Validates a publish body, publishes the valid events and records the
-/// broker's duplicates. Knows nothing of HTTP.
+/// Validates a publish body, publishes the valid events and a count marker
+/// for each duplicate the broker dropped. Knows nothing of HTTP or of the
+/// database.
 class PublishService {
  public:
   /// `metrics` may be null.
-  PublishService(JetStreamPublisher& publisher, EventStore& store,
-                 pipeline::ValidationLimits limits, IngestMetrics* metrics = nullptr)
-      : publisher_(publisher), store_(store), limits_(limits), metrics_(metrics) {}
+  PublishService(JetStreamPublisher& publisher, pipeline::ValidationLimits limits,
+                 IngestMetrics* metrics = nullptr)
+      : publisher_(publisher), limits_(limits), metrics_(metrics) {}
 
   /// `request_id` travels with each event to the processor's logs.
   PublishReport publish(std::string_view body, const std::string& request_id = "");
 
  private:
   JetStreamPublisher& publisher_;
-  EventStore& store_;
   pipeline::ValidationLimits limits_;
   IngestMetrics* metrics_;
 };

@@ -53,6 +53,13 @@ class JetStreamPublisher {
   std::vector<PublishOutcome> publish(const std::vector<const pipeline::Event*>& events,
                                       const std::string& request_id = "");
 
+  /// Publishes one count marker per event the broker reported as a duplicate
+  /// (see pipeline::nats::kBrokerDuplicateHeader) and waits for their
+  /// PubAcks, like publish(). An event whose marker got no PubAck is
+  /// kRetryable: the client's retry is another duplicate, counted then.
+  std::vector<PublishOutcome> publish_duplicate_markers(
+      const std::vector<const pipeline::Event*>& events, const std::string& request_id = "");
+
   jsCtx* context() const { return js_.get(); }
 
  private:
@@ -62,6 +69,8 @@ class JetStreamPublisher {
     std::size_t index;
     std::chrono::steady_clock::time_point sent_at;
   };
+  std::vector<PublishOutcome> publish_messages(const std::vector<const pipeline::Event*>& events,
+                                               const std::string& request_id, bool markers);
   static void on_ack(jsCtx* js, natsMsg* msg, jsPubAck* pa, jsPubAckErr* pae, void* closure);
   void complete(natsMsg* msg, const PublishOutcome& outcome);
 

@@ -17,14 +17,18 @@ struct IncomingMessage {
   std::string data;
   std::int64_t published_micros = 0;  ///< when ingest published it (header), 0 if unknown
   std::string request_id;             ///< ingest's request id (header), for logs
+  /// A count marker of a broker duplicate (Pipeline-Broker-Duplicate header),
+  /// not an event: its body is "<topic>:<event_id>".
+  bool broker_duplicate_marker = false;
 };
 
 /// What became of one message once its batch committed.
 enum class StoreOutcome {
-  kStored,        ///< a new (topic, event_id): stored
-  kDuplicate,     ///< the key was already stored by another message
-  kRedelivered,   ///< this very message (same stream sequence) was stored before
-  kDeadLettered,  ///< cannot be decoded or stored: kept in dead_letters
+  kStored,           ///< a new (topic, event_id): stored
+  kDuplicate,        ///< the key was already stored by another message
+  kRedelivered,      ///< this very message (same stream sequence) was stored before
+  kDeadLettered,     ///< cannot be decoded or stored: kept in dead_letters
+  kBrokerDuplicate,  ///< a count marker: one more duplicate the broker dropped
 };
 
 struct BatchResult {
@@ -33,6 +37,7 @@ struct BatchResult {
   std::size_t duplicates = 0;
   std::size_t redelivered = 0;
   std::size_t dead_lettered = 0;
+  std::size_t broker_duplicates = 0;
 };
 
 /// Writes a batch of messages to PostgreSQL in ONE transaction:
