@@ -70,7 +70,6 @@ PublishReport PublishService::publish(std::string_view body, const std::string& 
   const std::vector<PublishOutcome> outcomes =
       valid.empty() ? std::vector<PublishOutcome>{} : publisher_.publish(valid, request_id);
   std::vector<std::size_t> duplicate_results;
-  std::vector<const pipeline::Event*> duplicate_events;
   for (std::size_t k = 0; k < outcomes.size(); ++k) {
     EventResult& result = report.results[valid_index[k]];
     switch (outcomes[k].status) {
@@ -81,7 +80,6 @@ PublishReport PublishService::publish(std::string_view body, const std::string& 
       case PublishStatus::kDuplicate:
         result.status = "duplicate";
         duplicate_results.push_back(valid_index[k]);
-        duplicate_events.push_back(valid[k]);
         break;
       case PublishStatus::kRetryable:
         result.status = "failed";
@@ -95,27 +93,24 @@ PublishReport PublishService::publish(std::string_view body, const std::string& 
         break;
     }
   }
-  if (!duplicate_events.empty()) {
-    // The broker dropped these, so the processor would never see them: a
-    // count marker per duplicate goes through the stream instead, and the
-    // processor counts it in PostgreSQL. A duplicate whose marker has no
-    // PubAck is "failed": the client's retry is counted then.
-    const std::vector<PublishOutcome> markers =
-        publisher_.publish_duplicate_markers(duplicate_events, request_id);
-    std::size_t unmarked = 0;
-    for (std::size_t k = 0; k < markers.size(); ++k) {
-      EventResult& result = report.results[duplicate_results[k]];
-      if (markers[k].status == PublishStatus::kAccepted) {
-        ++report.duplicates;
-        continue;
+  if (!duplicate_results.empty()) {
+    // The broker dropped these, so the processor would never see them: one
+    // count marker for the request goes through the stream instead, and the
+    // processor counts it in PostgreSQL. Without its PubAck the duplicates
+    // are "failed": the client's retry counts them.
+    const PublishOutcome marker = publisher_.publish_duplicate_marker(
+        report.results[duplicate_results.front()].topic, duplicate_results.size(), request_id);
+    if (marker.status == PublishStatus::kAccepted) {
+      report.duplicates = duplicate_results.size();
+    } else {
+      spdlog::warn("event=duplicate_marker_failed request_id={} duplicates={} error=\"{}\"",
+                   request_id, duplicate_results.size(), marker.error);
+      if (metrics_ != nullptr) metrics_->publish_error(marker.error_kind).Increment();
+      for (const std::size_t i : duplicate_results) {
+        report.results[i].status = "failed";
+        report.results[i].error = "duplicate could not be counted: " + marker.error;
+        ++report.failed;
       }
-      ++unmarked;
-      result.status = "failed";
-      result.error = "duplicate could not be counted: " + markers[k].error;
-      ++report.failed;
-    }
-    if (unmarked > 0) {
-      spdlog::warn("event=duplicate_marker_failed request_id={} count={}", request_id, unmarked);
     }
   }
 

@@ -116,35 +116,42 @@ void JetStreamPublisher::complete(natsMsg* msg, const PublishOutcome& outcome) {
 
 std::vector<PublishOutcome> JetStreamPublisher::publish(
     const std::vector<const pipeline::Event*>& events, const std::string& request_id) {
-  return publish_messages(events, request_id, /*markers=*/false);
+  std::vector<Outgoing> messages;
+  messages.reserve(events.size());
+  for (const pipeline::Event* event : events) {
+    messages.push_back(
+        {stream_.subject_for(event->topic), pipeline::encode_event(*event), event->message_id()});
+  }
+  return publish_messages(messages, request_id);
 }
 
-std::vector<PublishOutcome> JetStreamPublisher::publish_duplicate_markers(
-    const std::vector<const pipeline::Event*>& events, const std::string& request_id) {
-  return publish_messages(events, request_id, /*markers=*/true);
+PublishOutcome JetStreamPublisher::publish_duplicate_marker(const std::string& topic,
+                                                            std::size_t duplicates,
+                                                            const std::string& request_id) {
+  // No Nats-Msg-Id: every marker counts, and the window must not take it
+  // for a repeat.
+  return publish_messages({{stream_.subject_for(topic), std::to_string(duplicates), ""}},
+                          request_id)
+      .front();
 }
 
 std::vector<PublishOutcome> JetStreamPublisher::publish_messages(
-    const std::vector<const pipeline::Event*>& events, const std::string& request_id,
-    bool markers) {
+    const std::vector<Outgoing>& messages, const std::string& request_id) {
   const std::string published_at = std::to_string(pipeline::now_utc().micros_since_epoch);
-  auto waiter = std::make_shared<Waiter>(events.size());
+  auto waiter = std::make_shared<Waiter>(messages.size());
   jsPubOptions pub_opts;
   jsPubOptions_Init(&pub_opts);
   pub_opts.MaxWait = publish_timeout_.count();  // the library reports NATS_TIMEOUT to on_ack
 
-  for (std::size_t i = 0; i < events.size(); ++i) {
-    const pipeline::Event& event = *events[i];
-    const std::string subject = stream_.subject_for(event.topic);
-    // A marker has no Nats-Msg-Id: each one is a duplicate to count, and the
-    // window must not drop it as a repeat of the event it counts.
-    const std::string data = markers ? event.message_id() : pipeline::encode_event(event);
+  for (std::size_t i = 0; i < messages.size(); ++i) {
+    const Outgoing& out = messages[i];
     natsMsg* msg = nullptr;
-    natsStatus status =
-        natsMsg_Create(&msg, subject.c_str(), nullptr, data.data(), static_cast<int>(data.size()));
+    natsStatus status = natsMsg_Create(&msg, out.subject.c_str(), nullptr, out.data.data(),
+                                       static_cast<int>(out.data.size()));
     if (status == NATS_OK) {
-      status = markers ? natsMsgHeader_Set(msg, pipeline::nats::kBrokerDuplicateHeader, "1")
-                       : natsMsgHeader_Set(msg, "Nats-Msg-Id", event.message_id().c_str());
+      status = out.message_id.empty()
+                   ? natsMsgHeader_Set(msg, pipeline::nats::kBrokerDuplicateHeader, "1")
+                   : natsMsgHeader_Set(msg, "Nats-Msg-Id", out.message_id.c_str());
     }
     if (status == NATS_OK) {
       status = natsMsgHeader_Set(msg, pipeline::nats::kPublishedAtHeader, published_at.c_str());
@@ -184,7 +191,7 @@ std::vector<PublishOutcome> JetStreamPublisher::publish_messages(
     PublishOutcome timeout;
     timeout.error = "no PubAck within INGEST_PUBLISH_TIMEOUT";
     timeout.error_kind = "timeout";
-    for (std::size_t i = 0; i < events.size(); ++i) waiter->settle(i, timeout);
+    for (std::size_t i = 0; i < messages.size(); ++i) waiter->settle(i, timeout);
   }
   std::lock_guard<std::mutex> final_lock(waiter->mutex);
   return waiter->outcomes;

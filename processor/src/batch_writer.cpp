@@ -51,6 +51,21 @@ constexpr const char* kPruneDuplicates = R"sql(
 DELETE FROM duplicate_deliveries WHERE stream_seq <= $1
 )sql";
 
+// A marker is counted once: a redelivered one finds its stream sequence here.
+constexpr const char* kRecordMarkers = R"sql(
+INSERT INTO duplicate_markers (stream_seq, duplicates)
+SELECT * FROM unnest($1::bigint[], $2::int[])
+ON CONFLICT (stream_seq) DO NOTHING
+RETURNING stream_seq, duplicates
+)sql";
+
+constexpr const char* kPruneMarkers = R"sql(
+DELETE FROM duplicate_markers WHERE stream_seq <= $1
+)sql";
+
+// More duplicates than one request can carry means a marker ingest did not write.
+constexpr std::uint64_t kMaxMarkerCount = 1'000'000;
+
 constexpr const char* kDeadLetter = R"sql(
 INSERT INTO dead_letters (stream_seq, subject, reason, raw)
 VALUES ($1, $2, $3, decode($4, 'hex'))
@@ -87,43 +102,49 @@ struct DecodedRow {
   pipeline::Event event;
 };
 
-// A broker-duplicate count marker's key, or nullopt (and `why`) when its body
-// is not "<topic>:<event_id>".
-std::optional<std::pair<std::string, std::string>> marker_key(const std::string& body,
-                                                              std::string* why) {
-  const auto colon = body.find(':');
-  if (colon == std::string::npos || !pipeline::is_valid_topic(body.substr(0, colon), 64 * 1024) ||
-      !pipeline::is_valid_text(body.substr(colon + 1), 64 * 1024)) {
-    *why = "broker-duplicate marker: body is not <topic>:<event_id>";
-    return std::nullopt;
+// The count a broker-duplicate marker carries, or 0 (and `why`) when its
+// body is not a decimal count.
+std::uint64_t marker_count(const std::string& body, std::string* why) {
+  std::uint64_t count = 0;
+  bool ok = !body.empty() && body.size() <= 7;
+  for (const char c : body) {
+    if (c < '0' || c > '9') ok = false;
+    if (ok) count = count * 10 + static_cast<std::uint64_t>(c - '0');
   }
-  return std::make_pair(body.substr(0, colon), body.substr(colon + 1));
+  if (!ok || count == 0 || count > kMaxMarkerCount) {
+    *why = "broker-duplicate marker: body is not a count of duplicates";
+    return 0;
+  }
+  return count;
 }
 
 // Counts each marker once: a redelivered marker finds its stream sequence in
-// duplicate_deliveries already and becomes kRedelivered.
-void record_markers(
-    pqxx::work& tx, const std::vector<IncomingMessage>& messages,
-    const std::vector<std::pair<std::size_t, std::pair<std::string, std::string>>>& markers,
-    std::vector<StoreOutcome>& outcomes) {
-  if (markers.empty()) return;
+// duplicate_markers already and becomes kRedelivered. Returns the duplicates
+// the fresh markers carry.
+std::size_t record_markers(pqxx::work& tx, const std::vector<IncomingMessage>& messages,
+                           const std::vector<std::pair<std::size_t, std::uint64_t>>& markers,
+                           std::vector<StoreOutcome>& outcomes) {
+  if (markers.empty()) return 0;
   std::vector<std::string> seqs;
-  std::vector<std::string> topics;
-  std::vector<std::string> event_ids;
-  for (const auto& [index, key] : markers) {
+  std::vector<std::string> counts;
+  for (const auto& [index, count] : markers) {
     seqs.push_back(std::to_string(messages[index].stream_seq));
-    topics.push_back(key.first);
-    event_ids.push_back(key.second);
+    counts.push_back(std::to_string(count));
   }
-  const pqxx::result fresh = tx.exec_prepared("record_duplicates", to_pg_array(seqs),
-                                              to_pg_array(topics), to_pg_array(event_ids));
+  const pqxx::result fresh =
+      tx.exec_prepared("record_markers", to_pg_array(seqs), to_pg_array(counts));
   std::set<std::uint64_t> fresh_seqs;
-  for (const auto& r : fresh) fresh_seqs.insert(r[0].as<std::uint64_t>());
-  for (const auto& [index, key] : markers) {
+  std::size_t duplicates = 0;
+  for (const auto& r : fresh) {
+    fresh_seqs.insert(r[0].as<std::uint64_t>());
+    duplicates += r[1].as<std::size_t>();
+  }
+  for (const auto& [index, count] : markers) {
     outcomes[index] = fresh_seqs.count(messages[index].stream_seq) != 0
                           ? StoreOutcome::kBrokerDuplicate
                           : StoreOutcome::kRedelivered;
   }
+  return duplicates;
 }
 
 // Turns kDuplicate into kRedelivered for messages already counted as
@@ -190,6 +211,8 @@ void BatchWriter::connect() {
   conn_->prepare("existing_seqs", kExistingSeqs);
   conn_->prepare("record_duplicates", kRecordDuplicates);
   conn_->prepare("prune_duplicates", kPruneDuplicates);
+  conn_->prepare("record_markers", kRecordMarkers);
+  conn_->prepare("prune_markers", kPruneMarkers);
   conn_->prepare("dead_letter", kDeadLetter);
   conn_->prepare("add_counters", kAddCounters);
   conn_->prepare("add_topic_counters", kAddTopicCounters);
@@ -201,8 +224,8 @@ BatchResult BatchWriter::write(const std::vector<IncomingMessage>& messages) {
   if (messages.empty()) return result;
 
   std::vector<DecodedRow> rows;
-  std::vector<std::pair<std::size_t, std::string>> dead;  // message index, reason
-  std::vector<std::pair<std::size_t, std::pair<std::string, std::string>>> markers;
+  std::vector<std::pair<std::size_t, std::string>> dead;       // message index, reason
+  std::vector<std::pair<std::size_t, std::uint64_t>> markers;  // message index, count
   rows.reserve(messages.size());
   // The same message can come twice in one batch: redelivered (after AckWait)
   // to a pull request of the very worker that still holds it. Only its first
@@ -217,8 +240,8 @@ BatchResult BatchWriter::write(const std::vector<IncomingMessage>& messages) {
     }
     std::string why;
     if (messages[i].broker_duplicate_marker) {
-      if (auto key = marker_key(messages[i].data, &why)) {
-        markers.emplace_back(i, std::move(*key));
+      if (const std::uint64_t count = marker_count(messages[i].data, &why)) {
+        markers.emplace_back(i, count);
       } else {
         dead.emplace_back(i, why);
       }
@@ -280,10 +303,10 @@ BatchResult BatchWriter::write(const std::vector<IncomingMessage>& messages) {
     }
     record_duplicates(tx, messages, rows, result.outcomes);
   }
-  record_markers(tx, messages, markers, result.outcomes);
+  result.broker_duplicates = record_markers(tx, messages, markers, result.outcomes);
   for (const auto& marker : markers) {
     if (result.outcomes[marker.first] == StoreOutcome::kBrokerDuplicate) {
-      ++result.broker_duplicates;
+      ++result.markers;
     } else {
       ++result.redelivered;
     }
@@ -369,9 +392,11 @@ void BatchWriter::dead_letter(const IncomingMessage& message, const std::string&
 std::size_t BatchWriter::prune_duplicate_deliveries(std::uint64_t ack_floor) {
   connect();
   pqxx::work tx(*conn_);
-  const pqxx::result r = tx.exec_prepared("prune_duplicates", static_cast<std::int64_t>(ack_floor));
+  const auto floor = static_cast<std::int64_t>(ack_floor);
+  const pqxx::result deliveries = tx.exec_prepared("prune_duplicates", floor);
+  const pqxx::result markers = tx.exec_prepared("prune_markers", floor);
   tx.commit();
-  return r.affected_rows();
+  return deliveries.affected_rows() + markers.affected_rows();
 }
 
 }  // namespace processor

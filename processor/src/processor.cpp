@@ -142,7 +142,7 @@ void record(const std::vector<IncomingMessage>& messages, const std::vector<Stor
   totals->duplicates += duplicates;
   totals->redelivered += redelivered;
   totals->dead_lettered += dead;
-  totals->broker_duplicates += markers;
+  totals->duplicate_markers += markers;
 }
 
 }  // namespace

@@ -374,13 +374,14 @@ TEST(BatchWriterTest, CountsEachMessageOnceWhateverTheRedeliveries) {
   EXPECT_EQ(result.redelivered, 1u);
 
   // Count markers of broker duplicates: each counted once, however often it
-  // is delivered; a marker with a body that is no key goes to dead letters.
-  processor::IncomingMessage marker{11, "events.bw", "bw:1", 0, ""};
+  // is delivered; a marker whose body is no count goes to dead letters.
+  processor::IncomingMessage marker{11, "events.bw", "3", 0, ""};
   marker.broker_duplicate_marker = true;
-  processor::IncomingMessage bad_marker{12, "events.bw", "no key here", 0, ""};
+  processor::IncomingMessage bad_marker{12, "events.bw", "bw:1", 0, ""};
   bad_marker.broker_duplicate_marker = true;
   result = writer.write({marker, marker, bad_marker});
-  EXPECT_EQ(result.broker_duplicates, 1u);
+  EXPECT_EQ(result.broker_duplicates, 3u);
+  EXPECT_EQ(result.markers, 1u);
   EXPECT_EQ(result.redelivered, 1u);
   EXPECT_EQ(result.dead_lettered, 1u);
   EXPECT_EQ(result.stored, 0u);
@@ -392,7 +393,7 @@ TEST(BatchWriterTest, CountsEachMessageOnceWhateverTheRedeliveries) {
   pqxx::connection conn(shared_postgres().url(db));
   EXPECT_EQ(pipeline::db::read_counter(conn, "unique_processed"), 1);
   EXPECT_EQ(pipeline::db::read_counter(conn, "duplicate_database"), 1);
-  EXPECT_EQ(pipeline::db::read_counter(conn, "duplicate_broker"), 1);
+  EXPECT_EQ(pipeline::db::read_counter(conn, "duplicate_broker"), 3);
   EXPECT_EQ(pipeline::db::read_counter(conn, "dead_lettered"), 1);
 }
 

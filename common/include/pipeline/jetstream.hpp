@@ -16,11 +16,11 @@ namespace pipeline::nats {
 /// the HTTP request it came in (for following one request through the logs).
 inline constexpr const char* kPublishedAtHeader = "Pipeline-Published-At";
 inline constexpr const char* kRequestIdHeader = "Pipeline-Request-Id";
-/// Marks a count marker: ingest publishes one (body "<topic>:<event_id>", no
-/// Nats-Msg-Id) for each event the broker's duplicate window dropped, so that
-/// the processor counts broker duplicates in the database in the same
-/// transactions as everything else, and ingest never needs PostgreSQL to
-/// accept events.
+/// Marks a count marker: for each request in which the broker's duplicate
+/// window dropped events, ingest publishes one (body: how many, in decimal;
+/// no Nats-Msg-Id), so that the processor counts broker duplicates in the
+/// database in the same transactions as everything else, and ingest never
+/// needs PostgreSQL to accept events.
 inline constexpr const char* kBrokerDuplicateHeader = "Pipeline-Broker-Duplicate";
 
 /// A failed nats.c call: the status, the JetStream error code (0 if none) and

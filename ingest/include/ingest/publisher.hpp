@@ -53,12 +53,12 @@ class JetStreamPublisher {
   std::vector<PublishOutcome> publish(const std::vector<const pipeline::Event*>& events,
                                       const std::string& request_id = "");
 
-  /// Publishes one count marker per event the broker reported as a duplicate
-  /// (see pipeline::nats::kBrokerDuplicateHeader) and waits for their
-  /// PubAcks, like publish(). An event whose marker got no PubAck is
-  /// kRetryable: the client's retry is another duplicate, counted then.
-  std::vector<PublishOutcome> publish_duplicate_markers(
-      const std::vector<const pipeline::Event*>& events, const std::string& request_id = "");
+  /// Publishes the count marker of `duplicates` events the broker reported
+  /// as duplicates (see pipeline::nats::kBrokerDuplicateHeader), on the
+  /// subject of `topic`, and waits for its PubAck like publish(). Without a
+  /// PubAck those duplicates are to be retried: the retry counts them.
+  PublishOutcome publish_duplicate_marker(const std::string& topic, std::size_t duplicates,
+                                          const std::string& request_id = "");
 
   jsCtx* context() const { return js_.get(); }
 
@@ -69,8 +69,13 @@ class JetStreamPublisher {
     std::size_t index;
     std::chrono::steady_clock::time_point sent_at;
   };
-  std::vector<PublishOutcome> publish_messages(const std::vector<const pipeline::Event*>& events,
-                                               const std::string& request_id, bool markers);
+  struct Outgoing {
+    std::string subject;
+    std::string data;
+    std::string message_id;  ///< Nats-Msg-Id; empty for a count marker
+  };
+  std::vector<PublishOutcome> publish_messages(const std::vector<Outgoing>& messages,
+                                               const std::string& request_id);
   static void on_ack(jsCtx* js, natsMsg* msg, jsPubAck* pa, jsPubAckErr* pae, void* closure);
   void complete(natsMsg* msg, const PublishOutcome& outcome);
 

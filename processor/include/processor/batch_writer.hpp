@@ -17,8 +17,8 @@ struct IncomingMessage {
   std::string data;
   std::int64_t published_micros = 0;  ///< when ingest published it (header), 0 if unknown
   std::string request_id;             ///< ingest's request id (header), for logs
-  /// A count marker of a broker duplicate (Pipeline-Broker-Duplicate header),
-  /// not an event: its body is "<topic>:<event_id>".
+  /// A count marker of broker duplicates (Pipeline-Broker-Duplicate header),
+  /// not an event: its body is how many duplicates, in decimal.
   bool broker_duplicate_marker = false;
 };
 
@@ -28,7 +28,7 @@ enum class StoreOutcome {
   kDuplicate,        ///< the key was already stored by another message
   kRedelivered,      ///< this very message (same stream sequence) was stored before
   kDeadLettered,     ///< cannot be decoded or stored: kept in dead_letters
-  kBrokerDuplicate,  ///< a count marker: one more duplicate the broker dropped
+  kBrokerDuplicate,  ///< a count marker: duplicates the broker dropped, counted
 };
 
 struct BatchResult {
@@ -37,7 +37,8 @@ struct BatchResult {
   std::size_t duplicates = 0;
   std::size_t redelivered = 0;
   std::size_t dead_lettered = 0;
-  std::size_t broker_duplicates = 0;
+  std::size_t broker_duplicates = 0;  ///< duplicates the counted markers carry (events)
+  std::size_t markers = 0;            ///< markers counted (messages)
 };
 
 /// Writes a batch of messages to PostgreSQL in ONE transaction:
@@ -57,8 +58,9 @@ class BatchWriter {
   /// messages is safe: stored rows are recognised by their stream sequence.
   BatchResult write(const std::vector<IncomingMessage>& messages);
 
-  /// Forgets duplicate deliveries at or below the consumer's ack floor: they
-  /// can never be redelivered. Returns how many rows it removed.
+  /// Forgets duplicate deliveries and counted markers at or below the
+  /// consumer's ack floor: they can never be redelivered. Returns how many
+  /// rows it removed.
   std::size_t prune_duplicate_deliveries(std::uint64_t ack_floor);
 
   /// Stores one message that no retry can fix in dead_letters.
