@@ -131,6 +131,17 @@ PublishReport PublishService::publish(std::string_view body, const std::string& 
 
   if (report.failed > 0) {
     report.kind = PublishOutcomeKind::kRetryLater;
+    // One line per request answered 503 (never one per event), with the
+    // request id the client and the processor's logs share.
+    std::string reason;
+    for (const auto& result : report.results) {
+      if (result.status == "failed") {
+        reason = result.error;
+        break;
+      }
+    }
+    spdlog::warn("event=publish_failed request_id={} failed={} received={} error=\"{}\"",
+                 request_id, report.failed, report.received, reason.substr(0, 200));
   } else if (report.accepted + report.duplicates == 0) {
     report.kind = PublishOutcomeKind::kAllRejected;
   }

@@ -12,6 +12,9 @@
 #include <sstream>
 #include <thread>
 
+#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/spdlog.h>
+
 #include "pipeline_fixture.hpp"
 
 namespace testsupport {
@@ -50,8 +53,28 @@ class Api : public PipelineTest {
   }
 };
 
+// Everything the services log while it lives, at every level.
+class LogCapture {
+ public:
+  LogCapture() : previous_(spdlog::default_logger()) {
+    auto logger = std::make_shared<spdlog::logger>(
+        "capture", std::make_shared<spdlog::sinks::ostream_sink_mt>(text_));
+    logger->set_level(spdlog::level::trace);
+    spdlog::set_default_logger(logger);
+  }
+  ~LogCapture() { spdlog::set_default_logger(previous_); }
+  LogCapture(const LogCapture&) = delete;
+  LogCapture& operator=(const LogCapture&) = delete;
+  std::string text() const { return text_.str(); }
+
+ private:
+  std::ostringstream text_;
+  std::shared_ptr<spdlog::logger> previous_;
+};
+
 TEST_F(Api, BearerTokensGuardEverythingButHealthReadyAndMetrics) {
   api_tokens_ = "first-token, second-token";
+  LogCapture logs;
   start_all();
   const HttpResponse missing = publish(event("a", "1"));
   EXPECT_EQ(missing.status, 401);
@@ -79,6 +102,12 @@ TEST_F(Api, BearerTokensGuardEverythingButHealthReadyAndMetrics) {
                 .request("GET", "/openapi.json", "", "", {{"Authorization", "Bearer first-token"}})
                 .status,
             200);
+  stop_ingest();
+  const std::string logged = logs.text();
+  EXPECT_NE(logged.find("ingest_listening"), std::string::npos) << "the capture works";
+  for (const char* secret : {"first-token", "second-token", "first-tokeN"}) {
+    EXPECT_EQ(logged.find(secret), std::string::npos) << secret << " was logged:\n" << logged;
+  }
 }
 
 TEST_F(Api, RateLimitAnswers429WithRetryAfter) {
@@ -148,6 +177,7 @@ TEST_F(Api, FullStreamMeans503NotSilentLoss) {
     if (last.status == 200) ++accepted;
   }
   ASSERT_EQ(last.status, 503) << last.body;
+  EXPECT_FALSE(last.header("retry-after").empty());
   EXPECT_NE(json::parse(last.body)["results"][0]["error"].get<std::string>().find("JetStream"),
             std::string::npos);
   EXPECT_GT(accepted, 0);

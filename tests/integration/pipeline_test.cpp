@@ -7,6 +7,7 @@
 #include "pipeline/database.hpp"
 #include "pipeline/event.hpp"
 #include "pipeline/jetstream.hpp"
+#include "pipeline/timestamp.hpp"
 #include "pipeline_fixture.hpp"
 #include "processor/batch_writer.hpp"
 
@@ -341,6 +342,31 @@ TEST_F(Pipeline, EventsLimitIsChecked) {
   EXPECT_EQ(http().get("/events?limit=1001").status, 400);
   EXPECT_EQ(http().get("/events?limit=ten").status, 400);
   EXPECT_EQ(http().get("/events?limit=1000").status, 200);
+
+  json batch = json::array();
+  for (int i = 0; i < 101; ++i) batch.push_back(event("lim", std::to_string(i)));
+  ASSERT_EQ(publish(batch).status, 200);
+  wait_for_idle(101);
+  const json page = json::parse(http().get("/events").body);
+  EXPECT_EQ(page["count"], 100) << "the default limit";
+  EXPECT_FALSE(page["next_cursor"].is_null());
+}
+
+TEST_F(Pipeline, StatsTellUptimeAndStartTime) {
+  const json first = stats();
+  const auto started = pipeline::parse_rfc3339(first["started_at"].get<std::string>());
+  ASSERT_TRUE(started);
+  EXPECT_LE(started->micros_since_epoch, pipeline::now_utc().micros_since_epoch);
+  EXPECT_GE(first["uptime_seconds"].get<std::int64_t>(), 0);
+  json later;
+  EXPECT_TRUE(wait_until(
+      [&] {
+        later = stats();
+        return later["uptime_seconds"] > first["uptime_seconds"];
+      },
+      std::chrono::seconds(5)))
+      << later.dump();
+  EXPECT_EQ(later["started_at"], first["started_at"]);
 }
 
 // The same message twice in one batch (redelivered to the worker that still
