@@ -33,8 +33,20 @@ export INGEST_HTTP_PORT
 # Runs a command as the postgres user when we are root (initdb and postgres
 # refuse to run as root), as ourselves otherwise.
 as_pg() {
-  if [[ $(id -u) -eq 0 ]]; then runuser -u postgres -- "$@"; else "$@"; fi
+  # From /, which the postgres user can always enter (every path here is absolute).
+  if [[ $(id -u) -eq 0 ]]; then (cd / && runuser -u postgres -- "$@"); else "$@"; fi
 }
+
+# PostgreSQL's data directory: $DATA/postgres, unless we are root and the
+# postgres user cannot reach $DATA (a checkout under /root, which is 0700):
+# then a directory of that user's own, named after $DATA, and
+# $DATA/postgres.location says where it is.
+mkdir -p "$DATA"
+PG_DATA=$DATA/postgres
+if [[ $(id -u) -eq 0 ]] && ! runuser -u postgres -- test -x "$DATA" 2>/dev/null; then
+  PG_DATA=$(getent passwd postgres | cut -d: -f6)/event-pipeline/$(printf %s "$DATA" | md5sum | cut -c1-12)
+  echo "$PG_DATA" >"$DATA/postgres.location"
+fi
 
 pid_alive() {  # pid_alive PID: running, and not a zombie nobody reaped
   local state
@@ -72,28 +84,29 @@ start_nats() {
   echo "  nats-server  started on 127.0.0.1:$NATS_PORT (store $DATA/nats)"
 }
 
-pg_running() { as_pg "$PG_BIN/pg_ctl" -D "$DATA/postgres" status >/dev/null 2>&1; }
+pg_running() { as_pg "$PG_BIN/pg_ctl" -D "$PG_DATA" status >/dev/null 2>&1; }
 
 start_postgres() {
-  if [[ ! -f $DATA/postgres/PG_VERSION ]]; then
-    mkdir -p "$DATA/postgres"
+  if [[ ! -f $PG_DATA/PG_VERSION ]]; then
+    mkdir -p "$PG_DATA"
     if [[ $(id -u) -eq 0 ]]; then
-      chown postgres:postgres "$DATA/postgres"
-      if ! runuser -u postgres -- test -w "$DATA/postgres"; then
-        echo "stack: the postgres user cannot reach $DATA/postgres (a parent directory is" >&2
+      chown postgres:postgres "$(dirname "$PG_DATA")" 2>/dev/null || true
+      chown postgres:postgres "$PG_DATA"
+      if ! runuser -u postgres -- test -w "$PG_DATA"; then
+        echo "stack: the postgres user cannot reach $PG_DATA (a parent directory is" >&2
         echo "       not searchable by others); set DATA_DIR to a path it can reach" >&2
         exit 1
       fi
     fi
-    as_pg "$PG_BIN/initdb" -D "$DATA/postgres" -A trust -U postgres -E UTF8 \
+    as_pg "$PG_BIN/initdb" -D "$PG_DATA" -A trust -U postgres -E UTF8 \
       --no-instructions >>"$LOGS/initdb.log" 2>&1
   fi
   if pg_running; then
     echo "  postgresql   running"
   else
-    as_pg "$PG_BIN/pg_ctl" -D "$DATA/postgres" -l "$DATA/postgres/server.log" -w -t 60 \
-      -o "-p $PG_PORT -k $DATA/postgres -c listen_addresses=127.0.0.1" start >/dev/null
-    echo "  postgresql   started on 127.0.0.1:$PG_PORT (data $DATA/postgres)"
+    as_pg "$PG_BIN/pg_ctl" -D "$PG_DATA" -l "$PG_DATA/server.log" -w -t 60 \
+      -o "-p $PG_PORT -k $PG_DATA -c listen_addresses=127.0.0.1" start >/dev/null
+    echo "  postgresql   started on 127.0.0.1:$PG_PORT (data $PG_DATA)"
   fi
   local exists
   exists=$(as_pg "$PG_BIN/psql" -h 127.0.0.1 -p "$PG_PORT" -U postgres -d postgres -Atc \
@@ -152,8 +165,8 @@ stop() {
   echo "stack: stopping"
   stop_pid ingest
   stop_pid processor
-  if [[ -f $DATA/postgres/PG_VERSION ]] && pg_running; then
-    as_pg "$PG_BIN/pg_ctl" -D "$DATA/postgres" -m fast -w stop >/dev/null
+  if [[ -f $PG_DATA/PG_VERSION ]] && pg_running; then
+    as_pg "$PG_BIN/pg_ctl" -D "$PG_DATA" -m fast -w stop >/dev/null
     echo "  postgresql stopped"
   fi
   stop_pid nats
@@ -164,7 +177,7 @@ status() {
   for name in nats processor ingest; do
     if alive $name; then echo "$name: running (pid $(cat "$RUN/$name.pid"))"; else echo "$name: stopped"; fi
   done
-  if [[ -f $DATA/postgres/PG_VERSION ]] && pg_running; then echo "postgresql: running"; else echo "postgresql: stopped"; fi
+  if [[ -f $PG_DATA/PG_VERSION ]] && pg_running; then echo "postgresql: running"; else echo "postgresql: stopped"; fi
 }
 
 case "${1:-}" in
