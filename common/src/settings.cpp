@@ -69,7 +69,13 @@ std::chrono::milliseconds parse_duration(const std::string& text) {
     throw ConfigError("expected a duration like 250ms, 30s, 2m, 1h or 7d, got '" + text + "'");
   }
   if (number < 0) throw ConfigError("a duration cannot be negative, got '" + text + "'");
-  return std::chrono::milliseconds(static_cast<std::int64_t>(number * factor));
+  // "inf", "nan" or a hundred years and more: no setting means that, and the
+  // conversion to an integer would overflow.
+  const double millis = number * factor;
+  if (!(millis < 100.0 * 365 * 86'400'000)) {
+    throw ConfigError("a duration must be finite and under 100 years, got '" + text + "'");
+  }
+  return std::chrono::milliseconds(static_cast<std::int64_t>(millis));
 }
 
 std::string format_duration(std::chrono::milliseconds value) {

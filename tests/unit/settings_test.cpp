@@ -94,6 +94,9 @@ TEST(Durations, ParseUnits) {
   EXPECT_THROW(parse_duration("-1s"), ConfigError);
   EXPECT_THROW(parse_duration("1w"), ConfigError);
   EXPECT_THROW(parse_duration(""), ConfigError);
+  EXPECT_THROW(parse_duration("inf"), ConfigError);
+  EXPECT_THROW(parse_duration("nan"), ConfigError);
+  EXPECT_THROW(parse_duration("1e300s"), ConfigError);
 }
 
 }  // namespace
