@@ -464,16 +464,19 @@ IngestServer::IngestServer(IngestConfig config) : impl_(std::make_unique<Impl>(s
       const std::string name = Pistache::Http::methodString(method);
       if (allow.find(name) != std::string::npos) continue;
       impl->router->addRoute(
-          method, route.path, [allow](const Request& request, ResponseWriter response) {
+          method, route.path,
+          [impl, allow, path = route.path](const Request& request, ResponseWriter response) {
             add_header(response, "Allow", allow);
             send_error(response, Code::Method_Not_Allowed,
                        "method not allowed on " + request.resource() + " (allowed: " + allow + ")");
+            impl->metrics.requests(path, 405).Increment();
             return Pistache::Rest::Route::Result::Ok;
           });
     }
   }
-  impl->router->addNotFoundHandler([](const Request& request, ResponseWriter response) {
+  impl->router->addNotFoundHandler([impl](const Request& request, ResponseWriter response) {
     send_error(response, Code::Not_Found, "no such endpoint: " + request.resource());
+    impl->metrics.requests("other", 404).Increment();
     return Pistache::Rest::Route::Result::Ok;
   });
 }

@@ -288,6 +288,23 @@ TEST_F(Api, WrongMethodIs405WithAllow) {
   EXPECT_EQ(response.status, 405);
   EXPECT_EQ(response.header("allow"), "POST");
   EXPECT_TRUE(json::parse(response.body).contains("error"));
+  EXPECT_EQ(http().get("/nowhere").status, 404);
+
+  // Both answers are counted like any other.
+  const std::string metrics = http().get("/metrics").body;
+  const auto counted = [&](const std::string& code, const std::string& route) {
+    std::istringstream lines(metrics);
+    for (std::string line; std::getline(lines, line);) {
+      if (line.rfind("pipeline_http_requests_total{", 0) == 0 &&
+          line.find("code=\"" + code + "\"") != std::string::npos &&
+          line.find("route=\"" + route + "\"") != std::string::npos) {
+        return std::stod(line.substr(line.rfind(' ') + 1));
+      }
+    }
+    return 0.0;
+  };
+  EXPECT_EQ(counted("405", "/publish"), 1.0) << metrics;
+  EXPECT_EQ(counted("404", "other"), 1.0) << metrics;
 }
 
 TEST_F(Api, SlowClientIsCutOffAfterTheHeaderTimeout) {
