@@ -210,6 +210,22 @@ void ensure_consumer(jsCtx* js, const StreamSettings& stream, const ConsumerSett
   check(status, ("update consumer " + consumer.durable).c_str(), code);
 }
 
+void retry_setup(const char* what, std::chrono::milliseconds timeout,
+                 const std::function<void()>& setup) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (int attempt = 1;; ++attempt) {
+    try {
+      setup();
+      return;
+    } catch (const NatsError& e) {
+      if (std::chrono::steady_clock::now() >= deadline) throw;
+      spdlog::warn("event=jetstream_setup_retry what={} attempt={} error=\"{}\"", what, attempt,
+                   std::string(e.what()).substr(0, 200));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  }
+}
+
 std::optional<ConsumerBacklog> consumer_backlog(jsCtx* js, const std::string& stream,
                                                 const std::string& durable) {
   jsConsumerInfo* ci = nullptr;

@@ -2,12 +2,45 @@
 
 #include <spdlog/spdlog.h>
 
+#include <atomic>
+#include <chrono>
+#include <cstdint>
 #include <nlohmann/json.hpp>
 
 #include "ingest/publisher.hpp"
 #include "metrics.hpp"
 
 namespace ingest {
+namespace {
+
+// At most one line a second for a condition that can hit every request (the
+// broker down): the others are counted into the next line.
+class LogThrottle {
+ public:
+  /// True when a line may be written now; `*suppressed` is how many were
+  /// held back since the last one.
+  bool allow(std::uint64_t* suppressed) {
+    const auto now = std::chrono::steady_clock::now().time_since_epoch().count();
+    auto next = next_.load();
+    if (now < next || !next_.compare_exchange_strong(next, now + kInterval)) {
+      ++suppressed_;
+      return false;
+    }
+    *suppressed = suppressed_.exchange(0);
+    return true;
+  }
+
+ private:
+  static constexpr std::int64_t kInterval =
+      std::chrono::duration_cast<std::chrono::steady_clock::duration>(std::chrono::seconds(1))
+          .count();
+  std::atomic<std::int64_t> next_{0};
+  std::atomic<std::uint64_t> suppressed_{0};
+};
+
+LogThrottle publish_failed_log;
+
+}  // namespace
 
 std::string PublishReport::to_json() const {
   nlohmann::json out;
@@ -131,17 +164,23 @@ PublishReport PublishService::publish(std::string_view body, const std::string& 
 
   if (report.failed > 0) {
     report.kind = PublishOutcomeKind::kRetryLater;
-    // One line per request answered 503 (never one per event), with the
-    // request id the client and the processor's logs share.
-    std::string reason;
-    for (const auto& result : report.results) {
-      if (result.status == "failed") {
-        reason = result.error;
-        break;
+    // A line for a request answered 503 (never one per event), with the
+    // request id the client and the processor's logs share; at most one a
+    // second, with the count of the others.
+    std::uint64_t suppressed = 0;
+    if (publish_failed_log.allow(&suppressed)) {
+      std::string reason;
+      for (const auto& result : report.results) {
+        if (result.status == "failed") {
+          reason = result.error;
+          break;
+        }
       }
+      spdlog::warn(
+          "event=publish_failed request_id={} failed={} received={} error=\"{}\" "
+          "other_requests_failed_since_last_line={}",
+          request_id, report.failed, report.received, reason.substr(0, 200), suppressed);
     }
-    spdlog::warn("event=publish_failed request_id={} failed={} received={} error=\"{}\"",
-                 request_id, report.failed, report.received, reason.substr(0, 200));
   } else if (report.accepted + report.duplicates == 0) {
     report.kind = PublishOutcomeKind::kAllRejected;
   }

@@ -174,10 +174,20 @@ struct IngestServer::Impl {
     nats_conn = pipeline::nats::connect(config.common.nats_url, "ingest",
                                         config.common.connect_timeout, /*send_asap=*/true);
     admin_js = pipeline::nats::jetstream(nats_conn.get());
-    pipeline::nats::ensure_stream(admin_js.get(), config.common.stream);
+    const auto& common = config.common;
+    pipeline::nats::retry_setup("stream", common.connect_timeout, [&] {
+      pipeline::nats::ensure_stream(admin_js.get(), common.stream);
+    });
     // The consumer too, so /stats can count the backlog before any processor
-    // has started; whichever process comes first creates both.
-    pipeline::nats::ensure_consumer(admin_js.get(), config.common.stream, config.common.consumer);
+    // has started; whichever process comes first creates both. Not fatal:
+    // accepting events does not need it, and the processor makes sure of it.
+    try {
+      pipeline::nats::retry_setup("consumer", common.connect_timeout, [&] {
+        pipeline::nats::ensure_consumer(admin_js.get(), common.stream, common.consumer);
+      });
+    } catch (const pipeline::nats::NatsError& e) {
+      spdlog::warn("event=consumer_not_ensured error=\"{}\"", std::string(e.what()).substr(0, 200));
+    }
     publisher = std::make_unique<JetStreamPublisher>(nats_conn.get(), config.common.stream,
                                                      config.publish_timeout, &metrics);
     {

@@ -152,8 +152,12 @@ Processor::Processor(ProcessorConfig config)
   conn_ =
       pipeline::nats::connect(config_.common.nats_url, "processor", config_.common.connect_timeout);
   js_ = pipeline::nats::jetstream(conn_.get());
-  pipeline::nats::ensure_stream(js_.get(), config_.common.stream);
-  pipeline::nats::ensure_consumer(js_.get(), config_.common.stream, config_.common.consumer);
+  const auto& common = config_.common;
+  pipeline::nats::retry_setup("stream", common.connect_timeout,
+                              [&] { pipeline::nats::ensure_stream(js_.get(), common.stream); });
+  pipeline::nats::retry_setup("consumer", common.connect_timeout, [&] {
+    pipeline::nats::ensure_consumer(js_.get(), common.stream, common.consumer);
+  });
   auto db = pipeline::db::connect(config_.common.database_url, config_.common.connect_timeout);
   pipeline::db::apply_migrations(*db);
   if (config_.metrics_address != "off") {

@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <stdexcept>
@@ -110,6 +111,13 @@ void ensure_stream(jsCtx* js, const StreamSettings& stream);
 
 /// Creates the durable consumer if missing, or updates it. Throws NatsError.
 void ensure_consumer(jsCtx* js, const StreamSettings& stream, const ConsumerSettings& consumer);
+
+/// Runs `setup` (say, ensure_stream) until it succeeds, again every 500 ms
+/// while it throws NatsError and `timeout` has not passed (a JetStream
+/// cluster answers "unavailable" while it elects its leaders), with a log
+/// line per failure; then rethrows the last error.
+void retry_setup(const char* what, std::chrono::milliseconds timeout,
+                 const std::function<void()>& setup);
 
 /// How much the consumer still has to do.
 struct ConsumerBacklog {
