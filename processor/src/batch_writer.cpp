@@ -106,7 +106,7 @@ struct DecodedRow {
 // body is not a decimal count.
 std::uint64_t marker_count(const std::string& body, std::string* why) {
   std::uint64_t count = 0;
-  bool ok = !body.empty() && body.size() <= 7;
+  bool ok = !body.empty() && body.size() <= 7;  // 7 digits: no overflow, kMaxMarkerCount fits
   for (const char c : body) {
     if (c < '0' || c > '9') ok = false;
     if (ok) count = count * 10 + static_cast<std::uint64_t>(c - '0');

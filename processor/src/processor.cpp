@@ -142,7 +142,6 @@ void record(const std::vector<IncomingMessage>& messages, const std::vector<Stor
   totals->duplicates += duplicates;
   totals->redelivered += redelivered;
   totals->dead_lettered += dead;
-  totals->duplicate_markers += markers;
 }
 
 }  // namespace

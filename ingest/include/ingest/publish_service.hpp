@@ -45,9 +45,9 @@ struct PublishReport {
   std::string to_json() const;
 };
 
-/// Validates a publish body, publishes the valid events and a count marker
-/// for each duplicate the broker dropped. Knows nothing of HTTP or of the
-/// database.
+/// Validates a publish body, publishes the valid events and, when the broker
+/// dropped some as duplicates, one count marker for them. Knows nothing of
+/// HTTP or of the database.
 class PublishService {
  public:
   /// `metrics` may be null.

@@ -24,7 +24,6 @@ struct ProcessorTotals {
   std::atomic<std::uint64_t> duplicates{0};
   std::atomic<std::uint64_t> redelivered{0};
   std::atomic<std::uint64_t> dead_lettered{0};
-  std::atomic<std::uint64_t> duplicate_markers{0};  ///< broker-duplicate count markers counted
   std::atomic<std::uint64_t> transient_errors{0};
   std::atomic<std::uint64_t> batches{0};
 };
