@@ -70,17 +70,45 @@ int apply_migrations(pqxx::connection& conn) {
   return applied;
 }
 
-bool is_transient(const std::exception& error) {
-  if (dynamic_cast<const pqxx::broken_connection*>(&error) != nullptr) return true;
-  if (dynamic_cast<const pqxx::transaction_rollback*>(&error) != nullptr) return true;
-  if (const auto* sql = dynamic_cast<const pqxx::sql_error*>(&error)) {
-    const std::string& state = sql->sqlstate();
-    // 57P01 admin_shutdown, 57P02 crash_shutdown, 57P03 cannot_connect_now,
-    // 53300 too_many_connections, 08xxx connection exceptions.
-    return state == "57P01" || state == "57P02" || state == "57P03" || state == "53300" ||
-           state.rfind("08", 0) == 0;
+std::string sqlstate_of(const std::exception& error) {
+  if (const auto* sql = dynamic_cast<const pqxx::sql_error*>(&error)) return sql->sqlstate();
+  return {};
+}
+
+FailureKind classify_failure(const std::exception& error) {
+  // Checked first: in_doubt_error is a pqxx::failure like broken_connection.
+  if (dynamic_cast<const pqxx::in_doubt_error*>(&error) != nullptr) {
+    return FailureKind::kOutcomeUnknown;
   }
-  return false;
+  // libpqxx 6.4 throws broken_connection for SQLSTATE class 08 and for
+  // too_many_connections (53300) as well.
+  if (dynamic_cast<const pqxx::broken_connection*>(&error) != nullptr) {
+    return FailureKind::kUnavailable;
+  }
+  const std::string state = sqlstate_of(error);
+  if (state.rfind("08", 0) == 0 || state == "57P01" || state == "57P02" || state == "57P03") {
+    return FailureKind::kUnavailable;
+  }
+  if (state.rfind("22", 0) == 0 || state.rfind("23", 0) == 0 || state.rfind("54", 0) == 0) {
+    return FailureKind::kNeverStorable;
+  }
+  // Everything else passes, or may: never drop an accepted event for it.
+  // (transaction_rollback, class 40, carries no SQLSTATE in libpqxx 6.4.)
+  return FailureKind::kRetryLater;
+}
+
+const char* failure_name(FailureKind kind) {
+  switch (kind) {
+    case FailureKind::kUnavailable:
+      return "unavailable";
+    case FailureKind::kRetryLater:
+      return "retry_later";
+    case FailureKind::kOutcomeUnknown:
+      return "outcome_unknown";
+    case FailureKind::kNeverStorable:
+      return "never_storable";
+  }
+  return "unknown";
 }
 
 std::int64_t read_counter(pqxx::connection& conn, const std::string& name) {

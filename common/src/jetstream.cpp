@@ -142,29 +142,130 @@ bool stream_exists(jsCtx* js, const std::string& stream, std::chrono::millisecon
   return true;
 }
 
-void ensure_stream(jsCtx* js, const StreamSettings& stream) {
+std::vector<ConfigDifference> stream_differences(const jsStreamConfig& running,
+                                                 const StreamSettings& stream) {
+  std::vector<ConfigDifference> out;
+  // A limit of 0 or less is no limit; a smaller limit, or a limit where there
+  // was none, makes the broker delete what no longer fits.
+  const auto shrinks = [](std::int64_t from, std::int64_t to) {
+    return to > 0 && (from <= 0 || to < from);
+  };
+  const auto ms = [](std::int64_t nanos) { return std::to_string(nanos / kNanosPerMilli) + "ms"; };
+  const std::int64_t max_age = stream.max_age.count() * kNanosPerMilli;
+  const std::int64_t duplicates = stream.duplicate_window.count() * kNanosPerMilli;
+  if (running.MaxAge != max_age) {
+    out.push_back(
+        {"STREAM_MAX_AGE", ms(running.MaxAge), ms(max_age), shrinks(running.MaxAge, max_age)});
+  }
+  if (running.MaxBytes != stream.max_bytes) {
+    out.push_back({"STREAM_MAX_BYTES", std::to_string(running.MaxBytes),
+                   std::to_string(stream.max_bytes), shrinks(running.MaxBytes, stream.max_bytes)});
+  }
+  if (running.Duplicates != duplicates) {
+    out.push_back({"STREAM_DUPLICATE_WINDOW", ms(running.Duplicates), ms(duplicates), false});
+  }
+  if (running.Replicas != stream.replicas) {
+    out.push_back({"STREAM_REPLICAS", std::to_string(running.Replicas),
+                   std::to_string(stream.replicas), false});
+  }
+  const std::string subject = stream.wildcard();
+  const bool same_subject = running.SubjectsLen == 1 && running.Subjects != nullptr &&
+                            running.Subjects[0] != nullptr && subject == running.Subjects[0];
+  if (!same_subject) {
+    std::string subjects;
+    for (int i = 0; i < running.SubjectsLen && running.Subjects != nullptr; ++i) {
+      subjects += (i == 0 ? "" : ",") + std::string(running.Subjects[i]);
+    }
+    out.push_back({"STREAM_SUBJECT_PREFIX", subjects, subject, true});
+  }
+  if (running.Discard != js_DiscardNew) {
+    out.push_back({"discard policy", "old", "new", false});
+  }
+  return out;
+}
+
+namespace {
+
+std::string describe(const std::vector<ConfigDifference>& differences) {
+  std::string text;
+  for (const auto& d : differences) {
+    if (!text.empty()) text += "; ";
+    text += d.setting + " running=" + d.running + " this_process=" + d.wanted;
+  }
+  return text;
+}
+
+}  // namespace
+
+std::optional<StreamIdentity> stream_identity(jsCtx* js, const std::string& stream,
+                                              std::chrono::milliseconds wait) {
+  jsOptions opts;
+  jsOptions_Init(&opts);
+  opts.Wait = wait.count();
+  jsStreamInfo* si = nullptr;
+  if (js_GetStreamInfo(&si, js, stream.c_str(), wait.count() > 0 ? &opts : nullptr, nullptr) !=
+      NATS_OK) {
+    return std::nullopt;
+  }
+  StreamInfoPtr info(si);
+  return StreamIdentity{info->Created, info->State.FirstSeq, info->State.LastSeq};
+}
+
+std::vector<ConfigDifference> ensure_stream(jsCtx* js, const StreamSettings& stream) {
   const std::string subject = stream.wildcard();
   const char* subjects[] = {subject.c_str()};
   jsStreamConfig cfg;
   fill_stream_config(&cfg, stream, subjects);
   jsStreamInfo* si = nullptr;
   jsErrCode code = static_cast<jsErrCode>(0);
-  if (!stream_exists(js, stream.name)) {
-    natsStatus status = js_AddStream(&si, js, &cfg, nullptr, &code);
+  natsStatus status = js_GetStreamInfo(&si, js, stream.name.c_str(), nullptr, &code);
+  StreamInfoPtr running(si);
+  if (status == NATS_NOT_FOUND) {
+    si = nullptr;
+    code = static_cast<jsErrCode>(0);
+    status = js_AddStream(&si, js, &cfg, nullptr, &code);
     StreamInfoPtr holder(si);
     // Another process may have created it between our look and our add.
-    if (status != NATS_OK && stream_exists(js, stream.name)) status = NATS_OK;
+    if (status != NATS_OK && stream_exists(js, stream.name)) return ensure_stream(js, stream);
     check(status, ("create stream " + stream.name).c_str(), code);
-    spdlog::info("event=stream_created stream={} subjects={} duplicate_window_ms={}", stream.name,
-                 subject, stream.duplicate_window.count());
-    return;
+    spdlog::info(
+        "event=stream_created stream={} subjects={} duplicate_window_ms={} max_age_ms={} "
+        "max_bytes={} replicas={}",
+        stream.name, subject, stream.duplicate_window.count(), stream.max_age.count(),
+        stream.max_bytes, stream.replicas);
+    return {};
   }
-  const natsStatus status = js_UpdateStream(&si, js, &cfg, nullptr, &code);
+  check(status, ("look up stream " + stream.name).c_str(), code);
+  std::vector<ConfigDifference> differences = stream_differences(*running->Config, stream);
+  if (differences.empty()) return differences;
+  const bool deletes = std::any_of(differences.begin(), differences.end(),
+                                   [](const ConfigDifference& d) { return d.can_delete_events; });
+  if (stream.update == ConfigUpdate::kKeep) {
+    spdlog::warn(
+        "event=stream_settings_differ stream={} action=kept_running_configuration "
+        "(STREAM_UPDATE=apply applies this process's settings) differences=\"{}\"",
+        stream.name, describe(differences));
+    return differences;
+  }
+  si = nullptr;
+  code = static_cast<jsErrCode>(0);
+  status = js_UpdateStream(&si, js, &cfg, nullptr, &code);
   StreamInfoPtr holder(si);
   check(status, ("update stream " + stream.name).c_str(), code);
+  if (deletes) {
+    spdlog::warn(
+        "event=stream_updated stream={} deletes_stored_events=possible (STREAM_UPDATE=apply) "
+        "differences=\"{}\"",
+        stream.name, describe(differences));
+  } else {
+    spdlog::info("event=stream_updated stream={} (STREAM_UPDATE=apply) differences=\"{}\"",
+                 stream.name, describe(differences));
+  }
+  return differences;
 }
 
-void ensure_consumer(jsCtx* js, const StreamSettings& stream, const ConsumerSettings& consumer) {
+ConsumerSettings ensure_consumer(jsCtx* js, const StreamSettings& stream,
+                                 const ConsumerSettings& consumer) {
   const std::string filter = stream.wildcard();
   jsConsumerConfig cfg;
   jsConsumerConfig_Init(&cfg);
@@ -188,26 +289,48 @@ void ensure_consumer(jsCtx* js, const StreamSettings& stream, const ConsumerSett
     status = js_AddConsumer(&ci, js, stream.name.c_str(), &cfg, nullptr, &code);
     ConsumerInfoPtr holder(ci);
     if (status != NATS_OK) {
-      // Lost a race with another process creating the same durable: fine if it exists now.
-      ConsumerInfoPtr again;
+      // Lost a race with another process creating the same durable: take it.
       jsConsumerInfo* raw = nullptr;
       if (js_GetConsumerInfo(&raw, js, stream.name.c_str(), consumer.durable.c_str(), nullptr,
                              nullptr) == NATS_OK) {
-        again.reset(raw);
-        status = NATS_OK;
+        jsConsumerInfo_Destroy(raw);
+        return ensure_consumer(js, stream, consumer);
       }
     }
     check(status, ("create consumer " + consumer.durable).c_str(), code);
     spdlog::info("event=consumer_created stream={} consumer={} ack_wait_ms={} max_ack_pending={}",
                  stream.name, consumer.durable, consumer.ack_wait.count(),
                  consumer.max_ack_pending);
-    return;
+    return consumer;
   }
   check(status, "js_GetConsumerInfo", code);
+  ConsumerSettings running = consumer;
+  running.ack_wait = std::chrono::milliseconds(existing->Config->AckWait / kNanosPerMilli);
+  running.max_ack_pending = existing->Config->MaxAckPending;
+  std::vector<ConfigDifference> differences;
+  if (running.ack_wait != consumer.ack_wait) {
+    differences.push_back({"CONSUMER_ACK_WAIT", std::to_string(running.ack_wait.count()) + "ms",
+                           std::to_string(consumer.ack_wait.count()) + "ms", false});
+  }
+  if (running.max_ack_pending != consumer.max_ack_pending) {
+    differences.push_back({"CONSUMER_MAX_ACK_PENDING", std::to_string(running.max_ack_pending),
+                           std::to_string(consumer.max_ack_pending), false});
+  }
+  if (differences.empty()) return running;
+  if (stream.update == ConfigUpdate::kKeep) {
+    spdlog::warn(
+        "event=consumer_settings_differ consumer={} action=kept_running_configuration "
+        "(STREAM_UPDATE=apply applies this process's settings) differences=\"{}\"",
+        consumer.durable, describe(differences));
+    return running;
+  }
   code = static_cast<jsErrCode>(0);
   status = js_UpdateConsumer(&ci, js, stream.name.c_str(), &cfg, nullptr, &code);
   ConsumerInfoPtr holder(ci);
   check(status, ("update consumer " + consumer.durable).c_str(), code);
+  spdlog::info("event=consumer_updated consumer={} (STREAM_UPDATE=apply) differences=\"{}\"",
+               consumer.durable, describe(differences));
+  return consumer;
 }
 
 void retry_setup(const char* what, std::chrono::milliseconds timeout,

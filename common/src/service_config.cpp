@@ -20,6 +20,12 @@ void bind_common_settings(SettingsReader& reader, CommonSettings& s) {
                  "stream size limit in bytes; when full, publishes fail with 503 (-1 = none)");
   reader.integer("STREAM_REPLICAS", &s.stream.replicas, 1, 5,
                  "stream replicas (1 without a cluster)");
+  reader.choice<nats::ConfigUpdate>(
+      "STREAM_UPDATE", &s.stream.update,
+      {{"keep", nats::ConfigUpdate::kKeep}, {"apply", nats::ConfigUpdate::kApply}},
+      "when the running stream or consumer differs from these settings: keep it as it runs "
+      "(logged), or apply these settings (a smaller STREAM_MAX_BYTES or STREAM_MAX_AGE makes "
+      "the broker delete stored events at once)");
   reader.text("CONSUMER_NAME", &s.consumer.durable,
               "durable pull consumer shared by the processors");
   reader.duration("CONSUMER_ACK_WAIT", &s.consumer.ack_wait, milliseconds(1000),

@@ -217,7 +217,11 @@ EventPage EventStore::events(const EventQuery& query) {
 
 PipelineCounters EventStore::counters() {
   return with_connection([](pqxx::connection& conn) {
-    pqxx::read_transaction tx(conn);
+    // One snapshot for every counter: each batch commits its counters
+    // together, so they agree with each other (read committed would let a
+    // batch commit between the two statements).
+    pqxx::transaction<pqxx::isolation_level::repeatable_read, pqxx::readwrite_policy::read_only> tx(
+        conn);
     PipelineCounters counters;
     for (const auto& row :
          tx.exec("SELECT name, SUM(value)::bigint FROM pipeline_counters GROUP BY name")) {

@@ -59,6 +59,21 @@ PublishOutcome outcome_from_error(natsStatus status, jsErrCode code, const char*
 
 }  // namespace
 
+PublishOutcome outcome_of_puback(bool duplicate, std::uint64_t sequence) {
+  PublishOutcome outcome;
+  outcome.stream_seq = sequence;
+  if (!duplicate) {
+    outcome.status = PublishStatus::kAccepted;
+  } else if (sequence != 0) {
+    outcome.status = PublishStatus::kDuplicate;
+  } else {
+    outcome.status = PublishStatus::kRetryable;
+    outcome.error = "broker answered duplicate with sequence 0 (not stored; a leader change)";
+    outcome.error_kind = "duplicate_not_stored";
+  }
+  return outcome;
+}
+
 JetStreamPublisher::JetStreamPublisher(natsConnection* conn, pipeline::nats::StreamSettings stream,
                                        std::chrono::milliseconds publish_timeout,
                                        IngestMetrics* metrics)
@@ -87,8 +102,7 @@ void JetStreamPublisher::on_ack(jsCtx* /*js*/, natsMsg* msg, jsPubAck* pa, jsPub
   auto* self = static_cast<JetStreamPublisher*>(closure);
   PublishOutcome outcome;
   if (pa != nullptr) {
-    outcome.status = pa->Duplicate ? PublishStatus::kDuplicate : PublishStatus::kAccepted;
-    outcome.stream_seq = pa->Sequence;
+    outcome = outcome_of_puback(pa->Duplicate, pa->Sequence);
   } else if (pae != nullptr) {
     outcome = outcome_from_error(pae->Err, pae->ErrCode, pae->ErrText);
   } else {

@@ -319,6 +319,17 @@ struct IngestServer::Impl {
   }
 
   void stats(const Request& /*request*/, ResponseWriter& response) const {
+    // The broker first, the database second: a message the broker no longer
+    // counts as pending was committed before it was acked, so the counters
+    // read afterwards include it. (The other order can miss a batch that
+    // commits and acks between the two reads, and call the pipeline idle
+    // with counts still short.)
+    std::optional<pipeline::nats::ConsumerBacklog> backlog;
+    {
+      std::lock_guard<std::mutex> lock(admin_mutex);
+      backlog = pipeline::nats::consumer_backlog(admin_js.get(), config.common.stream.name,
+                                                 config.common.consumer.durable);
+    }
     PipelineCounters counters;
     try {
       counters = store->counters();
@@ -326,12 +337,6 @@ struct IngestServer::Impl {
       spdlog::warn("event=stats_query_failed error=\"{}\"", std::string(e.what()).substr(0, 200));
       send_retry_later(response, Code::Service_Unavailable, "database unavailable", 1);
       return;
-    }
-    std::optional<pipeline::nats::ConsumerBacklog> backlog;
-    {
-      std::lock_guard<std::mutex> lock(admin_mutex);
-      backlog = pipeline::nats::consumer_backlog(admin_js.get(), config.common.stream.name,
-                                                 config.common.consumer.durable);
     }
     const std::int64_t duplicates = counters.duplicate_broker + counters.duplicate_database;
     const std::int64_t pending =

@@ -17,24 +17,36 @@ ProcessorMetrics::ProcessorMetrics() {
                  .Help("Messages fetched from the consumer (redeliveries included)")
                  .Register(*registry)
                  .Add({});
-  auto& events = BuildCounter()
-                     .Name(name("processor_events_total"))
-                     .Help(
-                         "Messages by outcome: stored (new key), duplicate (key already stored), "
-                         "redelivered (this message was handled before), dead_lettered, "
-                         "duplicate_marker (ingest's count of a duplicate the broker dropped)")
-                     .Register(*registry);
-  stored = &events.Add({{"outcome", "stored"}});
-  duplicates = &events.Add({{"outcome", "duplicate"}});
-  redelivered = &events.Add({{"outcome", "redelivered"}});
-  dead_lettered = &events.Add({{"outcome", "dead_lettered"}});
-  duplicate_markers = &events.Add({{"outcome", "duplicate_marker"}});
+  auto& events =
+      BuildCounter()
+          .Name(name("processor_events_total"))
+          .Help(
+              "Messages by outcome: stored (new key), replaced (the first write of a key, "
+              "stored in place of a later copy that got there first), duplicate (key already "
+              "stored), redelivered (this message was handled before), dead_lettered, "
+              "duplicate_marker (ingest's count of duplicates the broker dropped)")
+          .Register(*registry);
+  for (std::size_t i = 0; i < kStoreOutcomes; ++i) {
+    outcomes[i] = &events.Add({{"outcome", outcome_name(static_cast<StoreOutcome>(i))}});
+  }
   auto& transient = BuildCounter()
                         .Name(name("processor_transient_errors_total"))
-                        .Help("Failures a retry fixes (batch NAKed and retried), by kind")
+                        .Help(
+                            "Failures a retry fixes (messages NAKed and delivered again), by "
+                            "kind: database_unavailable, retry_later (disk full, lock, "
+                            "cancelled, a trigger's error...), outcome_unknown (connection lost "
+                            "during COMMIT), fetch, stream_recreated")
                         .Register(*registry);
-  transient_database = &transient.Add({{"kind", "database"}});
-  transient_fetch = &transient.Add({{"kind", "fetch"}});
+  retry_unavailable = &transient.Add({{"kind", "database_unavailable"}});
+  retry_later = &transient.Add({{"kind", "retry_later"}});
+  retry_outcome_unknown = &transient.Add({{"kind", "outcome_unknown"}});
+  retry_fetch = &transient.Add({{"kind", "fetch"}});
+  retry_incarnation = &transient.Add({{"kind", "stream_recreated"}});
+  pruned = &BuildCounter()
+                .Name(name("processor_pruned_rows_total"))
+                .Help("Duplicate and marker records forgotten: the stream no longer holds them")
+                .Register(*registry)
+                .Add({});
   in_progress_acks = &BuildCounter()
                           .Name(name("processor_in_progress_acks_total"))
                           .Help("In-progress acks sent for slow batches")

@@ -2,7 +2,10 @@
 
 #include <prometheus/registry.h>
 
+#include <array>
+
 #include "pipeline/metrics.hpp"
+#include "processor/message.hpp"
 
 namespace processor {
 
@@ -12,13 +15,16 @@ struct ProcessorMetrics {
 
   std::shared_ptr<prometheus::Registry> registry = std::make_shared<prometheus::Registry>();
   prometheus::Counter* fetched;
-  prometheus::Counter* stored;
-  prometheus::Counter* duplicates;
-  prometheus::Counter* redelivered;
-  prometheus::Counter* dead_lettered;
-  prometheus::Counter* duplicate_markers;
-  prometheus::Counter* transient_database;
-  prometheus::Counter* transient_fetch;
+  /// Per StoreOutcome, indexed by its value.
+  std::array<prometheus::Counter*, kStoreOutcomes> outcomes{};
+  /// Failures retried, per pipeline::db::FailureKind but never_storable.
+  prometheus::Counter* retry_unavailable;
+  prometheus::Counter* retry_later;
+  prometheus::Counter* retry_outcome_unknown;
+  prometheus::Counter* retry_fetch;
+  /// Batches NAKed because the stream was created again meanwhile.
+  prometheus::Counter* retry_incarnation;
+  prometheus::Counter* pruned;
   prometheus::Counter* in_progress_acks;
   prometheus::Histogram* batch_size;
   prometheus::Histogram* transaction_seconds;

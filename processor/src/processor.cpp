@@ -8,47 +8,26 @@
 #include <pqxx/except>
 #include <pqxx/nontransaction>
 
+#include "message_source.hpp"
 #include "metrics.hpp"
 #include "pipeline/database.hpp"
 #include "pipeline/fault.hpp"
 #include "pipeline/timestamp.hpp"
 #include "processor/batch_writer.hpp"
+#include "processor/settlement.hpp"
 
 #include <prometheus/exposer.h>
 
 namespace processor {
 namespace {
 
-using pipeline::nats::check;
-using pipeline::nats::MetaDataPtr;
-using pipeline::nats::SubscriptionPtr;
 using Clock = std::chrono::steady_clock;
-using pipeline::nats::kPublishedAtHeader;
-using pipeline::nats::kRequestIdHeader;
+using pipeline::db::FailureKind;
 
-constexpr auto kPruneInterval = std::chrono::seconds(30);
 constexpr auto kMaxBackoff = std::chrono::milliseconds(5000);
-
-// Owns a fetched batch: natsMsgList_Destroy frees every message.
-// Owns the messages of one Fetch (natsMsgList_Destroy frees them).
-class FetchedBatch {
- public:
-  FetchedBatch() = default;
-  ~FetchedBatch() { natsMsgList_Destroy(&list_); }
-  FetchedBatch(const FetchedBatch&) = delete;
-  FetchedBatch& operator=(const FetchedBatch&) = delete;
-
-  /// Fetches up to `count` messages, waiting at most `wait`.
-  natsStatus fetch(natsSubscription* sub, int count, std::chrono::milliseconds wait,
-                   jsErrCode* code) {
-    return natsSubscription_Fetch(&list_, sub, count, wait.count(), code);
-  }
-  int size() const { return list_.Count; }
-  natsMsg* operator[](int i) const { return list_.Msgs[i]; }
-
- private:
-  natsMsgList list_{nullptr, 0};
-};
+// A pull request outlives its Fetch by at most this (nats.c asks the broker
+// to expire it 10 ms before the Fetch gives up; the broker may be late).
+constexpr auto kPullRequestMargin = std::chrono::milliseconds(100);
 
 // Tells the broker "still working on these" every `interval` while a batch is
 // being written, so a slow transaction (a database under load, a lock wait)
@@ -116,32 +95,55 @@ std::chrono::milliseconds next_backoff(std::chrono::milliseconds current) {
   return std::min(kMaxBackoff, std::max(std::chrono::milliseconds(100), current * 2));
 }
 
-// Counts the outcomes of committed messages in the metrics and the totals.
-void record(const std::vector<IncomingMessage>& messages, const std::vector<StoreOutcome>& outcomes,
-            ProcessorMetrics* metrics, ProcessorTotals* totals) {
+prometheus::Counter* retry_counter(ProcessorMetrics& metrics, FailureKind kind) {
+  switch (kind) {
+    case FailureKind::kUnavailable:
+      return metrics.retry_unavailable;
+    case FailureKind::kOutcomeUnknown:
+      return metrics.retry_outcome_unknown;
+    case FailureKind::kRetryLater:
+    case FailureKind::kNeverStorable:  // its dead letter failed: retried too
+      break;
+  }
+  return metrics.retry_later;
+}
+
+// Counts the settled messages in the metrics and the totals.
+void record(const std::vector<IncomingMessage>& messages, const BatchSettlement& settled,
+            ProcessorMetrics& metrics, ProcessorTotals& totals) {
   const auto committed = pipeline::now_utc();
-  std::size_t counts[5] = {0, 0, 0, 0, 0};
-  for (std::size_t i = 0; i < outcomes.size(); ++i) {
-    ++counts[static_cast<std::size_t>(outcomes[i])];
-    if (outcomes[i] == StoreOutcome::kStored && messages[i].published_micros > 0) {
-      metrics->end_to_end_seconds->Observe(
+  std::array<std::size_t, kStoreOutcomes> counts{};
+  std::size_t retried = 0;
+  for (std::size_t i = 0; i < settled.messages.size(); ++i) {
+    const Settlement& s = settled.messages[i];
+    if (!s.outcome) {
+      ++retried;
+      continue;
+    }
+    ++counts[static_cast<std::size_t>(*s.outcome)];
+    const bool stored =
+        *s.outcome == StoreOutcome::kStored || *s.outcome == StoreOutcome::kReplaced;
+    if (stored && messages[i].published_micros > 0) {
+      metrics.end_to_end_seconds->Observe(
           static_cast<double>(committed.micros_since_epoch - messages[i].published_micros) / 1e6);
     }
   }
-  const std::size_t stored = counts[static_cast<std::size_t>(StoreOutcome::kStored)];
-  const std::size_t duplicates = counts[static_cast<std::size_t>(StoreOutcome::kDuplicate)];
-  const std::size_t redelivered = counts[static_cast<std::size_t>(StoreOutcome::kRedelivered)];
-  const std::size_t dead = counts[static_cast<std::size_t>(StoreOutcome::kDeadLettered)];
-  const std::size_t markers = counts[static_cast<std::size_t>(StoreOutcome::kBrokerDuplicate)];
-  metrics->stored->Increment(static_cast<double>(stored));
-  metrics->duplicates->Increment(static_cast<double>(duplicates));
-  metrics->redelivered->Increment(static_cast<double>(redelivered));
-  metrics->dead_lettered->Increment(static_cast<double>(dead));
-  metrics->duplicate_markers->Increment(static_cast<double>(markers));
-  totals->stored += stored;
-  totals->duplicates += duplicates;
-  totals->redelivered += redelivered;
-  totals->dead_lettered += dead;
+  for (std::size_t i = 0; i < kStoreOutcomes; ++i) {
+    metrics.outcomes[i]->Increment(static_cast<double>(counts[i]));
+  }
+  const auto count = [&](StoreOutcome o) { return counts[static_cast<std::size_t>(o)]; };
+  totals.stored += count(StoreOutcome::kStored);
+  totals.replaced += count(StoreOutcome::kReplaced);
+  totals.duplicates += count(StoreOutcome::kDuplicate);
+  totals.redelivered += count(StoreOutcome::kRedelivered);
+  totals.dead_lettered += count(StoreOutcome::kDeadLettered);
+  totals.retried += retried;
+  for (const FailureKind kind : settled.failures) {
+    if (kind == FailureKind::kNeverStorable) continue;  // dead-lettered, not retried
+    retry_counter(metrics, kind)->Increment();
+    ++totals.transient_errors;
+  }
+  totals.batches += settled.committed_batches;
 }
 
 }  // namespace
@@ -155,7 +157,7 @@ Processor::Processor(ProcessorConfig config)
   pipeline::nats::retry_setup("stream", common.connect_timeout,
                               [&] { pipeline::nats::ensure_stream(js_.get(), common.stream); });
   pipeline::nats::retry_setup("consumer", common.connect_timeout, [&] {
-    pipeline::nats::ensure_consumer(js_.get(), common.stream, common.consumer);
+    consumer_ = pipeline::nats::ensure_consumer(js_.get(), common.stream, common.consumer);
   });
   auto db = pipeline::db::connect(config_.common.database_url, config_.common.connect_timeout);
   pipeline::db::apply_migrations(*db);
@@ -171,15 +173,18 @@ std::uint16_t Processor::metrics_port() const {
   return ports.empty() ? 0 : static_cast<std::uint16_t>(ports.front());
 }
 
-// Refreshes the gauges about the broker and the database every 2 s.
+// Every 2 s: the gauges about the broker and the database. Every
+// prune_interval: forgets the duplicate and marker records of messages the
+// stream no longer holds (off the workers' path).
 void Processor::run_health() {
   const auto& stream = config_.common.stream;
-  const auto& consumer = config_.common.consumer;
   std::unique_ptr<pqxx::connection> db;
+  BatchWriter pruner(config_.common.database_url);
+  auto next_prune = Clock::now() + config_.prune_interval;
   while (!stopping_.load()) {
     metrics_->up.nats_up->Set(natsConnection_Status(conn_.get()) == NATS_CONN_STATUS_CONNECTED);
     jsConsumerInfo* ci = nullptr;
-    if (js_GetConsumerInfo(&ci, js_.get(), stream.name.c_str(), consumer.durable.c_str(), nullptr,
+    if (js_GetConsumerInfo(&ci, js_.get(), stream.name.c_str(), consumer_.durable.c_str(), nullptr,
                            nullptr) == NATS_OK) {
       pipeline::nats::ConsumerInfoPtr info(ci);
       metrics_->consumer_pending->Set(static_cast<double>(info->NumPending));
@@ -192,6 +197,16 @@ void Processor::run_health() {
       pipeline::nats::StreamInfoPtr info(si);
       metrics_->stream_messages->Set(static_cast<double>(info->State.Msgs));
       metrics_->stream_bytes->Set(static_cast<double>(info->State.Bytes));
+      if (Clock::now() >= next_prune) {
+        next_prune = Clock::now() + config_.prune_interval;
+        try {
+          const std::size_t removed = pruner.prune(info->Created, info->State.FirstSeq);
+          metrics_->pruned->Increment(static_cast<double>(removed));
+        } catch (const std::exception& e) {
+          pruner.reset();
+          spdlog::warn("event=prune_failed error=\"{}\"", std::string(e.what()).substr(0, 200));
+        }
+      }
     }
     try {
       if (!db || !db->is_open())
@@ -216,8 +231,7 @@ void Processor::start() {
   }
   health_ = std::thread([this] { run_health(); });
   spdlog::info("event=processor_started workers={} batch_size={} stream={} consumer={}",
-               config_.workers, config_.batch_size, config_.common.stream.name,
-               config_.common.consumer.durable);
+               config_.workers, config_.batch_size, config_.common.stream.name, consumer_.durable);
 }
 
 void Processor::stop() {
@@ -232,34 +246,89 @@ void Processor::stop() {
   if (conn_) natsConnection_FlushTimeout(conn_.get(), 2000);
 }
 
+// One worker: fetch a batch, check it belongs to the stream's incarnation,
+// write it (settle_batch decides ack or retry per message), then ack or NAK.
 void Processor::run_worker(std::size_t index) {
-  const auto& stream = config_.common.stream;
-  const auto& consumer = config_.common.consumer;
-  natsSubscription* raw_sub = nullptr;
-  jsSubOptions sub_opts;
-  jsSubOptions_Init(&sub_opts);
-  sub_opts.Stream = stream.name.c_str();
-  sub_opts.Consumer = consumer.durable.c_str();  // bind to the shared durable
-  jsErrCode code = static_cast<jsErrCode>(0);
-  const std::string filter = stream.wildcard();
-  try {
-    check(js_PullSubscribe(&raw_sub, js_.get(), filter.c_str(), consumer.durable.c_str(), nullptr,
-                           &sub_opts, &code),
-          "js_PullSubscribe", code);
-  } catch (const std::exception& e) {
-    spdlog::critical("event=worker_subscribe_failed worker={} error=\"{}\"", index, e.what());
-    return;
-  }
-  SubscriptionPtr sub(raw_sub);
+  MessageSource source(js_.get(), config_.common.stream, consumer_);
   BatchWriter writer(config_.common.database_url);
-  InProgressTicker ticker(std::max(std::chrono::milliseconds(100), consumer.ack_wait / 3),
+  InProgressTicker ticker(std::max(std::chrono::milliseconds(100), consumer_.ack_wait / 3),
                           metrics_->in_progress_acks);
+  const RetryPolicy retry{config_.retry_delay, config_.max_retry_delay};
   std::chrono::milliseconds backoff{0};
-  auto next_prune = Clock::now() + kPruneInterval;
-  // natsMsg_NakWithDelay takes milliseconds.
-  const auto nak_delay_ms = static_cast<int64_t>(config_.retry_delay.count());
+  auto pull_request_expires = Clock::now();
+
+  // Writes one fetched batch and settles each message. Returns false when
+  // nothing could be committed (the caller backs off).
+  const auto handle = [&](FetchedBatch& batch) {
+    totals_.fetched += static_cast<std::uint64_t>(batch.size());
+    metrics_->fetched->Increment(batch.size());
+    metrics_->batch_size->Observe(batch.size());
+    const std::vector<IncomingMessage> messages = source.decode(batch);
+    if (!source.same_incarnation()) {
+      // Fetched from a consumer of a stream created after this subscription
+      // was made: the positions would be wrong. Deliver them again to a new
+      // subscription.
+      for (int i = 0; i < batch.size(); ++i) natsMsg_Nak(batch[i], nullptr);
+      metrics_->retry_incarnation->Increment();
+      totals_.retried += static_cast<std::uint64_t>(batch.size());
+      spdlog::warn("event=stream_incarnation_changed worker={} messages={} action=resubscribe",
+                   index, batch.size());
+      source.reset();
+      return false;
+    }
+    ticker.begin(&batch);
+    const auto started = Clock::now();
+    const BatchSettlement settled = settle_batch(writer, messages, retry);
+    ticker.end();  // no in-progress ack after the acks
+    metrics_->transaction_seconds->Observe(
+        std::chrono::duration<double>(Clock::now() - started).count());
+    record(messages, settled, *metrics_, totals_);
+    if (!settled.failures.empty()) {
+      std::size_t retried = 0;
+      for (const auto& s : settled.messages) retried += s.outcome ? 0 : 1;
+      spdlog::warn(
+          "event=batch_failed worker={} messages={} split={} retrying={} failure={} "
+          "sqlstate_error=\"{}\"",
+          index, messages.size(), settled.split, retried,
+          pipeline::db::failure_name(settled.failures.front()), settled.first_error.substr(0, 300));
+    }
+    for (std::size_t i = 0; i < messages.size(); ++i) {
+      if (settled.messages[i].outcome == StoreOutcome::kDeadLettered) {
+        spdlog::warn("event=dead_lettered worker={} stream_seq={} request_id={}", index,
+                     messages[i].position.seq, messages[i].request_id);
+      }
+    }
+    pipeline::fault::crash_point("processor.after_commit_before_ack");
+    bool any_committed = false;
+    for (std::size_t i = 0; i < messages.size(); ++i) {
+      natsMsg* msg = batch[static_cast<int>(i)];
+      const Settlement& s = settled.messages[i];
+      if (s.action == Settlement::Action::kAck) {
+        natsMsg_Ack(msg, nullptr);
+        any_committed = true;
+      } else {
+        natsMsg_NakWithDelay(msg, s.delay.count(), nullptr);
+      }
+    }
+    return any_committed || settled.failures.empty();
+  };
 
   while (!stopping_.load()) {
+    if (!source.subscribed()) {
+      try {
+        source.subscribe();
+        if (backoff.count() > 0) spdlog::info("event=worker_subscribed worker={}", index);
+        backoff = std::chrono::milliseconds(0);
+      } catch (const std::exception& e) {
+        ++totals_.transient_errors;
+        metrics_->retry_fetch->Increment();
+        backoff = next_backoff(backoff);
+        spdlog::warn("event=worker_subscribe_failed worker={} retry_in_ms={} error=\"{}\"", index,
+                     backoff.count(), std::string(e.what()).substr(0, 200));
+        sleep_unless_stopping(stopping_, backoff);
+        continue;
+      }
+    }
     if (!writer.connected()) {
       try {
         writer.connect();
@@ -267,7 +336,7 @@ void Processor::run_worker(std::size_t index) {
         backoff = std::chrono::milliseconds(0);
       } catch (const std::exception& e) {
         ++totals_.transient_errors;
-        metrics_->transient_database->Increment();
+        metrics_->retry_unavailable->Increment();
         metrics_->up.postgres_up->Set(0);
         backoff = next_backoff(backoff);
         spdlog::warn("event=postgres_unavailable worker={} retry_in_ms={} error=\"{}\"", index,
@@ -278,155 +347,44 @@ void Processor::run_worker(std::size_t index) {
     }
 
     FetchedBatch batch;
-    code = static_cast<jsErrCode>(0);
-    const natsStatus status =
-        batch.fetch(sub.get(), static_cast<int>(config_.batch_size), config_.fetch_wait, &code);
+    jsErrCode code = static_cast<jsErrCode>(0);
+    pull_request_expires = Clock::now() + config_.fetch_wait + kPullRequestMargin;
+    const natsStatus status = source.fetch(batch, static_cast<int>(config_.batch_size),
+                                           config_.fetch_wait, /*no_wait=*/false, &code);
     if (status == NATS_TIMEOUT || (status == NATS_OK && batch.size() == 0)) continue;
     if (status != NATS_OK) {
+      // The consumer or the stream may be gone: subscribe again (which
+      // creates what is missing) after a pause.
       ++totals_.transient_errors;
-      metrics_->transient_fetch->Increment();
-      spdlog::warn("event=fetch_failed worker={} status={} js_code={}", index,
-                   natsStatus_GetText(status), static_cast<int>(code));
-      sleep_unless_stopping(stopping_, std::chrono::milliseconds(250));
+      metrics_->retry_fetch->Increment();
+      backoff = next_backoff(backoff);
+      spdlog::warn("event=fetch_failed worker={} status={} js_code={} retry_in_ms={}", index,
+                   natsStatus_GetText(status), static_cast<int>(code), backoff.count());
+      source.reset();
+      sleep_unless_stopping(stopping_, backoff);
       continue;
     }
-    totals_.fetched += static_cast<std::uint64_t>(batch.size());
-    metrics_->fetched->Increment(batch.size());
-    metrics_->batch_size->Observe(batch.size());
+    if (handle(batch)) {
+      backoff = std::chrono::milliseconds(0);
+    } else {
+      backoff = next_backoff(backoff);
+      sleep_unless_stopping(stopping_, backoff);
+    }
+  }
 
-    std::vector<IncomingMessage> messages;
-    messages.reserve(static_cast<std::size_t>(batch.size()));
-    for (int i = 0; i < batch.size(); ++i) {
-      natsMsg* msg = batch[i];
-      jsMsgMetaData* raw_meta = nullptr;
-      IncomingMessage m;
-      if (natsMsg_GetMetaData(&raw_meta, msg) == NATS_OK) {
-        MetaDataPtr meta(raw_meta);
-        m.stream_seq = meta->Sequence.Stream;
-      }
-      m.subject = natsMsg_GetSubject(msg);
-      const char* header = nullptr;
-      if (natsMsgHeader_Get(msg, kPublishedAtHeader, &header) == NATS_OK && header != nullptr) {
-        m.published_micros = std::strtoll(header, nullptr, 10);
-      }
-      if (natsMsgHeader_Get(msg, kRequestIdHeader, &header) == NATS_OK && header != nullptr) {
-        m.request_id = header;
-      }
-      m.broker_duplicate_marker =
-          natsMsgHeader_Get(msg, pipeline::nats::kBrokerDuplicateHeader, &header) == NATS_OK;
-      m.data.assign(natsMsg_GetData(msg), static_cast<std::size_t>(natsMsg_GetDataLength(msg)));
-      messages.push_back(std::move(m));
-    }
-
-    std::vector<StoreOutcome> outcomes;
-    ticker.begin(&batch);
-    // Stops the in-progress acks before the acks (and on every way out).
-    struct EndTicker {
-      InProgressTicker& ticker;
-      ~EndTicker() { ticker.end(); }
-    } end_ticker{ticker};
-    try {
-      const auto started = Clock::now();
-      BatchResult result = writer.write(messages);
-      metrics_->transaction_seconds->Observe(
-          std::chrono::duration<double>(Clock::now() - started).count());
-      record(messages, result.outcomes, metrics_.get(), &totals_);
-      outcomes = std::move(result.outcomes);
-      ++totals_.batches;
-    } catch (const std::exception& e) {
-      if (pipeline::db::is_transient(e) || dynamic_cast<const pqxx::in_doubt_error*>(&e)) {
-        // Not committed (or not known to be): redeliver later. A retry is
-        // safe, stored rows are recognised by their stream sequence.
-        ++totals_.transient_errors;
-        metrics_->transient_database->Increment();
-        for (int i = 0; i < batch.size(); ++i)
-          natsMsg_NakWithDelay(batch[i], nak_delay_ms, nullptr);
-        writer.reset();
-        backoff = next_backoff(backoff);
-        spdlog::warn(
-            "event=batch_failed_transient worker={} messages={} retry_in_ms={} error=\"{}\"", index,
-            batch.size(), backoff.count(), std::string(e.what()).substr(0, 200));
-        sleep_unless_stopping(stopping_, backoff);
-        continue;
-      }
-      // Something in this batch cannot be stored: find it by writing the
-      // messages one by one, and keep whatever fails in dead_letters.
-      spdlog::error("event=batch_failed_permanent worker={} messages={} error=\"{}\"", index,
-                    batch.size(), std::string(e.what()).substr(0, 300));
-      writer.reset();
-      outcomes.assign(messages.size(), StoreOutcome::kStored);
-      // Each message that committed on its own is acked below even if a later
-      // one cannot be written now: its redelivery would be recognised anyway.
-      std::size_t written = 0;
-      std::string stopped_by;
-      for (; written < messages.size(); ++written) {
-        try {
-          outcomes[written] = writer.write({messages[written]}).outcomes.front();
-        } catch (const std::exception& single) {
-          writer.reset();
-          if (pipeline::db::is_transient(single)) {
-            stopped_by = single.what();
-            break;
-          }
-          try {
-            writer.dead_letter(messages[written], single.what());
-            outcomes[written] = StoreOutcome::kDeadLettered;
-          } catch (const std::exception& letter) {
-            writer.reset();
-            stopped_by = letter.what();
-            break;
-          }
-        }
-      }
-      outcomes.resize(written);
-      record(messages, outcomes, metrics_.get(), &totals_);
-      if (written < messages.size()) {
-        ++totals_.transient_errors;
-        metrics_->transient_database->Increment();
-        spdlog::warn(
-            "event=batch_split_interrupted worker={} written={} redelivering={} error=\"{}\"",
-            index, written, messages.size() - written, stopped_by.substr(0, 200));
-        for (std::size_t i = written; i < messages.size(); ++i) {
-          natsMsg_NakWithDelay(batch[static_cast<int>(i)], nak_delay_ms, nullptr);
-        }
-      }
-    }
-    end_ticker.ticker.end();
-    if (spdlog::should_log(spdlog::level::debug)) {
-      std::string request_ids;
-      for (const auto& m : messages) {
-        if (!m.request_id.empty() && request_ids.find(m.request_id) == std::string::npos) {
-          request_ids += (request_ids.empty() ? "" : ",") + m.request_id;
-        }
-      }
-      spdlog::debug("event=batch_committed worker={} messages={} request_ids={}", index,
-                    messages.size(), request_ids);
-    }
-    for (std::size_t i = 0; i < outcomes.size(); ++i) {
-      if (outcomes[i] == StoreOutcome::kDeadLettered) {
-        spdlog::warn("event=dead_lettered worker={} stream_seq={} request_id={}", index,
-                     messages[i].stream_seq, messages[i].request_id);
-      }
-    }
-    pipeline::fault::crash_point("processor.after_commit_before_ack");
-    for (std::size_t i = 0; i < outcomes.size(); ++i) {
-      natsMsg_Ack(batch[static_cast<int>(i)], nullptr);
-    }
-    if (outcomes.size() == messages.size()) backoff = std::chrono::milliseconds(0);
-
-    if (index == 0 && Clock::now() >= next_prune) {
-      next_prune = Clock::now() + kPruneInterval;
-      jsConsumerInfo* ci = nullptr;
-      if (js_GetConsumerInfo(&ci, js_.get(), stream.name.c_str(), consumer.durable.c_str(), nullptr,
-                             nullptr) == NATS_OK) {
-        pipeline::nats::ConsumerInfoPtr info(ci);
-        try {
-          writer.prune_duplicate_deliveries(info->AckFloor.Stream);
-        } catch (const std::exception& e) {
-          spdlog::warn("event=prune_failed error=\"{}\"", std::string(e.what()).substr(0, 200));
-          writer.reset();
-        }
-      }
+  // Messages a pull request delivered after its Fetch returned wait in the
+  // subscription: take them (and nothing the broker would have to wait for)
+  // once the last pull request has expired, so that none is left for
+  // redelivery after AckWait.
+  if (source.subscribed() && writer.connected()) {
+    std::this_thread::sleep_until(pull_request_expires);
+    FetchedBatch late;
+    jsErrCode code = static_cast<jsErrCode>(0);
+    if (source.fetch(late, static_cast<int>(config_.batch_size), std::chrono::milliseconds(1000),
+                     /*no_wait=*/true, &code) == NATS_OK &&
+        late.size() > 0) {
+      handle(late);
+      spdlog::info("event=worker_drained worker={} messages={}", index, late.size());
     }
   }
   spdlog::info("event=worker_stopped worker={}", index);

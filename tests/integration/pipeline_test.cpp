@@ -369,60 +369,6 @@ TEST_F(Pipeline, StatsTellUptimeAndStartTime) {
   EXPECT_EQ(later["started_at"], first["started_at"]);
 }
 
-// The same message twice in one batch (redelivered to the worker that still
-// held it) is stored and counted once; a duplicate from another message is
-// counted as a duplicate, once, even when redelivered.
-TEST(BatchWriterTest, CountsEachMessageOnceWhateverTheRedeliveries) {
-  const std::string db = shared_postgres().create_database();
-  {
-    auto conn = pipeline::db::connect(shared_postgres().url(db), std::chrono::seconds(10));
-    pipeline::db::apply_migrations(*conn);
-  }
-  processor::BatchWriter writer(shared_postgres().url(db));
-  pipeline::Event e;
-  e.topic = "bw";
-  e.event_id = "1";
-  e.timestamp = "2026-11-24T10:00:00.000000Z";
-  e.source = "test";
-  const std::string data = pipeline::encode_event(e);
-  const processor::IncomingMessage first{7, "events.bw", data, 0, ""};
-  const processor::IncomingMessage other{9, "events.bw", data, 0, ""};  // same key, new message
-
-  auto result = writer.write({first, first});
-  EXPECT_EQ(result.stored, 1u);
-  EXPECT_EQ(result.redelivered, 1u);
-  result = writer.write({first, other});  // both again: a redelivery and a duplicate
-  EXPECT_EQ(result.stored, 0u);
-  EXPECT_EQ(result.redelivered, 1u);
-  EXPECT_EQ(result.duplicates, 1u);
-  result = writer.write({other});  // the duplicate redelivered
-  EXPECT_EQ(result.duplicates, 0u);
-  EXPECT_EQ(result.redelivered, 1u);
-
-  // Count markers of broker duplicates: each counted once, however often it
-  // is delivered; a marker whose body is no count goes to dead letters.
-  processor::IncomingMessage marker{11, "events.bw", "3", 0, ""};
-  marker.broker_duplicate_marker = true;
-  processor::IncomingMessage bad_marker{12, "events.bw", "bw:1", 0, ""};
-  bad_marker.broker_duplicate_marker = true;
-  result = writer.write({marker, marker, bad_marker});
-  EXPECT_EQ(result.broker_duplicates, 3u);
-  EXPECT_EQ(result.markers, 1u);
-  EXPECT_EQ(result.redelivered, 1u);
-  EXPECT_EQ(result.dead_lettered, 1u);
-  EXPECT_EQ(result.stored, 0u);
-  EXPECT_EQ(result.outcomes[0], processor::StoreOutcome::kBrokerDuplicate);
-  result = writer.write({marker});  // redelivered after its commit
-  EXPECT_EQ(result.broker_duplicates, 0u);
-  EXPECT_EQ(result.redelivered, 1u);
-
-  pqxx::connection conn(shared_postgres().url(db));
-  EXPECT_EQ(pipeline::db::read_counter(conn, "unique_processed"), 1);
-  EXPECT_EQ(pipeline::db::read_counter(conn, "duplicate_database"), 1);
-  EXPECT_EQ(pipeline::db::read_counter(conn, "duplicate_broker"), 3);
-  EXPECT_EQ(pipeline::db::read_counter(conn, "dead_lettered"), 1);
-}
-
 // Two processes starting at once must not both apply a migration.
 TEST(Migrations, ConcurrentStartsApplyEachMigrationOnce) {
   const std::string db = shared_postgres().create_database();

@@ -18,10 +18,40 @@ std::unique_ptr<pqxx::connection> connect(const std::string& url,
 /// do not race. Returns how many it applied. Throws pqxx errors.
 int apply_migrations(pqxx::connection& conn);
 
-/// True for failures a retry on a fresh connection can fix: a broken
-/// connection, a serialization failure or deadlock, the server shutting down
-/// or out of connections.
-bool is_transient(const std::exception& error);
+/// What a failed database write means for the messages it carried. This is
+/// the one place the processor's errors are classified; every path (a batch,
+/// one message alone, a dead letter) acts on it.
+enum class FailureKind {
+  /// The connection is gone (broken, SQLSTATE class 08, the server shutting
+  /// down with 57P01..57P03, too many connections): nothing can be written
+  /// on it. Retry every message later, on a new connection.
+  kUnavailable,
+  /// The statement failed for a reason that passes: disk full or out of
+  /// memory (class 53), an I/O error (58), read-only after a failover
+  /// (25006), a deadlock or serialization failure (40), a lock not available
+  /// (55), a cancelled query (57014), a missing table or right (42), an
+  /// exception raised by a trigger (P0), an internal error (XX), anything not
+  /// classified. It may concern one message only, so the messages are tried
+  /// one by one, and each that fails this way is retried later.
+  kRetryLater,
+  /// The connection broke while COMMIT was under way: the batch may or may
+  /// not have committed. Retry; stored rows are recognised by their stream
+  /// sequence, so a retry never stores or counts twice.
+  kOutcomeUnknown,
+  /// The data of the message itself is invalid for the schema: a data
+  /// exception (22), an integrity constraint (23) or a program limit such as
+  /// an index row too large (54). No retry can store it: dead letter.
+  kNeverStorable,
+};
+
+/// Classifies a failure of a database operation (any exception).
+FailureKind classify_failure(const std::exception& error);
+
+/// The SQLSTATE of a pqxx::sql_error, "" for any other exception.
+std::string sqlstate_of(const std::exception& error);
+
+/// A fixed name for each kind, for logs and metric labels.
+const char* failure_name(FailureKind kind);
 
 /// Sum of one durable counter over its shards.
 std::int64_t read_counter(pqxx::connection& conn, const std::string& name);

@@ -9,6 +9,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 namespace pipeline::nats {
 
@@ -75,6 +76,19 @@ using StreamInfoPtr = std::unique_ptr<jsStreamInfo, StreamInfoDeleter>;
 using ConsumerInfoPtr = std::unique_ptr<jsConsumerInfo, ConsumerInfoDeleter>;
 using MetaDataPtr = std::unique_ptr<jsMsgMetaData, MetaDataDeleter>;
 
+/// What a start-up does when the running stream or consumer was configured
+/// differently from its own settings (STREAM_UPDATE).
+enum class ConfigUpdate {
+  /// Keep the running configuration, and log each difference: a start-up
+  /// never changes what another process set up, and never shrinks a limit
+  /// (nats-server enforces a smaller max_bytes or max_age at once, deleting
+  /// stored events, whatever the discard policy).
+  kKeep,
+  /// Apply this process's settings to the running stream and consumer
+  /// (logged, with a warning for a change that can delete stored events).
+  kApply,
+};
+
 /// The stream every event goes to. Limits retention (never interest): the
 /// stream keeps events for `max_age` so a consumer can be added or replayed.
 struct StreamSettings {
@@ -84,6 +98,7 @@ struct StreamSettings {
   std::chrono::milliseconds max_age{std::chrono::hours(24 * 7)};  ///< 0 = no age limit
   std::int64_t max_bytes = -1;                                    ///< -1 = no size limit
   std::int64_t replicas = 1;
+  ConfigUpdate update = ConfigUpdate::kKeep;
 
   std::string subject_for(const std::string& topic) const { return subject_prefix + "." + topic; }
   std::string wildcard() const { return subject_prefix + ".>"; }
@@ -106,11 +121,44 @@ ConnectionPtr connect(const std::string& url, const std::string& client_name,
 /// A JetStream context on `conn`; `opts` may be null.
 JetStreamPtr jetstream(natsConnection* conn, jsOptions* opts = nullptr);
 
-/// Creates the stream if missing, or updates it to these settings. Throws NatsError.
-void ensure_stream(jsCtx* js, const StreamSettings& stream);
+/// One setting on which the running stream or consumer differs from a
+/// process's settings.
+struct ConfigDifference {
+  std::string setting;             ///< the variable, e.g. STREAM_MAX_BYTES
+  std::string running;             ///< its value in the broker
+  std::string wanted;              ///< this process's value
+  bool can_delete_events = false;  ///< applying it can delete stored events
+};
 
-/// Creates the durable consumer if missing, or updates it. Throws NatsError.
-void ensure_consumer(jsCtx* js, const StreamSettings& stream, const ConsumerSettings& consumer);
+/// The differences between a running stream's configuration and `stream`.
+std::vector<ConfigDifference> stream_differences(const jsStreamConfig& running,
+                                                 const StreamSettings& stream);
+
+/// Creates the stream if missing. When it exists and differs from `stream`,
+/// logs each difference and, as `stream.update` says, keeps it or applies
+/// `stream`. Returns the differences found. Throws NatsError.
+std::vector<ConfigDifference> ensure_stream(jsCtx* js, const StreamSettings& stream);
+
+/// Creates the durable consumer if missing; an existing one is kept or
+/// updated as `stream.update` says. Returns the consumer's settings in
+/// effect (those of the running consumer when kept). Throws NatsError.
+ConsumerSettings ensure_consumer(jsCtx* js, const StreamSettings& stream,
+                                 const ConsumerSettings& consumer);
+
+/// The identity and extent of a stream: its creation time (nanoseconds;
+/// changes when the stream is deleted and created again, which restarts its
+/// sequences at 1) and its first and last sequence.
+struct StreamIdentity {
+  std::int64_t created = 0;
+  std::uint64_t first_seq = 0;
+  std::uint64_t last_seq = 0;
+};
+
+/// The stream's identity, or nullopt when the broker cannot say (within
+/// `wait`; zero means the context's own timeout) or the stream is missing.
+std::optional<StreamIdentity> stream_identity(
+    jsCtx* js, const std::string& stream,
+    std::chrono::milliseconds wait = std::chrono::milliseconds(0));
 
 /// Runs `setup` (say, ensure_stream) until it succeeds, again every 500 ms
 /// while it throws NatsError and `timeout` has not passed (a JetStream

@@ -6,6 +6,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace pipeline {
@@ -39,6 +40,27 @@ class SettingsReader {
   void duration(const std::string& name, std::chrono::milliseconds* target,
                 std::chrono::milliseconds min, std::string help);
   void flag(const std::string& name, bool* target, std::string help);
+  /// One of the named `choices`; the field gets the value of the one chosen.
+  template <typename T>
+  void choice(const std::string& name, T* target, std::vector<std::pair<std::string, T>> choices,
+              std::string help) {
+    std::string names;
+    std::string current;
+    for (const auto& [label, value] : choices) {
+      names += (names.empty() ? "" : ", ") + label;
+      if (value == *target) current = label;
+    }
+    add(name, current, std::move(help) + " (" + names + ")",
+        [name, target, choices, names](const std::string& text) {
+          for (const auto& [label, value] : choices) {
+            if (label == text) {
+              *target = value;
+              return;
+            }
+          }
+          throw ConfigError(name + ": expected one of " + names + ", got '" + text + "'");
+        });
+  }
 
   /// Applies environment and arguments to the bound fields. Returns false when
   /// `--help` was asked for (the caller prints help() and exits 0).

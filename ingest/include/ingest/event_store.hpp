@@ -73,7 +73,7 @@ class EventStore {
   /// Throws pqxx errors.
   EventPage events(const EventQuery& query);
 
-  /// Throws pqxx errors.
+  /// Every counter from one snapshot of the database. Throws pqxx errors.
   PipelineCounters counters();
 
   /// True when a trivial query succeeds.

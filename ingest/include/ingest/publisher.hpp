@@ -34,6 +34,12 @@ struct PublishOutcome {
 
 struct IngestMetrics;
 
+/// What a PubAck says: stored (kAccepted), or already in the duplicate
+/// window (kDuplicate). A duplicate with sequence 0 is not stored: in a
+/// cluster, an id staged for a write that a leader change then dropped is
+/// answered that way, so it is a failure to retry (kRetryable).
+PublishOutcome outcome_of_puback(bool duplicate, std::uint64_t sequence);
+
 /// Publishes events to JetStream asynchronously, one message each on
 /// "<prefix>.<topic>" with Nats-Msg-Id "<topic>:<event_id>", and waits for
 /// every PubAck. Thread-safe: many requests publish at once on one context.

@@ -24,7 +24,9 @@ struct ProcessorTotals {
   std::atomic<std::uint64_t> duplicates{0};
   std::atomic<std::uint64_t> redelivered{0};
   std::atomic<std::uint64_t> dead_lettered{0};
+  std::atomic<std::uint64_t> replaced{0};
   std::atomic<std::uint64_t> transient_errors{0};
+  std::atomic<std::uint64_t> retried{0};  ///< messages NAKed to be delivered again
   std::atomic<std::uint64_t> batches{0};
 };
 
@@ -56,6 +58,8 @@ class Processor {
   void run_health();
 
   ProcessorConfig config_;
+  /// The consumer's settings in effect (the running consumer's, when kept).
+  pipeline::nats::ConsumerSettings consumer_;
   pipeline::nats::ConnectionPtr conn_;
   pipeline::nats::JetStreamPtr js_;
   std::atomic<bool> stopping_{false};
