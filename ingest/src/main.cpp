@@ -30,8 +30,10 @@ int main(int argc, char** argv) {
     int signal = 0;
     sigwait(&signals, &signal);
     spdlog::info("event=shutdown signal={}", signal);
-    // Requests in flight finish (within the publish timeout); new ones get 503.
-    server.drain(config.publish_timeout + std::chrono::seconds(5));
+    // Requests in flight finish; new ones get 503. A request waits at most
+    // INGEST_PUBLISH_TIMEOUT for its events' PubAcks and as long again for
+    // its count marker's (each with a second of margin).
+    server.drain(2 * config.publish_timeout + std::chrono::seconds(3));
   } catch (const std::exception& e) {
     spdlog::critical("event=fatal error=\"{}\"", e.what());
     return 1;

@@ -2,6 +2,7 @@
 
 #include <array>
 
+#include "ingest/publisher.hpp"
 #include "ingest/server.hpp"
 
 namespace ingest {
@@ -15,8 +16,9 @@ std::string name(const char* suffix) { return std::string(pipeline::metrics::kPr
 
 constexpr std::array<const char*, 7> kRejectReasons = {"topic",   "event_id", "timestamp", "source",
                                                        "payload", "event",    "broker"};
-constexpr std::array<const char*, 4> kPublishErrorKinds = {"timeout", "no_responders",
-                                                           "stream_full", "other"};
+constexpr std::array<PublishError, 5> kPublishErrors = {
+    PublishError::kTimeout, PublishError::kNoResponders, PublishError::kStreamFull,
+    PublishError::kNotStored, PublishError::kOther};
 constexpr std::array<int, 11> kCodes = {200, 400, 401, 404, 405, 413, 415, 429, 500, 503, 408};
 
 }  // namespace
@@ -68,7 +70,10 @@ IngestMetrics::IngestMetrics() {
   // Every series exists from the start (at 0), so dashboards and alerts see
   // them before the first event of their kind.
   for (const char* reason : kRejectReasons) rejected_family->Add({{"reason", reason}});
-  for (const char* kind : kPublishErrorKinds) publish_errors_family->Add({{"kind", kind}});
+  for (const PublishError error : kPublishErrors) {
+    publish_errors_[static_cast<std::size_t>(error)] =
+        &publish_errors_family->Add({{"kind", publish_error_name(error)}});
+  }
   for (const auto& route : IngestServer::routes()) {
     request_duration(route.path);
     for (const int code : kCodes) {
@@ -102,11 +107,10 @@ prometheus::Counter& IngestMetrics::rejected(const std::string& error) const {
   return rejected_family->Add({{"reason", "event"}});
 }
 
-prometheus::Counter& IngestMetrics::publish_error(const std::string& kind) const {
-  for (const char* known : kPublishErrorKinds) {
-    if (kind == known) return publish_errors_family->Add({{"kind", known}});
-  }
-  return publish_errors_family->Add({{"kind", "other"}});
+prometheus::Counter& IngestMetrics::publish_error(PublishError error) const {
+  prometheus::Counter* counter = publish_errors_[static_cast<std::size_t>(error)];
+  return counter != nullptr ? *counter
+                            : *publish_errors_[static_cast<std::size_t>(PublishError::kOther)];
 }
 
 }  // namespace ingest

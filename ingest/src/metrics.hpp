@@ -2,12 +2,15 @@
 
 #include <prometheus/registry.h>
 
+#include <array>
 #include <map>
 #include <string>
 
 #include "pipeline/metrics.hpp"
 
 namespace ingest {
+
+enum class PublishError;
 
 /// Every metric of ingest. Label values are fixed sets (routes, status codes,
 /// rejection reasons), never event data, so cardinality stays bounded.
@@ -19,7 +22,7 @@ struct IngestMetrics {
   prometheus::Counter& requests(const std::string& route, int code);
   /// The reason of a rejection: the field the error names ("topic", ...).
   prometheus::Counter& rejected(const std::string& error) const;
-  prometheus::Counter& publish_error(const std::string& kind) const;
+  prometheus::Counter& publish_error(PublishError error) const;
 
   std::shared_ptr<prometheus::Registry> registry = std::make_shared<prometheus::Registry>();
   prometheus::Family<prometheus::Counter>* requests_family;
@@ -37,6 +40,7 @@ struct IngestMetrics {
 
  private:
   std::map<std::string, prometheus::Histogram*> durations_;
+  std::array<prometheus::Counter*, 6> publish_errors_{};  // by PublishError
   // Filled at construction and only read afterwards (so without a lock): the
   // per-request counter lookup skips building a label set.
   std::map<std::pair<std::string, int>, prometheus::Counter*> requests_;

@@ -5,10 +5,12 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <future>
 #include <nlohmann/json.hpp>
 
 #include "ingest/publisher.hpp"
 #include "metrics.hpp"
+#include "pipeline/fault.hpp"
 
 namespace ingest {
 namespace {
@@ -42,11 +44,25 @@ LogThrottle publish_failed_log;
 
 }  // namespace
 
+const char* event_status_name(EventStatus status) {
+  switch (status) {
+    case EventStatus::kAccepted:
+      return "accepted";
+    case EventStatus::kDuplicate:
+      return "duplicate";
+    case EventStatus::kRejected:
+      return "rejected";
+    case EventStatus::kFailed:
+      break;
+  }
+  return "failed";
+}
+
 std::string PublishReport::to_json() const {
   nlohmann::json out;
   if (kind == PublishOutcomeKind::kBodyInvalid || kind == PublishOutcomeKind::kTooManyEvents) {
     out["error"] = error;
-    return out.dump();
+    return out.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   }
   out["received"] = received;
   out["accepted"] = accepted;
@@ -55,8 +71,10 @@ std::string PublishReport::to_json() const {
   out["failed"] = failed;
   auto& list = out["results"] = nlohmann::json::array();
   for (const auto& r : results) {
-    nlohmann::json item{
-        {"index", r.index}, {"topic", r.topic}, {"event_id", r.event_id}, {"status", r.status}};
+    nlohmann::json item{{"index", r.index},
+                        {"topic", r.topic},
+                        {"event_id", r.event_id},
+                        {"status", event_status_name(r.status)}};
     if (!r.error.empty()) item["error"] = r.error;
     list.push_back(std::move(item));
   }
@@ -69,99 +87,135 @@ std::string PublishReport::to_json() const {
   return out.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
-PublishReport PublishService::publish(std::string_view body, const std::string& request_id) {
+// One request on its way: the parsed body, the results so far, and where
+// the report goes. Shared by the callbacks of its two publish rounds.
+struct PublishCall {
+  pipeline::PublishBody parsed;
   PublishReport report;
-  pipeline::PublishBody parsed = pipeline::parse_publish_body(body, limits_);
-  if (parsed.error) {
-    report.kind = parsed.error->kind == pipeline::BodyErrorKind::kTooManyEvents
+  std::vector<std::size_t> valid_index;  // result index of each published event
+  std::string request_id;
+  PublishService::Done done;
+};
+
+void PublishService::publish(std::string_view body, const std::string& request_id, Done done) {
+  auto call = std::make_shared<PublishCall>();
+  call->request_id = request_id;
+  call->done = std::move(done);
+  PublishReport& report = call->report;
+  call->parsed = pipeline::parse_publish_body(body, limits_);
+  if (call->parsed.error) {
+    report.kind = call->parsed.error->kind == pipeline::BodyErrorKind::kTooManyEvents
                       ? PublishOutcomeKind::kTooManyEvents
                       : PublishOutcomeKind::kBodyInvalid;
-    report.error = parsed.error->message;
-    return report;
+    report.error = call->parsed.error->message;
+    call->done(std::move(report));
+    return;
   }
 
-  report.received = parsed.verdicts.size();
-  report.results.resize(parsed.verdicts.size());
-  std::vector<const pipeline::Event*> valid;
-  std::vector<std::size_t> valid_index;
-  for (std::size_t i = 0; i < parsed.verdicts.size(); ++i) {
-    const auto& verdict = parsed.verdicts[i];
+  report.received = call->parsed.verdicts.size();
+  report.results.resize(call->parsed.verdicts.size());
+  std::vector<OutgoingMessage> messages;
+  for (std::size_t i = 0; i < call->parsed.verdicts.size(); ++i) {
+    const auto& verdict = call->parsed.verdicts[i];
     EventResult& result = report.results[i];
     result.index = verdict.index;
     result.topic = verdict.topic;
     result.event_id = verdict.event_id;
     if (verdict.event) {
-      valid.push_back(&*verdict.event);
-      valid_index.push_back(i);
+      messages.push_back(publisher_.event_message(*verdict.event));
+      call->valid_index.push_back(i);
     } else {
-      result.status = "rejected";
+      result.status = EventStatus::kRejected;
       result.error = verdict.error;
       ++report.rejected;
     }
   }
+  if (messages.empty()) {
+    finish(call);
+    return;
+  }
+  publisher_.publish(
+      std::move(messages), request_id,
+      [this, call](std::vector<PublishOutcome> outcomes) { on_events_published(call, outcomes); });
+}
 
-  const std::vector<PublishOutcome> outcomes =
-      valid.empty() ? std::vector<PublishOutcome>{} : publisher_.publish(valid, request_id);
+void PublishService::on_events_published(const std::shared_ptr<PublishCall>& call,
+                                         const std::vector<PublishOutcome>& outcomes) {
+  PublishReport& report = call->report;
   std::vector<std::size_t> duplicate_results;
   for (std::size_t k = 0; k < outcomes.size(); ++k) {
-    EventResult& result = report.results[valid_index[k]];
-    switch (outcomes[k].status) {
+    EventResult& result = report.results[call->valid_index[k]];
+    const PublishOutcome& outcome = outcomes[k];
+    switch (outcome.status) {
       case PublishStatus::kAccepted:
-        result.status = "accepted";
+        result.status = EventStatus::kAccepted;
         ++report.accepted;
         break;
       case PublishStatus::kDuplicate:
-        result.status = "duplicate";
-        duplicate_results.push_back(valid_index[k]);
+        result.status = EventStatus::kDuplicate;
+        duplicate_results.push_back(call->valid_index[k]);
         break;
       case PublishStatus::kRetryable:
-        result.status = "failed";
-        result.error = outcomes[k].error;
+        result.status = EventStatus::kFailed;
+        result.error = outcome.error;
         ++report.failed;
+        if (metrics_ != nullptr) metrics_->publish_error(outcome.kind).Increment();
         break;
       case PublishStatus::kPermanent:
-        result.status = "rejected";
-        result.error = "broker: refused the event: " + outcomes[k].error;
+        result.status = EventStatus::kRejected;
+        result.error = "broker: refused the event: " + outcome.error;
         ++report.rejected;
         break;
     }
   }
-  if (!duplicate_results.empty()) {
-    // The broker dropped these, so the processor would never see them: one
-    // count marker for the request goes through the stream instead, and the
-    // processor counts it in PostgreSQL. Without its PubAck the duplicates
-    // are "failed": the client's retry counts them.
-    const PublishOutcome marker = publisher_.publish_duplicate_marker(
-        report.results[duplicate_results.front()].topic, duplicate_results.size(), request_id);
-    if (marker.status == PublishStatus::kAccepted) {
-      report.duplicates = duplicate_results.size();
-    } else {
-      spdlog::warn("event=duplicate_marker_failed request_id={} duplicates={} error=\"{}\"",
-                   request_id, duplicate_results.size(), marker.error);
-      if (metrics_ != nullptr) metrics_->publish_error(marker.error_kind).Increment();
-      for (const std::size_t i : duplicate_results) {
-        report.results[i].status = "failed";
-        report.results[i].error = "duplicate could not be counted: " + marker.error;
-        ++report.failed;
-      }
+  if (duplicate_results.empty()) {
+    finish(call);
+    return;
+  }
+  // The broker dropped these, so the processor would never see them: one
+  // count marker for the request goes through the stream instead, and the
+  // processor counts it in PostgreSQL. Without its PubAck the duplicates
+  // are "failed": the client's retry counts them.
+  pipeline::fault::crash_point("ingest.after_pubacks_before_marker");
+  const std::string& topic = report.results[duplicate_results.front()].topic;
+  std::vector<OutgoingMessage> marker;
+  marker.push_back(publisher_.marker_message(topic, duplicate_results.size()));
+  publisher_.publish(std::move(marker), call->request_id,
+                     [this, call, duplicate_results](std::vector<PublishOutcome> marker_outcomes) {
+                       on_marker_published(call, duplicate_results, marker_outcomes.front());
+                     });
+}
+
+void PublishService::on_marker_published(const std::shared_ptr<PublishCall>& call,
+                                         const std::vector<std::size_t>& duplicate_results,
+                                         const PublishOutcome& marker) {
+  PublishReport& report = call->report;
+  if (marker.status == PublishStatus::kAccepted) {
+    report.duplicates = duplicate_results.size();
+  } else {
+    spdlog::warn("event=duplicate_marker_failed request_id={} duplicates={} error=\"{}\"",
+                 call->request_id, duplicate_results.size(), marker.error);
+    if (metrics_ != nullptr) metrics_->publish_error(marker.kind).Increment();
+    for (const std::size_t i : duplicate_results) {
+      report.results[i].status = EventStatus::kFailed;
+      report.results[i].error = "duplicate could not be counted: " + marker.error;
+      ++report.failed;
     }
   }
+  finish(call);
+}
 
+void PublishService::finish(const std::shared_ptr<PublishCall>& call) {
+  PublishReport& report = call->report;
   if (metrics_ != nullptr) {
     metrics_->events_received->Increment(static_cast<double>(report.received));
     metrics_->events_accepted->Increment(static_cast<double>(report.accepted));
     metrics_->events_duplicate->Increment(static_cast<double>(report.duplicates));
     metrics_->events_failed->Increment(static_cast<double>(report.failed));
     for (const auto& result : report.results) {
-      if (result.status == "rejected") metrics_->rejected(result.error).Increment();
-    }
-    for (const auto& outcome : outcomes) {
-      if (outcome.status == PublishStatus::kRetryable) {
-        metrics_->publish_error(outcome.error_kind).Increment();
-      }
+      if (result.status == EventStatus::kRejected) metrics_->rejected(result.error).Increment();
     }
   }
-
   if (report.failed > 0) {
     report.kind = PublishOutcomeKind::kRetryLater;
     // A line for a request answered 503 (never one per event), with the
@@ -171,7 +225,7 @@ PublishReport PublishService::publish(std::string_view body, const std::string& 
     if (publish_failed_log.allow(&suppressed)) {
       std::string reason;
       for (const auto& result : report.results) {
-        if (result.status == "failed") {
+        if (result.status == EventStatus::kFailed) {
           reason = result.error;
           break;
         }
@@ -179,12 +233,21 @@ PublishReport PublishService::publish(std::string_view body, const std::string& 
       spdlog::warn(
           "event=publish_failed request_id={} failed={} received={} error=\"{}\" "
           "other_requests_failed_since_last_line={}",
-          request_id, report.failed, report.received, reason.substr(0, 200), suppressed);
+          call->request_id, report.failed, report.received, reason.substr(0, 200), suppressed);
     }
   } else if (report.accepted + report.duplicates == 0) {
     report.kind = PublishOutcomeKind::kAllRejected;
   }
-  return report;
+  call->done(std::move(report));
+}
+
+PublishReport PublishService::publish_and_wait(std::string_view body,
+                                               const std::string& request_id) {
+  std::promise<PublishReport> promise;
+  auto future = promise.get_future();
+  publish(body, request_id,
+          [&promise](PublishReport report) { promise.set_value(std::move(report)); });
+  return future.get();
 }
 
 }  // namespace ingest

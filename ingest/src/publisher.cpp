@@ -2,36 +2,46 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+#include <condition_variable>
+#include <future>
+#include <random>
+
 #include "metrics.hpp"
 #include "pipeline/timestamp.hpp"
+#include "timer_queue.hpp"
 
 namespace ingest {
 
-struct JetStreamPublisher::Waiter {
-  explicit Waiter(std::size_t count) : outcomes(count), done(count, false), remaining(count) {}
+using Clock = std::chrono::steady_clock;
 
-  void settle(std::size_t index, const PublishOutcome& outcome) {
-    {
-      std::lock_guard<std::mutex> lock(mutex);
-      if (done[index]) return;
-      done[index] = true;
-      outcomes[index] = outcome;
-      --remaining;
-    }
-    cv.notify_all();
-  }
+struct JetStreamPublisher::Request {
+  std::vector<OutgoingMessage> messages;
+  std::string request_id;
+  std::string publish_id;  ///< unique per publish() call; each message adds its index
+  std::string published_at;
+  Clock::time_point started;
+  Clock::time_point deadline;
+  Done done;
 
   std::mutex mutex;
-  std::condition_variable cv;
   std::vector<PublishOutcome> outcomes;
-  std::vector<bool> done;
-  std::size_t remaining;
+  std::vector<bool> settled;
+  std::vector<int> attempts;
+  std::size_t remaining = 0;
+  bool finished = false;
 };
 
 namespace {
 
-// Margin over the library's own per-message MaxWait before we stop waiting.
-constexpr auto kWaitMargin = std::chrono::seconds(2);
+// Header of each message: which publish() call and which of its messages
+// it is, so that a duplicate PubAck for a repeat can be told apart from one
+// for somebody else's copy.
+constexpr const char* kPublishIdHeader = "Pipeline-Publish-Id";
+// After the deadline, how long before the request is ended whatever the
+// library still owes (it reports a timeout for every message by itself).
+constexpr auto kExpiryMargin = std::chrono::seconds(1);
+constexpr auto kMaxRetryPause = std::chrono::milliseconds(500);
 
 PublishOutcome outcome_from_error(natsStatus status, jsErrCode code, const char* text) {
   PublishOutcome outcome;
@@ -41,23 +51,52 @@ PublishOutcome outcome_from_error(natsStatus status, jsErrCode code, const char*
   outcome.error = natsStatus_GetText(status);
   const std::string detail = text != nullptr ? text : "";
   if (status == NATS_TIMEOUT) {
-    outcome.error_kind = "timeout";
+    outcome.kind = PublishError::kTimeout;
   } else if (status == NATS_NO_RESPONDERS) {
-    outcome.error_kind = "no_responders";
-  } else if (detail.find("maximum") != std::string::npos) {
-    outcome.error_kind = "stream_full";  // maximum bytes / messages exceeded
+    outcome.kind = PublishError::kNoResponders;
+  } else if (detail.find("maximum") != std::string::npos || code == JSStorageResourcesExceededErr ||
+             code == JSStreamStoreFailedErr || detail.find("insufficient") != std::string::npos) {
+    outcome.kind = PublishError::kStreamFull;  // a limit: waiting a moment will not help
   } else {
-    outcome.error_kind = "other";
+    outcome.kind = PublishError::kOther;
   }
   if (code != 0) outcome.error += " (JetStream error " + std::to_string(code) + ")";
-  if (text != nullptr && text[0] != '\0') {
-    outcome.error += ": ";
-    outcome.error += text;
-  }
+  if (!detail.empty()) outcome.error += ": " + detail;
   return outcome;
 }
 
+// Worth another attempt within the request's time.
+bool passes(const PublishOutcome& outcome) {
+  return outcome.status == PublishStatus::kRetryable && outcome.kind != PublishError::kStreamFull;
+}
+
+std::string random_id() {
+  std::random_device device;
+  std::mt19937_64 random(device());
+  char buffer[17];
+  std::snprintf(buffer, sizeof buffer, "%016llx", static_cast<unsigned long long>(random()));
+  return buffer;
+}
+
 }  // namespace
+
+const char* publish_error_name(PublishError error) {
+  switch (error) {
+    case PublishError::kNone:
+      return "none";
+    case PublishError::kTimeout:
+      return "timeout";
+    case PublishError::kNoResponders:
+      return "no_responders";
+    case PublishError::kStreamFull:
+      return "stream_full";
+    case PublishError::kNotStored:
+      return "not_stored";
+    case PublishError::kOther:
+      break;
+  }
+  return "other";
+}
 
 PublishOutcome outcome_of_puback(bool duplicate, std::uint64_t sequence) {
   PublishOutcome outcome;
@@ -68,8 +107,8 @@ PublishOutcome outcome_of_puback(bool duplicate, std::uint64_t sequence) {
     outcome.status = PublishStatus::kDuplicate;
   } else {
     outcome.status = PublishStatus::kRetryable;
+    outcome.kind = PublishError::kNotStored;
     outcome.error = "broker answered duplicate with sequence 0 (not stored; a leader change)";
-    outcome.error_kind = "duplicate_not_stored";
   }
   return outcome;
 }
@@ -77,7 +116,14 @@ PublishOutcome outcome_of_puback(bool duplicate, std::uint64_t sequence) {
 JetStreamPublisher::JetStreamPublisher(natsConnection* conn, pipeline::nats::StreamSettings stream,
                                        std::chrono::milliseconds publish_timeout,
                                        IngestMetrics* metrics)
-    : stream_(std::move(stream)), publish_timeout_(publish_timeout), metrics_(metrics) {
+    : stream_(std::move(stream)),
+      publish_timeout_(publish_timeout),
+      // Long enough for a loaded broker, short enough to try again within
+      // the request's time when a PubAck was lost (a leader change).
+      attempt_wait_(std::max(std::chrono::milliseconds(250), publish_timeout / 4)),
+      metrics_(metrics),
+      instance_id_(random_id()),
+      timers_(std::make_unique<TimerQueue>()) {
   jsOptions opts;
   jsOptions_Init(&opts);
   opts.Wait = publish_timeout_.count();
@@ -94,121 +140,236 @@ JetStreamPublisher::~JetStreamPublisher() {
   jsPubOptions_Init(&opts);
   opts.MaxWait = publish_timeout_.count();
   js_PublishAsyncComplete(js_.get(), &opts);
+  timers_.reset();
   js_.reset();
+}
+
+OutgoingMessage JetStreamPublisher::event_message(const pipeline::Event& event) const {
+  return {stream_.subject_for(event.topic), pipeline::encode_event(event), event.message_id()};
+}
+
+OutgoingMessage JetStreamPublisher::marker_message(const std::string& topic,
+                                                   std::size_t duplicates) const {
+  // Its own Nats-Msg-Id (set in send(): one per publish() call), so that a
+  // marker published again after a lost PubAck is dropped by the broker
+  // instead of being counted twice; no two requests share it.
+  return {stream_.subject_for(topic), std::to_string(duplicates), ""};
+}
+
+void JetStreamPublisher::publish(std::vector<OutgoingMessage> messages,
+                                 const std::string& request_id, Done done) {
+  auto request = std::make_shared<Request>();
+  const std::size_t count = messages.size();
+  request->messages = std::move(messages);
+  request->request_id = request_id;
+  request->publish_id = instance_id_ + "-" + std::to_string(next_publish_++);
+  request->published_at = std::to_string(pipeline::now_utc().micros_since_epoch);
+  request->started = Clock::now();
+  request->deadline = request->started + publish_timeout_;
+  request->done = std::move(done);
+  request->outcomes.resize(count);
+  request->settled.assign(count, false);
+  request->attempts.assign(count, 0);
+  request->remaining = count;
+  if (count == 0) {
+    request->finished = true;
+    request->done({});
+    return;
+  }
+  // A safety net: the library reports a timeout for each message by itself.
+  std::weak_ptr<Request> weak = request;
+  timers_->at(request->deadline + kExpiryMargin, [this, weak] {
+    if (auto alive = weak.lock()) expire(alive);
+  });
+  for (std::size_t i = 0; i < count; ++i) send(request, i);
+}
+
+std::vector<PublishOutcome> JetStreamPublisher::publish_and_wait(
+    std::vector<OutgoingMessage> messages, const std::string& request_id) {
+  std::promise<std::vector<PublishOutcome>> promise;
+  auto future = promise.get_future();
+  publish(std::move(messages), request_id, [&promise](std::vector<PublishOutcome> outcomes) {
+    promise.set_value(std::move(outcomes));
+  });
+  return future.get();
+}
+
+void JetStreamPublisher::send(const std::shared_ptr<Request>& request, std::size_t index) {
+  const OutgoingMessage& out = request->messages[index];
+  const auto now = Clock::now();
+  {
+    std::lock_guard<std::mutex> lock(request->mutex);
+    if (request->finished || request->settled[index]) return;
+    ++request->attempts[index];
+  }
+  const std::string publish_id = request->publish_id + "." + std::to_string(index);
+  natsMsg* msg = nullptr;
+  natsStatus status = natsMsg_Create(&msg, out.subject.c_str(), nullptr, out.data.data(),
+                                     static_cast<int>(out.data.size()));
+  if (status == NATS_OK && out.message_id.empty()) {
+    status = natsMsgHeader_Set(msg, pipeline::nats::kBrokerDuplicateHeader, "1");
+    // A marker's id is its publish id: unique to this request, the same
+    // for each attempt.
+    if (status == NATS_OK) status = natsMsgHeader_Set(msg, "Nats-Msg-Id", publish_id.c_str());
+  } else if (status == NATS_OK) {
+    status = natsMsgHeader_Set(msg, "Nats-Msg-Id", out.message_id.c_str());
+  }
+  if (status == NATS_OK) {
+    status =
+        natsMsgHeader_Set(msg, pipeline::nats::kPublishedAtHeader, request->published_at.c_str());
+  }
+  if (status == NATS_OK && !request->request_id.empty()) {
+    status = natsMsgHeader_Set(msg, pipeline::nats::kRequestIdHeader, request->request_id.c_str());
+  }
+  if (status == NATS_OK) status = natsMsgHeader_Set(msg, kPublishIdHeader, publish_id.c_str());
+  if (status == NATS_OK) {
+    jsPubOptions opts;
+    jsPubOptions_Init(&opts);
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(request->deadline - now);
+    opts.MaxWait = std::max<std::int64_t>(1, std::min(left, attempt_wait_).count());
+    {
+      std::lock_guard<std::mutex> lock(pending_mutex_);
+      pending_[msg] = Attempt{request, index, now};
+    }
+    status = js_PublishMsgAsync(js_.get(), &msg, &opts);
+    if (status != NATS_OK) {
+      std::lock_guard<std::mutex> lock(pending_mutex_);
+      pending_.erase(msg);
+    }
+  }
+  if (status != NATS_OK) {
+    const PublishOutcome outcome =
+        outcome_from_error(status, static_cast<jsErrCode>(0), nats_GetLastError(nullptr));
+    natsMsg_Destroy(msg);  // no-op when the library took it
+    on_outcome(request, index, outcome, now);
+  }
 }
 
 void JetStreamPublisher::on_ack(jsCtx* /*js*/, natsMsg* msg, jsPubAck* pa, jsPubAckErr* pae,
                                 void* closure) {
   auto* self = static_cast<JetStreamPublisher*>(closure);
+  Attempt attempt;
+  {
+    std::lock_guard<std::mutex> lock(self->pending_mutex_);
+    const auto it = self->pending_.find(msg);
+    if (it != self->pending_.end()) {
+      attempt = std::move(it->second);
+      self->pending_.erase(it);
+    }
+  }
   PublishOutcome outcome;
   if (pa != nullptr) {
     outcome = outcome_of_puback(pa->Duplicate, pa->Sequence);
   } else if (pae != nullptr) {
     outcome = outcome_from_error(pae->Err, pae->ErrCode, pae->ErrText);
   } else {
+    outcome.kind = PublishError::kOther;
     outcome.error = "no publish acknowledgement";
   }
-  self->complete(msg, outcome);
   natsMsg_Destroy(msg);
+  if (attempt.request) self->on_outcome(attempt.request, attempt.index, outcome, attempt.sent_at);
 }
 
-void JetStreamPublisher::complete(natsMsg* msg, const PublishOutcome& outcome) {
-  Pending pending;
+void JetStreamPublisher::on_outcome(const std::shared_ptr<Request>& request, std::size_t index,
+                                    PublishOutcome outcome, Clock::time_point sent_at) {
+  int attempts = 0;
   {
-    std::lock_guard<std::mutex> lock(pending_mutex_);
-    const auto it = pending_.find(msg);
-    if (it == pending_.end()) return;  // its request already gave up waiting
-    pending = std::move(it->second);
-    pending_.erase(it);
+    std::lock_guard<std::mutex> lock(request->mutex);
+    if (request->finished || request->settled[index]) return;
+    attempts = request->attempts[index];
+  }
+  const auto now = Clock::now();
+  if (outcome.status == PublishStatus::kDuplicate && attempts > 1) {
+    // An earlier attempt of ours may be the stored copy (its PubAck lost):
+    // the stored message's publish id says.
+    timers_->at(now, [this, request, index, outcome] { check_owner(request, index, outcome); });
+    return;
+  }
+  if (passes(outcome)) {
+    const auto pause = std::min<Clock::duration>(
+        kMaxRetryPause, std::chrono::milliseconds(25) * (1 << std::min(attempts - 1, 5)));
+    if (now + pause + std::chrono::milliseconds(50) < request->deadline) {
+      timers_->at(now + pause, [this, request, index] { send(request, index); });
+      return;
+    }
   }
   if (metrics_ != nullptr && outcome.status != PublishStatus::kRetryable) {
-    metrics_->publish_latency->Observe(
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - pending.sent_at).count());
+    metrics_->publish_latency->Observe(std::chrono::duration<double>(now - sent_at).count());
   }
-  pending.waiter->settle(pending.index, outcome);
+  settle(request, index, outcome);
 }
 
-std::vector<PublishOutcome> JetStreamPublisher::publish(
-    const std::vector<const pipeline::Event*>& events, const std::string& request_id) {
-  std::vector<Outgoing> messages;
-  messages.reserve(events.size());
-  for (const pipeline::Event* event : events) {
-    messages.push_back(
-        {stream_.subject_for(event->topic), pipeline::encode_event(*event), event->message_id()});
+void JetStreamPublisher::check_owner(const std::shared_ptr<Request>& request, std::size_t index,
+                                     PublishOutcome duplicate) {
+  const auto left =
+      std::chrono::duration_cast<std::chrono::milliseconds>(request->deadline - Clock::now());
+  jsOptions opts;
+  jsOptions_Init(&opts);
+  opts.Wait = std::max<std::int64_t>(50, std::min<std::int64_t>(left.count(), 1000));
+  natsMsg* raw = nullptr;
+  const natsStatus status =
+      js_GetMsg(&raw, js_.get(), stream_.name.c_str(), duplicate.stream_seq, &opts, nullptr);
+  pipeline::nats::MsgPtr stored(raw);
+  if (status == NATS_OK) {
+    const char* owner = nullptr;
+    const std::string ours = request->publish_id + "." + std::to_string(index);
+    if (natsMsgHeader_Get(stored.get(), kPublishIdHeader, &owner) == NATS_OK && owner != nullptr &&
+        ours == owner) {
+      duplicate.status = PublishStatus::kAccepted;  // our own earlier attempt stored it
+    }
+    settle(request, index, duplicate);
+    return;
   }
-  return publish_messages(messages, request_id);
+  if (Clock::now() + std::chrono::milliseconds(100) < request->deadline) {
+    timers_->at(Clock::now() + std::chrono::milliseconds(100),
+                [this, request, index, duplicate] { check_owner(request, index, duplicate); });
+    return;
+  }
+  PublishOutcome unknown;
+  unknown.kind = PublishError::kOther;
+  unknown.error = "stored, but not known whether by this request (retry it)";
+  settle(request, index, unknown);
 }
 
-PublishOutcome JetStreamPublisher::publish_duplicate_marker(const std::string& topic,
-                                                            std::size_t duplicates,
-                                                            const std::string& request_id) {
-  // No Nats-Msg-Id: every marker counts, and the window must not take it
-  // for a repeat.
-  return publish_messages({{stream_.subject_for(topic), std::to_string(duplicates), ""}},
-                          request_id)
-      .front();
+void JetStreamPublisher::settle(const std::shared_ptr<Request>& request, std::size_t index,
+                                const PublishOutcome& outcome) {
+  Done done;
+  {
+    std::lock_guard<std::mutex> lock(request->mutex);
+    if (request->finished || request->settled[index]) return;
+    request->settled[index] = true;
+    request->outcomes[index] = outcome;
+    if (--request->remaining > 0) return;
+    request->finished = true;
+    done = std::move(request->done);
+  }
+  done(std::move(request->outcomes));
 }
 
-std::vector<PublishOutcome> JetStreamPublisher::publish_messages(
-    const std::vector<Outgoing>& messages, const std::string& request_id) {
-  const std::string published_at = std::to_string(pipeline::now_utc().micros_since_epoch);
-  auto waiter = std::make_shared<Waiter>(messages.size());
-  jsPubOptions pub_opts;
-  jsPubOptions_Init(&pub_opts);
-  pub_opts.MaxWait = publish_timeout_.count();  // the library reports NATS_TIMEOUT to on_ack
-
-  for (std::size_t i = 0; i < messages.size(); ++i) {
-    const Outgoing& out = messages[i];
-    natsMsg* msg = nullptr;
-    natsStatus status = natsMsg_Create(&msg, out.subject.c_str(), nullptr, out.data.data(),
-                                       static_cast<int>(out.data.size()));
-    if (status == NATS_OK) {
-      status = out.message_id.empty()
-                   ? natsMsgHeader_Set(msg, pipeline::nats::kBrokerDuplicateHeader, "1")
-                   : natsMsgHeader_Set(msg, "Nats-Msg-Id", out.message_id.c_str());
+void JetStreamPublisher::expire(const std::shared_ptr<Request>& request) {
+  Done done;
+  {
+    std::lock_guard<std::mutex> lock(request->mutex);
+    if (request->finished) return;
+    for (std::size_t i = 0; i < request->outcomes.size(); ++i) {
+      if (request->settled[i]) continue;
+      request->settled[i] = true;
+      request->outcomes[i].status = PublishStatus::kRetryable;
+      request->outcomes[i].kind = PublishError::kTimeout;
+      request->outcomes[i].error = "no PubAck within INGEST_PUBLISH_TIMEOUT";
     }
-    if (status == NATS_OK) {
-      status = natsMsgHeader_Set(msg, pipeline::nats::kPublishedAtHeader, published_at.c_str());
-    }
-    if (status == NATS_OK && !request_id.empty()) {
-      status = natsMsgHeader_Set(msg, pipeline::nats::kRequestIdHeader, request_id.c_str());
-    }
-    if (status == NATS_OK) {
-      {
-        std::lock_guard<std::mutex> lock(pending_mutex_);
-        pending_[msg] = Pending{waiter, i, std::chrono::steady_clock::now()};
-      }
-      status = js_PublishMsgAsync(js_.get(), &msg, &pub_opts);
-      if (status != NATS_OK) {
-        std::lock_guard<std::mutex> lock(pending_mutex_);
-        pending_.erase(msg);
-      }
-    }
-    if (status != NATS_OK) {
-      waiter->settle(
-          i, outcome_from_error(status, static_cast<jsErrCode>(0), nats_GetLastError(nullptr)));
-      natsMsg_Destroy(msg);  // no-op when the library took it
+    request->remaining = 0;
+    request->finished = true;
+    done = std::move(request->done);
+  }
+  {
+    std::lock_guard<std::mutex> lock(pending_mutex_);
+    for (auto it = pending_.begin(); it != pending_.end();) {
+      it = it->second.request == request ? pending_.erase(it) : std::next(it);
     }
   }
-
-  std::unique_lock<std::mutex> lock(waiter->mutex);
-  const bool all = waiter->cv.wait_for(lock, publish_timeout_ + kWaitMargin,
-                                       [&] { return waiter->remaining == 0; });
-  lock.unlock();
-  if (!all) {
-    {
-      std::lock_guard<std::mutex> pending_lock(pending_mutex_);
-      for (auto it = pending_.begin(); it != pending_.end();) {
-        it = it->second.waiter == waiter ? pending_.erase(it) : std::next(it);
-      }
-    }
-    PublishOutcome timeout;
-    timeout.error = "no PubAck within INGEST_PUBLISH_TIMEOUT";
-    timeout.error_kind = "timeout";
-    for (std::size_t i = 0; i < messages.size(); ++i) waiter->settle(i, timeout);
-  }
-  std::lock_guard<std::mutex> final_lock(waiter->mutex);
-  return waiter->outcomes;
+  done(std::move(request->outcomes));
 }
 
 }  // namespace ingest

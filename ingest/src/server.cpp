@@ -237,7 +237,7 @@ struct IngestServer::Impl {
                      std::to_string(config.max_body_bytes) + " bytes)");
       return;
     }
-    const PublishReport report = service->publish(body, request_id(request, response));
+    const PublishReport report = service->publish_and_wait(body, request_id(request, response));
     pipeline::fault::crash_point("ingest.after_publish_before_response");
     Code code = Code::Ok;
     switch (report.kind) {

@@ -5,6 +5,7 @@
 #include <sstream>
 #include <string>
 
+#include "ingest/publisher.hpp"
 #include "metrics.hpp"  // ingest/src (private to ingest)
 
 namespace ingest {
@@ -41,11 +42,14 @@ TEST(IngestMetrics, RejectionsAreLabelledByTheFieldTheErrorNames) {
 
 TEST(IngestMetrics, PublishErrorsAndRoutesKeepFixedLabels) {
   IngestMetrics metrics;
-  metrics.publish_error("timeout").Increment();
-  metrics.publish_error("something new").Increment();
-  EXPECT_EQ(value_of(metrics, "pipeline_ingest_publish_errors_total", {"kind=\"timeout\""}), 1);
-  EXPECT_EQ(value_of(metrics, "pipeline_ingest_publish_errors_total", {"kind=\"other\""}), 1);
-  EXPECT_EQ(value_of(metrics, "pipeline_ingest_publish_errors_total", {"something new"}), -1);
+  metrics.publish_error(PublishError::kTimeout).Increment();
+  metrics.publish_error(PublishError::kNone).Increment();  // not an error: counted as other
+  metrics.publish_error(PublishError::kNotStored).Increment();
+  const std::string family = "pipeline_ingest_publish_errors_total";
+  EXPECT_EQ(value_of(metrics, family, {"kind=\"timeout\""}), 1);
+  EXPECT_EQ(value_of(metrics, family, {"kind=\"other\""}), 1);
+  EXPECT_EQ(value_of(metrics, family, {"kind=\"not_stored\""}), 1);
+  EXPECT_EQ(value_of(metrics, family, {"kind=\"none\""}), -1);
 
   metrics.requests("/publish", 200).Increment();
   metrics.requests("/no/such/route/with/user/data", 404).Increment();

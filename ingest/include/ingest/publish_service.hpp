@@ -1,6 +1,8 @@
 #pragma once
 
 #include <cstddef>
+#include <functional>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -11,6 +13,8 @@ namespace ingest {
 
 class JetStreamPublisher;
 struct IngestMetrics;
+struct PublishOutcome;
+struct PublishCall;
 
 /// The overall result of one POST /publish, which the HTTP layer maps to a
 /// status code in one switch.
@@ -22,11 +26,21 @@ enum class PublishOutcomeKind {
   kRetryLater,     ///< some valid event has no PubAck: safe to retry
 };
 
+/// What became of one event of a request.
+enum class EventStatus {
+  kAccepted,   ///< stored by the broker
+  kDuplicate,  ///< already in the broker's duplicate window
+  kRejected,   ///< invalid (error names the field and the rule), or refused by the broker for good
+  kFailed,     ///< no PubAck in time: retry it (a retry is safe)
+};
+/// The status as the API spells it: accepted, duplicate, rejected, failed.
+const char* event_status_name(EventStatus status);
+
 struct EventResult {
   std::size_t index = 0;
   std::string topic;
   std::string event_id;
-  std::string status;  ///< accepted | duplicate | rejected | failed
+  EventStatus status = EventStatus::kFailed;
   std::string error;
 };
 
@@ -50,15 +64,30 @@ struct PublishReport {
 /// HTTP or of the database.
 class PublishService {
  public:
+  using Done = std::function<void(PublishReport)>;
+
   /// `metrics` may be null.
   PublishService(JetStreamPublisher& publisher, pipeline::ValidationLimits limits,
                  IngestMetrics* metrics = nullptr)
       : publisher_(publisher), limits_(limits), metrics_(metrics) {}
 
+  /// Reads `body`, publishes, and calls `done` once with the report: at once
+  /// (on this thread) when nothing is to be published, else when the
+  /// broker's answers are in (on a broker thread; `done` must not block).
   /// `request_id` travels with each event to the processor's logs.
-  PublishReport publish(std::string_view body, const std::string& request_id = "");
+  void publish(std::string_view body, const std::string& request_id, Done done);
+
+  /// publish() and wait for the report: for tools and tests.
+  PublishReport publish_and_wait(std::string_view body, const std::string& request_id = "");
 
  private:
+  void on_events_published(const std::shared_ptr<PublishCall>& call,
+                           const std::vector<PublishOutcome>& outcomes);
+  void on_marker_published(const std::shared_ptr<PublishCall>& call,
+                           const std::vector<std::size_t>& duplicate_results,
+                           const PublishOutcome& marker);
+  void finish(const std::shared_ptr<PublishCall>& call);
+
   JetStreamPublisher& publisher_;
   pipeline::ValidationLimits limits_;
   IngestMetrics* metrics_;

@@ -2,9 +2,10 @@
 
 #include <nats/nats.h>
 
+#include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -16,23 +17,32 @@
 
 namespace ingest {
 
-/// What the broker said about one event.
+/// What the broker said about one message.
 enum class PublishStatus {
   kAccepted,   ///< PubAck: stored in the stream
   kDuplicate,  ///< PubAck with Duplicate: already in the broker's window
-  kRetryable,  ///< no PubAck (timeout, broker unreachable, stream full): safe to retry
+  kRetryable,  ///< no PubAck in time, broker unreachable, stream full: safe to retry
   kPermanent,  ///< the broker refuses this message for good (e.g. too large)
 };
+
+/// Why a publish failed (a metric label; PublishError::kNone when it did not).
+enum class PublishError {
+  kNone,
+  kTimeout,       ///< no PubAck within INGEST_PUBLISH_TIMEOUT
+  kNoResponders,  ///< no stream (leader) answered
+  kStreamFull,    ///< a limit of the stream or of the broker's storage
+  kNotStored,     ///< a duplicate PubAck with sequence 0: not stored (a leader change)
+  kOther,
+};
+/// The label value of `error` in pipeline_ingest_publish_errors_total.
+const char* publish_error_name(PublishError error);
 
 struct PublishOutcome {
   PublishStatus status = PublishStatus::kRetryable;
   std::uint64_t stream_seq = 0;
-  std::string error;
-  /// For errors: timeout, no_responders, stream_full or other.
-  std::string error_kind;
+  PublishError kind = PublishError::kNone;
+  std::string error;  ///< for failures: what the broker or the library said
 };
-
-struct IngestMetrics;
 
 /// What a PubAck says: stored (kAccepted), or already in the duplicate
 /// window (kDuplicate). A duplicate with sequence 0 is not stored: in a
@@ -40,11 +50,24 @@ struct IngestMetrics;
 /// answered that way, so it is a failure to retry (kRetryable).
 PublishOutcome outcome_of_puback(bool duplicate, std::uint64_t sequence);
 
-/// Publishes events to JetStream asynchronously, one message each on
-/// "<prefix>.<topic>" with Nats-Msg-Id "<topic>:<event_id>", and waits for
-/// every PubAck. Thread-safe: many requests publish at once on one context.
+/// One message to publish.
+struct OutgoingMessage {
+  std::string subject;
+  std::string data;
+  std::string message_id;  ///< Nats-Msg-Id; empty for a count marker (its id is per request)
+};
+
+struct IngestMetrics;
+class TimerQueue;
+
+/// Publishes messages to JetStream asynchronously, events on
+/// "<prefix>.<topic>" with Nats-Msg-Id "<topic>:<event_id>", and reports one
+/// outcome per message once every PubAck is in. Thread-safe: many requests
+/// publish at once on one context.
 class JetStreamPublisher {
  public:
+  using Done = std::function<void(std::vector<PublishOutcome>)>;
+
   /// `metrics` may be null.
   JetStreamPublisher(natsConnection* conn, pipeline::nats::StreamSettings stream,
                      std::chrono::milliseconds publish_timeout, IngestMetrics* metrics = nullptr);
@@ -52,45 +75,57 @@ class JetStreamPublisher {
   JetStreamPublisher(const JetStreamPublisher&) = delete;
   JetStreamPublisher& operator=(const JetStreamPublisher&) = delete;
 
-  /// One outcome per event, in order. Returns when every event has its
-  /// PubAck or error, or when the publish timeout passed (those events are
-  /// kRetryable). Never throws for broker trouble.
-  /// `request_id` goes into each message's Pipeline-Request-Id header.
-  std::vector<PublishOutcome> publish(const std::vector<const pipeline::Event*>& events,
-                                      const std::string& request_id = "");
+  /// Publishes `messages` and calls `done` exactly once, with one outcome per
+  /// message in order, when each has its PubAck or has failed for good, at
+  /// the latest about INGEST_PUBLISH_TIMEOUT after the call. A message that
+  /// fails for a reason that passes (no PubAck in time, no responders while
+  /// a cluster elects a leader, a duplicate with sequence 0) is published
+  /// again with the same Nats-Msg-Id while time remains; a duplicate PubAck
+  /// for such a repeat is checked against the stored message, so that the
+  /// request's own first attempt is not taken for somebody else's copy.
+  /// `done` runs on a broker or timer thread (on the caller's thread only
+  /// when every message failed at once); it must not block. Never throws for
+  /// broker trouble. `request_id` goes into each message's headers.
+  void publish(std::vector<OutgoingMessage> messages, const std::string& request_id, Done done);
 
-  /// Publishes the count marker of `duplicates` events the broker reported
-  /// as duplicates (see pipeline::nats::kBrokerDuplicateHeader), on the
-  /// subject of `topic`, and waits for its PubAck like publish(). Without a
-  /// PubAck those duplicates are to be retried: the retry counts them.
-  PublishOutcome publish_duplicate_marker(const std::string& topic, std::size_t duplicates,
-                                          const std::string& request_id = "");
+  /// publish() and wait for `done`: for tools and tests.
+  std::vector<PublishOutcome> publish_and_wait(std::vector<OutgoingMessage> messages,
+                                               const std::string& request_id = "");
 
-  jsCtx* context() const { return js_.get(); }
+  /// The message for an event: its subject, its JSON, its Nats-Msg-Id.
+  OutgoingMessage event_message(const pipeline::Event& event) const;
+  /// The count marker of `duplicates` events the broker reported as
+  /// duplicates (see pipeline::nats::kBrokerDuplicateHeader), on the subject
+  /// of `topic`.
+  OutgoingMessage marker_message(const std::string& topic, std::size_t duplicates) const;
 
  private:
-  struct Waiter;
-  struct Pending {
-    std::shared_ptr<Waiter> waiter;
+  struct Request;
+  struct Attempt {
+    std::shared_ptr<Request> request;
     std::size_t index;
     std::chrono::steady_clock::time_point sent_at;
   };
-  struct Outgoing {
-    std::string subject;
-    std::string data;
-    std::string message_id;  ///< Nats-Msg-Id; empty for a count marker
-  };
-  std::vector<PublishOutcome> publish_messages(const std::vector<Outgoing>& messages,
-                                               const std::string& request_id);
+  void send(const std::shared_ptr<Request>& request, std::size_t index);
+  void on_outcome(const std::shared_ptr<Request>& request, std::size_t index,
+                  PublishOutcome outcome, std::chrono::steady_clock::time_point sent_at);
+  void check_owner(const std::shared_ptr<Request>& request, std::size_t index,
+                   PublishOutcome duplicate);
+  void settle(const std::shared_ptr<Request>& request, std::size_t index,
+              const PublishOutcome& outcome);
+  void expire(const std::shared_ptr<Request>& request);
   static void on_ack(jsCtx* js, natsMsg* msg, jsPubAck* pa, jsPubAckErr* pae, void* closure);
-  void complete(natsMsg* msg, const PublishOutcome& outcome);
 
   pipeline::nats::StreamSettings stream_;
   std::chrono::milliseconds publish_timeout_;
+  std::chrono::milliseconds attempt_wait_;
   IngestMetrics* metrics_;
+  std::string instance_id_;
+  std::atomic<std::uint64_t> next_publish_{0};
   pipeline::nats::JetStreamPtr js_;
   std::mutex pending_mutex_;
-  std::unordered_map<const natsMsg*, Pending> pending_;
+  std::unordered_map<const natsMsg*, Attempt> pending_;
+  std::unique_ptr<TimerQueue> timers_;
 };
 
 }  // namespace ingest
