@@ -333,6 +333,20 @@ ConsumerSettings ensure_consumer(jsCtx* js, const StreamSettings& stream,
   return consumer;
 }
 
+void create_if_missing(jsCtx* js, const StreamSettings& stream, const ConsumerSettings& consumer) {
+  if (!stream_exists(js, stream.name)) ensure_stream(js, stream);
+  jsConsumerInfo* ci = nullptr;
+  jsErrCode code = static_cast<jsErrCode>(0);
+  const natsStatus status =
+      js_GetConsumerInfo(&ci, js, stream.name.c_str(), consumer.durable.c_str(), nullptr, &code);
+  ConsumerInfoPtr holder(ci);
+  if (status == NATS_NOT_FOUND) {
+    ensure_consumer(js, stream, consumer);
+    return;
+  }
+  check(status, "js_GetConsumerInfo", code);
+}
+
 void retry_setup(const char* what, std::chrono::milliseconds timeout,
                  const std::function<void()>& setup) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;

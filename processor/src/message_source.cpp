@@ -27,10 +27,7 @@ void MessageSource::subscribe() {
   reset();
   // A stream or consumer deleted under a running processor is made again
   // (as at start-up, never changing an existing one).
-  pipeline::nats::StreamSettings keep = stream_;
-  keep.update = pipeline::nats::ConfigUpdate::kKeep;
-  pipeline::nats::ensure_stream(js_, keep);
-  pipeline::nats::ensure_consumer(js_, keep, consumer_);
+  pipeline::nats::create_if_missing(js_, stream_, consumer_);
   const auto before = pipeline::nats::stream_identity(js_, stream_.name, kIdentityWait);
   if (!before) {
     throw pipeline::nats::NatsError("stream " + stream_.name + " did not answer", NATS_TIMEOUT,

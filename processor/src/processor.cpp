@@ -184,8 +184,20 @@ void Processor::run_health() {
   while (!stopping_.load()) {
     metrics_->up.nats_up->Set(natsConnection_Status(conn_.get()) == NATS_CONN_STATUS_CONNECTED);
     jsConsumerInfo* ci = nullptr;
-    if (js_GetConsumerInfo(&ci, js_.get(), stream.name.c_str(), consumer_.durable.c_str(), nullptr,
-                           nullptr) == NATS_OK) {
+    const natsStatus consumer_status = js_GetConsumerInfo(
+        &ci, js_.get(), stream.name.c_str(), consumer_.durable.c_str(), nullptr, nullptr);
+    if (consumer_status == NATS_NOT_FOUND) {
+      // Deleted under us: pull requests to a missing consumer just go
+      // unanswered, so no worker would notice. Make it again (deliver-all:
+      // what it replays is recognised and not counted again).
+      try {
+        pipeline::nats::create_if_missing(js_.get(), stream, consumer_);
+        spdlog::warn("event=consumer_recreated consumer={}", consumer_.durable);
+      } catch (const std::exception& e) {
+        spdlog::warn("event=consumer_recreate_failed error=\"{}\"",
+                     std::string(e.what()).substr(0, 200));
+      }
+    } else if (consumer_status == NATS_OK) {
       pipeline::nats::ConsumerInfoPtr info(ci);
       metrics_->consumer_pending->Set(static_cast<double>(info->NumPending));
       metrics_->consumer_ack_pending->Set(static_cast<double>(info->NumAckPending));
@@ -286,11 +298,13 @@ void Processor::run_worker(std::size_t index) {
     if (!settled.failures.empty()) {
       std::size_t retried = 0;
       for (const auto& s : settled.messages) retried += s.outcome ? 0 : 1;
+      // The first line of the error (the server's message; libpq adds more).
+      const std::string& error = settled.first_error;
       spdlog::warn(
-          "event=batch_failed worker={} messages={} split={} retrying={} failure={} "
-          "sqlstate_error=\"{}\"",
+          "event=batch_failed worker={} messages={} split={} retrying={} failure={} error=\"{}\"",
           index, messages.size(), settled.split, retried,
-          pipeline::db::failure_name(settled.failures.front()), settled.first_error.substr(0, 300));
+          pipeline::db::failure_name(settled.failures.front()),
+          error.substr(0, std::min<std::size_t>(error.find('\n'), 300)));
     }
     for (std::size_t i = 0; i < messages.size(); ++i) {
       if (settled.messages[i].outcome == StoreOutcome::kDeadLettered) {

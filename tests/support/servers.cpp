@@ -5,10 +5,13 @@
 #include <netinet/in.h>
 #include <pwd.h>
 #include <signal.h>
+#include <sys/mount.h>
 #include <sys/socket.h>
+#include <sys/statvfs.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -143,19 +146,57 @@ int Process::stop(int signal, std::chrono::milliseconds grace) {
   return status;
 }
 
-NatsServer::NatsServer() : dir_("nats-test"), port_(free_port()) { start(); }
+TmpfsMount::TmpfsMount(std::size_t bytes) : dir_("tmpfs") {
+  const std::string options = "size=" + std::to_string(bytes) + ",mode=0777";
+  if (::mount("tmpfs", dir_.path().c_str(), "tmpfs", 0, options.c_str()) != 0) {
+    throw std::runtime_error("cannot mount a tmpfs on " + dir_.path() + " (" +
+                             std::strerror(errno) + "): the disk-full fault needs root");
+  }
+}
 
-NatsServer::NatsServer(std::vector<std::string> extra_args, std::uint16_t port)
-    : dir_("nats-test"), port_(port), extra_args_(std::move(extra_args)) {
+TmpfsMount::~TmpfsMount() {
+  // A server still running on it keeps it busy: detach lazily.
+  ::umount2(dir_.path().c_str(), MNT_DETACH);
+}
+
+std::size_t TmpfsMount::free_bytes() const {
+  struct statvfs st {};
+  if (::statvfs(dir_.path().c_str(), &st) != 0) return 0;
+  return static_cast<std::size_t>(st.f_bavail) * st.f_frsize;
+}
+
+void TmpfsMount::fill(std::size_t leave) {
+  const std::string ballast = dir_.path() + "/ballast";
+  const int fd = ::open(ballast.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
+  if (fd < 0) throw std::runtime_error("cannot create " + ballast);
+  std::vector<char> block(64 * 1024, 'x');
+  while (free_bytes() > leave) {
+    const std::size_t want = std::min(block.size(), free_bytes() - leave);
+    if (::write(fd, block.data(), std::max<std::size_t>(want, 1)) <= 0) break;
+  }
+  ::close(fd);
+}
+
+void TmpfsMount::make_room() { ::unlink((dir_.path() + "/ballast").c_str()); }
+
+NatsServer::NatsServer() : dir_("nats-test"), port_(free_port()), store_(dir_.path() + "/store") {
+  start();
+}
+
+NatsServer::NatsServer(std::vector<std::string> extra_args, std::uint16_t port,
+                       const std::string& store_parent)
+    : dir_("nats-test"),
+      port_(port),
+      extra_args_(std::move(extra_args)),
+      store_((store_parent.empty() ? dir_.path() : store_parent) + "/store") {
   start();
 }
 
 NatsServer::~NatsServer() { stop(); }
 
 void NatsServer::start() {
-  std::vector<std::string> args = {
-      "nats-server",         "-js", "-a", "127.0.0.1", "-p", std::to_string(port_), "-sd",
-      dir_.path() + "/store"};
+  std::vector<std::string> args = {"nats-server",         "-js", "-a",  "127.0.0.1", "-p",
+                                   std::to_string(port_), "-sd", store_};
   args.insert(args.end(), extra_args_.begin(), extra_args_.end());
   process_ = Process(args, dir_.path() + "/nats.log");
   if (!wait_until([&] { return port_open(port_); }, std::chrono::seconds(20))) {
@@ -182,16 +223,19 @@ std::string postgres_bindir() {
   return best;
 }
 
-PostgresCluster::PostgresCluster() : dir_("pg-test"), port_(free_port()) {
-  data_dir_ = dir_.path() + "/data";
+PostgresCluster::PostgresCluster(const std::string& data_parent)
+    : dir_("pg-test"), port_(free_port()) {
+  data_dir_ = (data_parent.empty() ? dir_.path() : data_parent) + "/data";
   // initdb and postgres refuse to run as root: hand the directory to postgres.
   if (::geteuid() == 0) {
     user_ = "postgres";
     // NOLINTNEXTLINE(concurrency-mt-unsafe): test set-up, before any thread
     const passwd* pw = ::getpwnam(user_.c_str());
     if (pw == nullptr) throw std::runtime_error("running as root but there is no postgres user");
-    if (::chown(dir_.path().c_str(), pw->pw_uid, pw->pw_gid) != 0) {
-      throw std::runtime_error("chown of the PostgreSQL test directory failed");
+    for (const std::string& dir : {dir_.path(), data_parent}) {
+      if (!dir.empty() && ::chown(dir.c_str(), pw->pw_uid, pw->pw_gid) != 0) {
+        throw std::runtime_error("chown of the PostgreSQL test directory failed");
+      }
     }
   }
   Process initdb({postgres_bindir() + "/initdb", "-D", data_dir_, "-A", "trust", "-U", "postgres",

@@ -23,6 +23,28 @@ class TempDir {
   std::string path_;
 };
 
+/// A tmpfs of `bytes` mounted on a fresh temporary directory (tests run as
+/// root), for real disk-full faults: fill() leaves only a little room,
+/// make_room() gives it back. Throws when it cannot mount: a fault that
+/// cannot be carried out fails its test.
+class TmpfsMount {
+ public:
+  explicit TmpfsMount(std::size_t bytes);
+  ~TmpfsMount();
+  TmpfsMount(const TmpfsMount&) = delete;
+  TmpfsMount& operator=(const TmpfsMount&) = delete;
+  const std::string& path() const { return dir_.path(); }
+  /// Writes a ballast file until at most `leave` bytes are free.
+  void fill(std::size_t leave = 0);
+  /// Removes the ballast.
+  void make_room();
+  /// Bytes free now.
+  std::size_t free_bytes() const;
+
+ private:
+  TempDir dir_;
+};
+
 /// A TCP port on 127.0.0.1 that was free a moment ago.
 std::uint16_t free_port();
 
@@ -57,8 +79,10 @@ class Process {
 class NatsServer {
  public:
   NatsServer();
-  /// With extra arguments (e.g. cluster settings) on a given port.
-  NatsServer(std::vector<std::string> extra_args, std::uint16_t port);
+  /// With extra arguments (e.g. cluster settings) on a given port; the store
+  /// goes under `store_parent` when given (a tmpfs, say).
+  NatsServer(std::vector<std::string> extra_args, std::uint16_t port,
+             const std::string& store_parent = "");
   ~NatsServer();
   std::string url() const { return "nats://127.0.0.1:" + std::to_string(port_); }
   std::uint16_t port() const { return port_; }
@@ -70,6 +94,7 @@ class NatsServer {
   TempDir dir_;
   std::uint16_t port_;
   std::vector<std::string> extra_args_;
+  std::string store_;
   Process process_;
 };
 
@@ -77,7 +102,8 @@ class NatsServer {
 /// the postgres user when the tests run as root, on a free loopback port.
 class PostgresCluster {
  public:
-  PostgresCluster();
+  /// The data directory goes under `data_parent` when given (a tmpfs, say).
+  explicit PostgresCluster(const std::string& data_parent = "");
   ~PostgresCluster();
   std::uint16_t port() const { return port_; }
   /// A connection string for `database` on this cluster.
@@ -90,6 +116,8 @@ class PostgresCluster {
   void kill9();
   void stop();
   pid_t pid() const { return process_.pid(); }
+  /// The server's own log.
+  std::string log_path() const { return dir_.path() + "/postgres.log"; }
 
  private:
   TempDir dir_;

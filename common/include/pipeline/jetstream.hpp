@@ -145,6 +145,11 @@ std::vector<ConfigDifference> ensure_stream(jsCtx* js, const StreamSettings& str
 ConsumerSettings ensure_consumer(jsCtx* js, const StreamSettings& stream,
                                  const ConsumerSettings& consumer);
 
+/// Creates the stream and the durable consumer where either is missing (say,
+/// deleted under a running processor); leaves existing ones alone, without
+/// a word. Throws NatsError.
+void create_if_missing(jsCtx* js, const StreamSettings& stream, const ConsumerSettings& consumer);
+
 /// The identity and extent of a stream: its creation time (nanoseconds;
 /// changes when the stream is deleted and created again, which restarts its
 /// sequences at 1) and its first and last sequence.
