@@ -116,10 +116,14 @@ int connect_loopback(std::uint16_t port, bool nonblocking) {
 }
 
 std::string request_head(const std::string& method, const std::string& path, std::uint16_t port,
-                         const std::string& authorization, std::size_t content_length) {
-  // Pistache closes the connection after each response unless asked to keep it.
-  std::string head = method + " " + path + " HTTP/1.1\r\nHost: 127.0.0.1:" + std::to_string(port) +
-                     "\r\nConnection: keep-alive\r\n";
+                         const std::string& authorization, std::size_t content_length,
+                         bool keep_alive_header) {
+  // Like curl, wrk, Go and k6: HTTP/1.1 keeps the connection by default, so
+  // no Connection header unless asked for (to compare with clients that send
+  // one).
+  std::string head =
+      method + " " + path + " HTTP/1.1\r\nHost: 127.0.0.1:" + std::to_string(port) + "\r\n";
+  if (keep_alive_header) head += "Connection: keep-alive\r\n";
   if (!authorization.empty()) head += "Authorization: " + authorization + "\r\n";
   if (method == "POST") {
     head += "Content-Type: application/json\r\nContent-Length: " + std::to_string(content_length) +

@@ -49,8 +49,11 @@ class BlockingClient {
   std::string buffer_;
 };
 
-/// The request line and headers of a request to 127.0.0.1 (keep-alive).
+/// The request line and headers of a request to 127.0.0.1. HTTP/1.1 keeps
+/// the connection by default; `keep_alive_header` adds "Connection:
+/// keep-alive" anyway (what this project's clients used to send).
 std::string request_head(const std::string& method, const std::string& path, std::uint16_t port,
-                         const std::string& authorization, std::size_t content_length);
+                         const std::string& authorization, std::size_t content_length,
+                         bool keep_alive_header = false);
 
 }  // namespace loadtest

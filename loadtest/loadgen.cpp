@@ -46,7 +46,10 @@ std::optional<Options> read_options(int argc, const char* const* argv) {
   flags.add("duration", "0s",
             "stop publishing after this long (0 = when --events are sent; with --events=0, no "
             "event limit)");
-  flags.add("connections", "8", "concurrent keep-alive connections");
+  flags.add("connections", "8", "concurrent connections (kept alive, as HTTP/1.1 does by default)");
+  flags.add("keep-alive-header", "false",
+            "send \"Connection: keep-alive\" with every request (standard clients do not; "
+            "to compare)");
   flags.add("rate", "0", "target events per second over all connections (0 = unbounded)");
   flags.add("run-id", "", "prefix of every event_id (default: new for each run)");
   flags.add("token", "", "bearer token for ingest's API (INGEST_API_TOKENS)");
@@ -66,6 +69,7 @@ std::optional<Options> read_options(int argc, const char* const* argv) {
   o.url = flags.str("url");
   o.port = loadtest::loopback_port(o.url);
   if (!flags.str("token").empty()) o.authorization = "Bearer " + flags.str("token");
+  o.keep_alive_header = flags.boolean("keep-alive-header");
   o.workload = loadtest::workload_from_flags(flags);
   auto& w = o.workload;
   w.run_id = flags.str("run-id");

@@ -18,6 +18,8 @@ struct Options {
   std::uint16_t port = 0;
   std::string url;
   std::string authorization;
+  /// Send "Connection: keep-alive" (standard clients send no Connection header).
+  bool keep_alive_header = false;
   loadtest::WorkloadConfig workload;
   std::size_t connections = 8;
   double rate = 0;  // events per second, 0 = unbounded

@@ -148,10 +148,12 @@ class Publisher {
     }
     if (o_.get_path.empty()) {
       const std::string body = workload_.request_body(request->events);
-      c.out =
-          loadtest::request_head("POST", "/publish", o_.port, o_.authorization, body.size()) + body;
+      c.out = loadtest::request_head("POST", "/publish", o_.port, o_.authorization, body.size(),
+                                     o_.keep_alive_header) +
+              body;
     } else {
-      c.out = loadtest::request_head("GET", o_.get_path, o_.port, o_.authorization, 0);
+      c.out = loadtest::request_head("GET", o_.get_path, o_.port, o_.authorization, 0,
+                                     o_.keep_alive_header);
     }
     c.out_offset = 0;
     c.sent_at = now;

@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "json_layout.hpp"
 #include "pipeline/timestamp.hpp"
 
 namespace pipeline {
@@ -131,7 +132,7 @@ std::string read_text_field(const json& event, const char* name, std::size_t max
 }
 
 EventVerdict validate_event(std::size_t index, const json& element,
-                            const ValidationLimits& limits) {
+                            const BodyLayout::EventLayout& layout, const ValidationLimits& limits) {
   EventVerdict verdict;
   verdict.index = index;
   if (!element.is_object()) {
@@ -145,6 +146,11 @@ EventVerdict validate_event(std::size_t index, const json& element,
     verdict.event_id = it->get<std::string>();
   }
 
+  if (!layout.problem.empty()) {
+    verdict.error =
+        layout.problem.rfind("payload:", 0) == 0 ? layout.problem : "event: " + layout.problem;
+    return verdict;
+  }
   Event event;
   if (auto error = read_text_field(element, "topic", limits.max_field_length, &event.topic);
       !error.empty()) {
@@ -192,7 +198,9 @@ EventVerdict validate_event(std::size_t index, const json& element,
       verdict.error = "payload: strings must not contain U+0000";
       return verdict;
     }
-    event.payload_json = it->dump();
+    // The payload's own text, so that numbers stay exactly as sent (the
+    // parsed form holds them as doubles); jsonb keeps them exact.
+    event.payload_json = layout.payload ? std::string(*layout.payload) : it->dump();
     if (event.payload_json.size() > limits.max_payload_bytes) {
       verdict.error = "payload: larger than max_payload_bytes (" +
                       std::to_string(limits.max_payload_bytes) + " bytes)";
@@ -262,11 +270,24 @@ PublishBody parse_publish_body(std::string_view body, const ValidationLimits& li
   json document;
   try {
     document = json::parse(body);
+  } catch (const json::out_of_range& overflow) {
+    // A number beyond a double (1e400): PostgreSQL can hold it, so the
+    // structure is read with it as 0 and the text keeps it (see BodyLayout).
+    const auto readable = without_overflowing_numbers(body);
+    try {
+      if (!readable) throw overflow;
+      document = json::parse(*readable);
+    } catch (const json::exception& e) {
+      result.error =
+          BodyError{BodyErrorKind::kMalformedJson, std::string("malformed JSON: ") + e.what()};
+      return result;
+    }
   } catch (const json::exception& e) {
     result.error =
         BodyError{BodyErrorKind::kMalformedJson, std::string("malformed JSON: ") + e.what()};
     return result;
   }
+  const BodyLayout layout = scan_body_layout(body);
 
   const json* events = nullptr;
   json single = json::array();
@@ -276,6 +297,10 @@ PublishBody parse_publish_body(std::string_view body, const ValidationLimits& li
     const json& inner = document["events"];
     if (!inner.is_array()) {
       result.error = BodyError{BodyErrorKind::kWrongShape, "\"events\" must be a JSON array"};
+      return result;
+    }
+    if (!layout.envelope_problem.empty()) {
+      result.error = BodyError{BodyErrorKind::kWrongShape, layout.envelope_problem};
       return result;
     }
     events = &inner;
@@ -299,8 +324,15 @@ PublishBody parse_publish_body(std::string_view body, const ValidationLimits& li
     return result;
   }
   result.verdicts.reserve(events->size());
+  static const BodyLayout::EventLayout kNoLayout;
   for (std::size_t i = 0; i < events->size(); ++i) {
-    result.verdicts.push_back(validate_event(i, (*events)[i], limits));
+    const BodyLayout::EventLayout* event_layout = &kNoLayout;
+    if (events == &single) {
+      event_layout = &layout.root_event;
+    } else if (const auto it = layout.events.find(i); it != layout.events.end()) {
+      event_layout = &it->second;
+    }
+    result.verdicts.push_back(validate_event(i, (*events)[i], *event_layout, limits));
   }
   return result;
 }

@@ -1,5 +1,7 @@
 #include "ingest/access_control.hpp"
 
+#include <cctype>
+
 #include <algorithm>
 #include <cmath>
 
@@ -23,11 +25,18 @@ bool constant_time_equals(std::string_view a, std::string_view b) {
 }
 
 std::optional<std::string> TokenAuthenticator::authenticate(std::string_view header) const {
-  constexpr std::string_view kScheme = "Bearer ";
-  if (header.size() <= kScheme.size() || header.substr(0, kScheme.size()) != kScheme) {
-    return std::nullopt;
+  // RFC 9110 §11.1: the scheme name is case-insensitive; one or more
+  // spaces separate it from the token.
+  constexpr std::string_view kScheme = "bearer";
+  if (header.size() <= kScheme.size()) return std::nullopt;
+  for (std::size_t i = 0; i < kScheme.size(); ++i) {
+    if (std::tolower(static_cast<unsigned char>(header[i])) != kScheme[i]) return std::nullopt;
   }
-  const std::string_view presented = header.substr(kScheme.size());
+  std::size_t start = kScheme.size();
+  if (header[start] != ' ') return std::nullopt;
+  while (start < header.size() && header[start] == ' ') ++start;
+  const std::string_view presented = header.substr(start);
+  if (presented.empty()) return std::nullopt;
   std::optional<std::string> match;
   for (const auto& token : tokens_) {  // no early exit: every token is compared
     if (constant_time_equals(presented, token)) match = token;

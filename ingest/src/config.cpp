@@ -12,9 +12,21 @@ bool load_config(int argc, const char* const* argv, IngestConfig& config) {
   pipeline::bind_common_settings(reader, config.common);
   reader.text("INGEST_HTTP_ADDRESS", &config.http_address, "address to listen on");
   reader.integer("INGEST_HTTP_PORT", &config.http_port, 0, 65535, "HTTP port (0 = any free port)");
-  reader.size("INGEST_HTTP_THREADS", &config.http_threads, 1, 256, "HTTP worker threads");
+  reader.size("INGEST_HTTP_THREADS", &config.http_threads, 1, 64,
+              "I/O threads that read requests and write responses (they never wait)");
+  reader.size("INGEST_QUERY_THREADS", &config.query_threads, 1, 256,
+              "threads for the endpoints that wait on PostgreSQL or the broker (/events, /stats, "
+              "/ready, /metrics)");
   reader.size("INGEST_MAX_BODY_BYTES", &config.max_body_bytes, 1024, 256u << 20,
               "largest request body (413 beyond)");
+  reader.size("INGEST_MAX_REQUEST_LINE_BYTES", &config.max_request_line_bytes, 256, 1u << 20,
+              "longest request line (method, target, version; 414 beyond)");
+  reader.size("INGEST_MAX_HEADER_BYTES", &config.max_header_bytes, 1024, 1u << 20,
+              "largest header section after the request line (431 beyond)");
+  reader.size("INGEST_MAX_CONNECTIONS", &config.max_connections, 1, 1'000'000,
+              "open connections at most; one more is answered 503 and closed");
+  reader.size("INGEST_MAX_PIPELINED_REQUESTS", &config.max_pipelined, 1, 1024,
+              "requests of one connection handled at once (more wait, in order)");
   reader.size("INGEST_MAX_EVENTS_PER_REQUEST", &config.limits.max_events_per_request, 1, 100'000,
               "most events in one request (413 beyond)");
   reader.size("INGEST_MAX_PAYLOAD_BYTES", &config.limits.max_payload_bytes, 2, 64u << 20,
@@ -32,6 +44,10 @@ bool load_config(int argc, const char* const* argv, IngestConfig& config) {
                   "time a client has to send the request headers");
   reader.duration("INGEST_BODY_TIMEOUT", &config.body_timeout, milliseconds(100),
                   "time a client has to send the request body");
+  reader.duration("INGEST_IDLE_TIMEOUT", &config.idle_timeout, milliseconds(100),
+                  "a kept-alive connection with no request for this long is closed");
+  reader.duration("INGEST_WRITE_TIMEOUT", &config.write_timeout, milliseconds(100),
+                  "a client that does not read its response for this long is cut off");
   reader.size("INGEST_DB_POOL_SIZE", &config.db_pool_size, 1, 256,
               "PostgreSQL connections for /events and /stats");
   reader.secret("INGEST_API_TOKENS", &config.api_tokens,
@@ -42,6 +58,11 @@ bool load_config(int argc, const char* const* argv, IngestConfig& config) {
                 "0 = off");
   reader.size("INGEST_RATE_LIMIT_BURST", &config.rate_limit_burst, 1, 1'000'000,
               "requests a client may send at once above the rate");
+  reader.number("INGEST_AUTH_FAILURE_RATE", &config.auth_failure_rate, 0, 1e6,
+                "failed authentications per second allowed per client address (429 beyond); "
+                "0 = off");
+  reader.size("INGEST_AUTH_FAILURE_BURST", &config.auth_failure_burst, 1, 1'000'000,
+              "failed authentications a client address may make at once");
   if (!reader.read(argc, argv)) {
     std::cout << reader.help();
     return false;

@@ -1,20 +1,19 @@
 #include "ingest/server.hpp"
 
-#include <pistache/endpoint.h>
-#include <pistache/http.h>
-#include <pistache/router.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <atomic>
 #include <cctype>
+#include <condition_variable>
 #include <cstdio>
-#include <map>
+#include <deque>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <random>
-#include <sstream>
 #include <thread>
 
+#include "http/server.hpp"
 #include "ingest/access_control.hpp"
 #include "ingest/event_store.hpp"
 #include "ingest/publish_service.hpp"
@@ -28,92 +27,48 @@
 namespace ingest {
 namespace {
 
+using http::json_error;
+using http::Request;
+using http::Responder;
+using http::Response;
 using nlohmann::json;
-using Pistache::Http::Code;
-using Pistache::Http::ResponseWriter;
-using Pistache::Rest::Request;
 
 constexpr std::size_t kMaxEventsLimit = 1000;
 constexpr std::size_t kDefaultEventsLimit = 100;
-// Headers fit in this on top of the body limit; a body over the limit but
-// within it gets our JSON 413 rather than Pistache's plain one.
-constexpr std::size_t kRequestOverhead = std::size_t{64} * 1024;
 // A readiness probe must answer before its caller gives up (Kubernetes
 // waits 1 s by default): a broker that does not answer the stream lookup in
 // this time is "not responding".
 constexpr std::chrono::milliseconds kReadyCheckWait{800};
 
-// A response header Pistache has no class for. Pistache 0.0.5 writes only
-// typed headers (addRaw ones are dropped), so Retry-After, WWW-Authenticate
-// and Allow need one.
-class ExtraHeader final : public Pistache::Http::Header::Header {
- public:
-  ExtraHeader(const char* name, std::string value) : name_(name), value_(std::move(value)) {}
-  const char* name() const override { return name_; }
-  std::uint64_t hash() const override { return Pistache::Http::Header::detail::hash(name_); }
-  void write(std::ostream& stream) const override { stream << value_; }
-
- private:
-  const char* name_;
-  std::string value_;
-};
-
-void add_header(ResponseWriter& response, const char* name, std::string value) {
-  response.headers().add(std::make_shared<ExtraHeader>(name, std::move(value)));
+Response json_response(int status, std::string body) {
+  Response response;
+  response.status = status;
+  response.body = std::move(body);
+  return response;
 }
 
-void send_json(ResponseWriter& response, Code code, const std::string& body) {
-  response.headers().add<Pistache::Http::Header::ContentType>(MIME(Application, Json));
-  response.send(code, body);
-}
-
-void send_error(ResponseWriter& response, Code code, const std::string& message) {
-  send_json(response, code, json{{"error", message}}.dump());
-}
-
-void send_retry_later(ResponseWriter& response, Code code, const std::string& message,
-                      std::int64_t seconds) {
-  add_header(response, "Retry-After", std::to_string(seconds));
-  send_error(response, code, message);
+Response retry_later(int status, const std::string& message, std::int64_t seconds) {
+  Response response = json_error(status, message);
+  response.header("Retry-After", std::to_string(seconds));
+  return response;
 }
 
 // Content types a JSON body may arrive with: application/json and the
 // structured +json types. curl -d sends application/x-www-form-urlencoded, so
 // that one is read as JSON too; anything else (text/plain included) is 415.
-bool acceptable_content_type(const Request& request) {
-  const auto header = request.headers().tryGet<Pistache::Http::Header::ContentType>();
-  if (!header) return true;
-  const std::string mime = header->mime().toString();
-  const std::string base = mime.substr(0, mime.find(';'));
+bool acceptable_content_type(std::string_view header) {
+  if (header.empty()) return true;
+  std::string base(header.substr(0, header.find(';')));
+  base.erase(base.find_last_not_of(" \t") + 1);
+  for (char& c : base) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   return base == "application/json" || base == "application/x-www-form-urlencoded" ||
          (base.size() > 5 && base.compare(base.size() - 5, 5, "+json") == 0);
-}
-
-// Pistache hands query values over still percent-encoded. '+' stays '+'
-// (RFC 3986), so an unencoded "+01:00" offset still reads as one.
-std::optional<std::string> query_param(const Request& request, const std::string& name) {
-  auto raw = request.query().get(name);
-  if (!raw) return raw;
-  std::string out;
-  out.reserve(raw->size());
-  for (std::size_t i = 0; i < raw->size(); ++i) {
-    const char c = (*raw)[i];
-    if (c == '%' && i + 2 < raw->size() &&
-        std::isxdigit(static_cast<unsigned char>((*raw)[i + 1])) &&
-        std::isxdigit(static_cast<unsigned char>((*raw)[i + 2]))) {
-      out += static_cast<char>(std::stoi(raw->substr(i + 1, 2), nullptr, 16));
-      i += 2;
-    } else {
-      out += c;
-    }
-  }
-  return out;
 }
 
 // Reads an optional RFC 3339 query parameter; sets `error` when it is malformed.
 std::optional<std::int64_t> timestamp_param(const Request& request, const std::string& name,
                                             std::string* error) {
-  const auto text = query_param(request, name);
+  const auto text = request.param(name);
   if (!text) return std::nullopt;
   std::string why;
   const auto parsed = pipeline::parse_rfc3339(*text, &why);
@@ -124,20 +79,10 @@ std::optional<std::int64_t> timestamp_param(const Request& request, const std::s
   return parsed->micros_since_epoch;
 }
 
-std::string header_value(const Request& request, const std::string& name) {
-  if (const auto raw = request.headers().tryGetRaw(name)) return raw->value();
-  if (const auto typed = request.headers().tryGet(name)) {
-    std::ostringstream out;
-    typed->write(out);
-    return out.str();
-  }
-  return {};
-}
-
 // The request's id: the client's X-Request-Id when it is a sane one, else a
 // new random one. It goes back in the response and into each message header.
-std::string request_id(const Request& request, ResponseWriter& response) {
-  std::string id = header_value(request, "X-Request-Id");
+std::string request_id(const Request& request) {
+  std::string id(request.header("x-request-id"));
   const bool sane =
       !id.empty() && id.size() <= 128 && std::all_of(id.begin(), id.end(), [](char c) {
         return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.' ||
@@ -149,26 +94,75 @@ std::string request_id(const Request& request, ResponseWriter& response) {
     std::snprintf(buffer, sizeof buffer, "%016llx", static_cast<unsigned long long>(random()));
     id = buffer;
   }
-  add_header(response, "X-Request-Id", id);
   return id;
 }
 
+// Threads for the endpoints that wait (on PostgreSQL or a broker answer), so
+// that the I/O threads never do.
+class WorkerPool {
+ public:
+  explicit WorkerPool(std::size_t threads) {
+    for (std::size_t i = 0; i < threads; ++i) threads_.emplace_back([this] { run(); });
+  }
+  ~WorkerPool() {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      quit_ = true;
+    }
+    cv_.notify_all();
+    for (auto& t : threads_) t.join();
+  }
+  WorkerPool(const WorkerPool&) = delete;
+  WorkerPool& operator=(const WorkerPool&) = delete;
+
+  void submit(std::function<void()> task) {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      tasks_.push_back(std::move(task));
+    }
+    cv_.notify_one();
+  }
+
+ private:
+  void run() {
+    std::unique_lock<std::mutex> lock(mutex_);
+    while (true) {
+      cv_.wait(lock, [&] { return quit_ || !tasks_.empty(); });
+      if (tasks_.empty()) return;  // quit, and nothing left
+      auto task = std::move(tasks_.front());
+      tasks_.pop_front();
+      lock.unlock();
+      task();
+      lock.lock();
+    }
+  }
+
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  std::deque<std::function<void()>> tasks_;
+  bool quit_ = false;
+  std::vector<std::thread> threads_;
+};
+
 }  // namespace
 
-const std::vector<IngestServer::Route>& IngestServer::routes() {
-  static const std::vector<Route> kRoutes = {
-      {"POST", "/publish", false}, {"GET", "/events", false}, {"GET", "/stats", false},
-      {"GET", "/health", true},    {"GET", "/ready", true},   {"GET", "/openapi.json", false},
-      {"GET", "/metrics", true},
-  };
-  return kRoutes;
-}
-
 struct IngestServer::Impl {
+  /// A handler answers through its Responder, now or later, from any thread.
+  using Handler = void (Impl::*)(const Request& request, Responder responder);
+  struct Route {
+    std::string method;
+    std::string path;
+    bool public_route;  ///< no token needed
+    bool always;        ///< served while draining too
+    bool waits;         ///< waits on PostgreSQL or the broker: runs on the worker pool
+    Handler handler;
+  };
+
   explicit Impl(IngestConfig cfg)
       : config(std::move(cfg)),
         authenticator(config.token_list()),
         limiter(config.rate_limit_rps, config.rate_limit_burst),
+        auth_failures(config.auth_failure_rate, config.auth_failure_burst),
         started_at(pipeline::now_utc()),
         started_clock(std::chrono::steady_clock::now()) {
     nats_conn = pipeline::nats::connect(config.common.nats_url, "ingest",
@@ -196,74 +190,149 @@ struct IngestServer::Impl {
     }
     store = std::make_unique<EventStore>(config.common.database_url, config.db_pool_size);
     service = std::make_unique<PublishService>(*publisher, config.limits, &metrics);
+    workers = std::make_unique<WorkerPool>(config.query_threads);
+  }
+
+  static const std::vector<Route>& route_table() {
+    static const std::vector<Route> kRoutes = {
+        {"POST", "/publish", false, false, false, &Impl::publish},
+        {"GET", "/events", false, false, true, &Impl::events},
+        {"GET", "/stats", false, false, true, &Impl::stats},
+        {"GET", "/health", true, true, false, &Impl::health},
+        {"GET", "/ready", true, false, true, &Impl::ready},
+        {"GET", "/openapi.json", false, false, false, &Impl::openapi},
+        {"GET", "/metrics", true, false, true, &Impl::prometheus_metrics},
+    };
+    return kRoutes;
+  }
+
+  // Every request comes here first (on an I/O thread): route, count,
+  // authenticate, rate-limit, then the handler, inline or on a worker.
+  void dispatch(Request&& request, Responder responder) {
+    const auto started = std::chrono::steady_clock::now();
+    const bool head = request.method == "HEAD";
+    const Route* route = nullptr;
+    std::string allow;
+    for (const Route& candidate : route_table()) {
+      if (candidate.path != request.path) continue;
+      allow += (allow.empty() ? "" : ", ") + candidate.method;
+      if (candidate.method == request.method || (head && candidate.method == "GET")) {
+        route = &candidate;
+      }
+    }
+    const std::string label = route != nullptr || !allow.empty() ? request.path : "other";
+    metrics.in_flight->Increment();
+    responder.on_sent([this, label, started](int status) {
+      metrics.in_flight->Decrement();
+      metrics.requests(label, status).Increment();
+      metrics.request_duration(label).Observe(
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+    });
+    if (route == nullptr) {
+      if (allow.empty()) {
+        responder.send(json_error(404, "no such endpoint: " + request.path));
+      } else {
+        Response response =
+            json_error(405, "method not allowed on " + request.path + " (allowed: " + allow + ")");
+        response.header("Allow", allow);
+        responder.send(std::move(response));
+      }
+      return;
+    }
+    if (draining && !route->always) {
+      Response response = retry_later(503, "shutting down; retry elsewhere", 1);
+      response.close = true;
+      responder.send(std::move(response));
+      return;
+    }
+    if (auto refusal = admit(request, route->public_route)) {
+      responder.send(std::move(*refusal));
+      return;
+    }
+    if (!route->waits) {
+      (this->*route->handler)(request, std::move(responder));
+      return;
+    }
+    // std::function needs a copyable task: the request and the responder
+    // travel in a shared box.
+    auto box =
+        std::make_shared<std::pair<Request, Responder>>(std::move(request), std::move(responder));
+    workers->submit([this, box, handler = route->handler] {
+      try {
+        (this->*handler)(box->first, std::move(box->second));
+      } catch (const std::exception& e) {
+        spdlog::error("event=handler_failed error=\"{}\"", std::string(e.what()).substr(0, 200));
+      }
+    });
   }
 
   // Authentication and rate limiting, before any handler of a protected
-  // route. Returns false when it has answered already.
-  bool admit(const Request& request, ResponseWriter& response, bool public_route) {
+  // route: the refusal, or nullopt to go ahead.
+  std::optional<Response> admit(const Request& request, bool public_route) {
     std::string client;
+    const auto now = std::chrono::steady_clock::now();
+    std::chrono::milliseconds retry_after{0};
     if (authenticator.enabled() && !public_route) {
-      const auto token = authenticator.authenticate(header_value(request, "Authorization"));
+      const auto token = authenticator.authenticate(request.header("authorization"));
       if (!token) {
-        add_header(response, "WWW-Authenticate", "Bearer realm=\"ingest\"");
-        send_error(response, Code::Unauthorized,
-                   "missing or unknown bearer token (Authorization: Bearer <token>)");
-        return false;
+        // Guessing costs: failed attempts count against the client's address.
+        if (!auth_failures.allow("address:" + request.client, now, &retry_after)) {
+          return retry_later(
+              429, "too many failed authentications (INGEST_AUTH_FAILURE_RATE); retry later",
+              std::max<std::int64_t>(1, (retry_after.count() + 999) / 1000));
+        }
+        Response response =
+            json_error(401, "missing or unknown bearer token (Authorization: Bearer <token>)");
+        response.header("WWW-Authenticate", "Bearer realm=\"ingest\"");
+        return response;
       }
       client = "token:" + *token;
     } else {
-      client = "address:" + request.address().host();
+      client = "address:" + request.client;
     }
-    std::chrono::milliseconds retry_after{0};
-    if (!public_route && !limiter.allow(client, std::chrono::steady_clock::now(), &retry_after)) {
-      const auto seconds = std::max<std::int64_t>(1, (retry_after.count() + 999) / 1000);
-      send_retry_later(response, Code::Too_Many_Requests,
-                       "rate limit exceeded (INGEST_RATE_LIMIT); retry later", seconds);
-      return false;
+    if (!public_route && !limiter.allow(client, now, &retry_after)) {
+      return retry_later(429, "rate limit exceeded (INGEST_RATE_LIMIT); retry later",
+                         std::max<std::int64_t>(1, (retry_after.count() + 999) / 1000));
     }
-    return true;
+    return std::nullopt;
   }
 
-  void publish(const Request& request, ResponseWriter& response) const {
-    if (!acceptable_content_type(request)) {
-      send_error(response, Code::Unsupported_Media_Type, "Content-Type must be application/json");
+  void publish(const Request& request, Responder responder) {
+    if (!acceptable_content_type(request.header("content-type"))) {
+      responder.send(json_error(415, "Content-Type must be application/json"));
       return;
     }
-    const std::string& body = request.body();
-    metrics.body_bytes->Observe(static_cast<double>(body.size()));
-    if (body.size() > config.max_body_bytes) {
-      send_error(response, Code::Request_Entity_Too_Large,
-                 "request body larger than INGEST_MAX_BODY_BYTES (" +
-                     std::to_string(config.max_body_bytes) + " bytes)");
-      return;
-    }
-    const PublishReport report = service->publish_and_wait(body, request_id(request, response));
-    pipeline::fault::crash_point("ingest.after_publish_before_response");
-    Code code = Code::Ok;
-    switch (report.kind) {
-      case PublishOutcomeKind::kOk:
-        code = Code::Ok;
-        break;
-      case PublishOutcomeKind::kAllRejected:
-      case PublishOutcomeKind::kBodyInvalid:
-        code = Code::Bad_Request;
-        break;
-      case PublishOutcomeKind::kTooManyEvents:
-        code = Code::Request_Entity_Too_Large;
-        break;
-      case PublishOutcomeKind::kRetryLater:
-        code = Code::Service_Unavailable;
-        add_header(response, "Retry-After", "1");
-        break;
-    }
-    send_json(response, code, report.to_json());
+    metrics.body_bytes->Observe(static_cast<double>(request.body.size()));
+    const std::string id = request_id(request);
+    auto pending = std::make_shared<Responder>(std::move(responder));
+    service->publish(request.body, id, [pending, id](PublishReport report) {
+      pipeline::fault::crash_point("ingest.after_publish_before_response");
+      Response response = json_response(200, report.to_json());
+      switch (report.kind) {
+        case PublishOutcomeKind::kOk:
+          break;
+        case PublishOutcomeKind::kAllRejected:
+        case PublishOutcomeKind::kBodyInvalid:
+          response.status = 400;
+          break;
+        case PublishOutcomeKind::kTooManyEvents:
+          response.status = 413;
+          break;
+        case PublishOutcomeKind::kRetryLater:
+          response.status = 503;
+          response.header("Retry-After", "1");
+          break;
+      }
+      response.header("X-Request-Id", id);
+      pending->send(std::move(response));
+    });
   }
 
-  void events(const Request& request, ResponseWriter& response) const {
+  void events(const Request& request, Responder responder) {
     EventQuery query;
     query.limit = kDefaultEventsLimit;
-    query.topic = query_param(request, "topic");
-    query.source = query_param(request, "source");
+    query.topic = request.param("topic");
+    query.source = request.param("source");
     std::string error;
     // Checked by the rules of POST /publish: a value no event can have is a
     // client's mistake (400), not a query for the database to choke on.
@@ -275,14 +344,14 @@ struct IngestServer::Impl {
     }
     query.since_micros = timestamp_param(request, "since", &error);
     query.until_micros = timestamp_param(request, "until", &error);
-    if (const auto order = query_param(request, "order")) {
+    if (const auto order = request.param("order")) {
       if (*order == "desc") {
         query.descending = true;
       } else if (*order != "asc") {
         error = "order must be asc or desc";
       }
     }
-    if (auto limit = query_param(request, "limit")) {
+    if (auto limit = request.param("limit")) {
       std::size_t used = 0;
       long long value = -1;
       try {
@@ -296,12 +365,12 @@ struct IngestServer::Impl {
       }
       query.limit = static_cast<std::size_t>(value);
     }
-    if (const auto cursor = query_param(request, "cursor")) {
+    if (const auto cursor = request.param("cursor")) {
       query.cursor = EventCursor::decode(*cursor, query.descending);
       if (!query.cursor) error = "cursor is not one this server gave for this order";
     }
     if (!error.empty()) {
-      send_error(response, Code::Bad_Request, error);
+      responder.send(json_error(400, error));
       return;
     }
     try {
@@ -311,14 +380,14 @@ struct IngestServer::Impl {
       body += ",\"next_cursor\":";
       body += page.next ? json(page.next->encode(query.descending)).dump() : "null";
       body += '}';
-      send_json(response, Code::Ok, body);
+      responder.send(json_response(200, std::move(body)));
     } catch (const std::exception& e) {
       spdlog::warn("event=events_query_failed error=\"{}\"", std::string(e.what()).substr(0, 200));
-      send_retry_later(response, Code::Service_Unavailable, "database unavailable", 1);
+      responder.send(retry_later(503, "database unavailable", 1));
     }
   }
 
-  void stats(const Request& /*request*/, ResponseWriter& response) const {
+  void stats(const Request& /*request*/, Responder responder) {
     // The broker first, the database second: a message the broker no longer
     // counts as pending was committed before it was acked, so the counters
     // read afterwards include it. (The other order can miss a batch that
@@ -335,7 +404,7 @@ struct IngestServer::Impl {
       counters = store->counters();
     } catch (const std::exception& e) {
       spdlog::warn("event=stats_query_failed error=\"{}\"", std::string(e.what()).substr(0, 200));
-      send_retry_later(response, Code::Service_Unavailable, "database unavailable", 1);
+      responder.send(retry_later(503, "database unavailable", 1));
       return;
     }
     const std::int64_t duplicates = counters.duplicate_broker + counters.duplicate_database;
@@ -359,10 +428,10 @@ struct IngestServer::Impl {
         {"uptime_seconds", uptime.count()},
         {"started_at", pipeline::format_rfc3339(started_at)},
     };
-    send_json(response, Code::Ok, out.dump());
+    responder.send(json_response(200, out.dump()));
   }
 
-  void ready(const Request& /*request*/, ResponseWriter& response) const {
+  void ready(const Request& /*request*/, Responder responder) {
     json checks;
     // The broker is "ok" only when it answered the stream lookup: right after
     // it dies the client may still believe it is connected until the socket
@@ -384,134 +453,83 @@ struct IngestServer::Impl {
     checks["nats"] = nats_up ? "ok" : (connected ? "not responding" : "disconnected");
     const bool db_ok = store->reachable();
     checks["postgres"] = db_ok ? "ok" : "unreachable";
-    const bool ready = nats_up && stream_ok && db_ok;
-    json body{{"status", ready ? "ready" : "not ready"}, {"checks", checks}};
-    if (!ready) body["error"] = "a dependency is not available";
-    send_json(response, ready ? Code::Ok : Code::Service_Unavailable, body.dump());
+    const bool is_ready = nats_up && stream_ok && db_ok && !draining;
+    json body{{"status", is_ready ? "ready" : "not ready"}, {"checks", checks}};
+    if (draining) body["checks"]["draining"] = true;
+    if (!is_ready) body["error"] = "a dependency is not available";
+    responder.send(json_response(is_ready ? 200 : 503, body.dump()));
   }
 
-  void health(const Request& /*request*/, ResponseWriter& response) const {
-    send_json(response, Code::Ok, R"({"status":"ok"})");
+  void health(const Request& /*request*/, Responder responder) {
+    responder.send(json_response(200, R"({"status":"ok"})"));
   }
 
-  void prometheus_metrics(const Request& /*request*/, ResponseWriter& response) const {
+  void prometheus_metrics(const Request& /*request*/, Responder responder) {
     metrics.up.nats_up->Set(natsConnection_Status(nats_conn.get()) == NATS_CONN_STATUS_CONNECTED);
     metrics.up.postgres_up->Set(store->reachable() ? 1 : 0);
-    response.headers().add<Pistache::Http::Header::ContentType>(
-        Pistache::Http::Mime::MediaType::fromString("text/plain; version=0.0.4"));
-    response.send(Code::Ok, pipeline::metrics::serialize(*metrics.registry));
+    Response response = json_response(200, pipeline::metrics::serialize(*metrics.registry));
+    response.content_type = "text/plain; version=0.0.4";
+    responder.send(std::move(response));
   }
 
-  void openapi(const Request& /*request*/, ResponseWriter& response) const {
-    send_json(response, Code::Ok, openapi_document());
+  void openapi(const Request& /*request*/, Responder responder) {
+    responder.send(json_response(200, openapi_document()));
   }
 
   IngestConfig config;
-  // mutable: counting is not a change of the server's state.
-  mutable IngestMetrics metrics;
+  IngestMetrics metrics;
   TokenAuthenticator authenticator;
   RateLimiter limiter;
+  RateLimiter auth_failures;
   pipeline::UtcTimestamp started_at;
   std::chrono::steady_clock::time_point started_clock;
   pipeline::nats::ConnectionPtr nats_conn;
   pipeline::nats::JetStreamPtr admin_js;
-  mutable std::mutex admin_mutex;  // guards admin_js, used by /stats and /ready
+  std::mutex admin_mutex;  // guards admin_js, used by /stats and /ready
   std::unique_ptr<JetStreamPublisher> publisher;
   std::unique_ptr<EventStore> store;
   std::unique_ptr<PublishService> service;
-  std::unique_ptr<Pistache::Http::Endpoint> endpoint;
+  std::unique_ptr<WorkerPool> workers;
+  std::unique_ptr<http::HttpServer> http;
   std::atomic<bool> draining{false};
-  std::atomic<int> in_flight{0};
-  std::shared_ptr<Pistache::Rest::Router> router = std::make_shared<Pistache::Rest::Router>();
 };
 
-IngestServer::IngestServer(IngestConfig config) : impl_(std::make_unique<Impl>(std::move(config))) {
-  using Handler = void (Impl::*)(const Request&, ResponseWriter&) const;
-  const std::map<std::string, Handler> handlers = {
-      {"/publish", &Impl::publish},
-      {"/events", &Impl::events},
-      {"/stats", &Impl::stats},
-      {"/health", &Impl::health},
-      {"/ready", &Impl::ready},
-      {"/openapi.json", &Impl::openapi},
-      {"/metrics", &Impl::prometheus_metrics},
-  };
-  Impl* impl = impl_.get();
-  for (const Route& route : routes()) {
-    const Handler handler = handlers.at(route.path);
-    const bool public_route = route.public_route;
-    // The Impl outlives the endpoint, so the raw pointer stays valid.
-    const bool always = route.path == "/health";
-    const std::string path = route.path;
-    auto call = [impl, handler, public_route, always, path](const Request& request,
-                                                            ResponseWriter response) {
-      const auto started = std::chrono::steady_clock::now();
-      ++impl->in_flight;
-      impl->metrics.in_flight->Increment();
-      if (impl->draining && !always) {
-        send_retry_later(response, Code::Service_Unavailable, "shutting down; retry elsewhere", 1);
-      } else if (impl->admit(request, response, public_route)) {
-        (impl->*handler)(request, response);
-      }
-      impl->metrics.in_flight->Decrement();
-      --impl->in_flight;
-      impl->metrics.requests(path, static_cast<int>(response.getResponseCode())).Increment();
-      impl->metrics.request_duration(path).Observe(
-          std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
-      return Pistache::Rest::Route::Result::Ok;
-    };
-    if (route.method == "POST") {
-      Pistache::Rest::Routes::Post(*impl->router, route.path, call);
-    } else {
-      Pistache::Rest::Routes::Get(*impl->router, route.path, call);
+const std::vector<IngestServer::Route>& IngestServer::routes() {
+  static const std::vector<Route> kRoutes = [] {
+    std::vector<Route> out;
+    for (const auto& route : Impl::route_table()) {
+      out.push_back({route.method, route.path, route.public_route});
     }
-  }
-  // Every other method on a known path: a JSON 405 with Allow (the router's
-  // own answer would be plain text).
-  using Pistache::Http::Method;
-  for (const Route& route : routes()) {
-    std::string allow;
-    for (const Route& other : routes()) {
-      if (other.path == route.path) allow += (allow.empty() ? "" : ", ") + other.method;
-    }
-    for (const Method method : {Method::Get, Method::Post, Method::Put, Method::Patch,
-                                Method::Delete, Method::Options, Method::Head}) {
-      const std::string name = Pistache::Http::methodString(method);
-      if (allow.find(name) != std::string::npos) continue;
-      impl->router->addRoute(
-          method, route.path,
-          [impl, allow, path = route.path](const Request& request, ResponseWriter response) {
-            add_header(response, "Allow", allow);
-            send_error(response, Code::Method_Not_Allowed,
-                       "method not allowed on " + request.resource() + " (allowed: " + allow + ")");
-            impl->metrics.requests(path, 405).Increment();
-            return Pistache::Rest::Route::Result::Ok;
-          });
-    }
-  }
-  impl->router->addNotFoundHandler([impl](const Request& request, ResponseWriter response) {
-    send_error(response, Code::Not_Found, "no such endpoint: " + request.resource());
-    impl->metrics.requests("other", 404).Increment();
-    return Pistache::Rest::Route::Result::Ok;
-  });
+    return out;
+  }();
+  return kRoutes;
 }
+
+IngestServer::IngestServer(IngestConfig config)
+    : impl_(std::make_unique<Impl>(std::move(config))) {}
 
 IngestServer::~IngestServer() { stop(); }
 
 void IngestServer::start() {
   const auto& cfg = impl_->config;
-  Pistache::Address address(cfg.http_address,
-                            Pistache::Port(static_cast<std::uint16_t>(cfg.http_port)));
-  impl_->endpoint = std::make_unique<Pistache::Http::Endpoint>(address);
-  auto opts = Pistache::Http::Endpoint::options()
-                  .threads(static_cast<int>(cfg.http_threads))
-                  .flags(Pistache::Tcp::Options::ReuseAddr)
-                  .maxRequestSize(cfg.max_body_bytes + kRequestOverhead)
-                  .headerTimeout(cfg.header_timeout)
-                  .bodyTimeout(cfg.body_timeout);
-  impl_->endpoint->init(opts);
-  impl_->endpoint->setHandler(Pistache::Rest::Router::handler(impl_->router));
-  impl_->endpoint->serveThreaded();
+  http::ServerLimits limits;
+  limits.reader.max_request_line = cfg.max_request_line_bytes;
+  limits.reader.max_header_bytes = cfg.max_header_bytes;
+  limits.reader.max_body_bytes = cfg.max_body_bytes;
+  limits.header_timeout = cfg.header_timeout;
+  limits.body_timeout = cfg.body_timeout;
+  limits.idle_timeout = cfg.idle_timeout;
+  limits.write_timeout = cfg.write_timeout;
+  limits.max_connections = cfg.max_connections;
+  limits.max_pipelined = cfg.max_pipelined;
+  limits.threads = cfg.http_threads;
+  Impl* impl = impl_.get();
+  impl_->http = std::make_unique<http::HttpServer>(
+      cfg.http_address, static_cast<std::uint16_t>(cfg.http_port), limits,
+      [impl](Request&& request, Responder responder) {
+        impl->dispatch(std::move(request), std::move(responder));
+      });
+  impl_->http->start();
   spdlog::info("event=ingest_listening address={} port={} auth={} rate_limit={}", cfg.http_address,
                port(), impl_->authenticator.enabled() ? "on" : "off",
                impl_->limiter.enabled() ? "on" : "off");
@@ -520,22 +538,21 @@ void IngestServer::start() {
 void IngestServer::drain(std::chrono::milliseconds timeout) {
   impl_->draining = true;
   const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (impl_->in_flight.load() > 0 && std::chrono::steady_clock::now() < deadline) {
+  const auto in_flight = [&] { return impl_->metrics.in_flight->Value(); };
+  while (in_flight() > 0 && std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
-  spdlog::info("event=ingest_drained in_flight={}", impl_->in_flight.load());
+  spdlog::info("event=ingest_drained in_flight={}", in_flight());
   stop();
 }
 
 void IngestServer::stop() {
-  if (impl_ && impl_->endpoint) {
-    impl_->endpoint->shutdown();
-    impl_->endpoint.reset();
+  if (impl_ && impl_->http) {
+    impl_->http->stop();
+    impl_->http.reset();
   }
 }
 
-std::uint16_t IngestServer::port() const {
-  return impl_->endpoint ? static_cast<std::uint16_t>(impl_->endpoint->getPort()) : 0;
-}
+std::uint16_t IngestServer::port() const { return impl_->http ? impl_->http->port() : 0; }
 
 }  // namespace ingest

@@ -120,10 +120,10 @@ bool HttpClient::read_response(HttpResponse& response) {
 HttpResponse HttpClient::request(const std::string& method, const std::string& path,
                                  const std::string& body, const std::string& content_type,
                                  const std::map<std::string, std::string>& headers) {
-  // Pistache 0.0.5 closes the connection after each response unless asked
-  // to keep it.
+  // No Connection header: HTTP/1.1 keeps the connection by default, and
+  // this client behaves like curl, wrk or Go's net/http.
   std::string request =
-      method + " " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: keep-alive\r\n";
+      method + " " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\n";  // kept alive by default
   if (!body.empty() || method == "POST") {
     if (!content_type.empty()) request += "Content-Type: " + content_type + "\r\n";
     request += "Content-Length: " + std::to_string(body.size()) + "\r\n";

@@ -239,6 +239,73 @@ TEST(WireFormat, EncodeDecodeRoundTrip) {
   EXPECT_EQ(decoded->payload_json, v.event->payload_json);
 }
 
+// A body with the text of an event whose payload is `payload_text`.
+std::string event_text(const std::string& payload_text, const std::string& id = "1") {
+  return R"({"topic":"t","event_id":")" + id +
+         R"(","timestamp":"2026-11-24T10:00:00Z","source":"s","payload":)" + payload_text + "}";
+}
+
+// Numbers stay exactly as sent (the payload's own text travels; jsonb keeps
+// it exact), through the wire format to the processor too.
+TEST(PayloadFidelity, NumbersStayExact) {
+  const std::string payload =
+      R"({"big":18446744073709551616,"neg":-9223372036854775809,"tiny":1e-999,)"
+      R"("huge":1e400,"pi":3.14159265358979323846264338327950288})";
+  const PublishBody body = parse_publish_body(event_text(payload), {});
+  ASSERT_FALSE(body.error);
+  ASSERT_TRUE(body.verdicts[0].event) << body.verdicts[0].error;
+  EXPECT_EQ(body.verdicts[0].event->payload_json, payload);
+  std::string why;
+  const auto decoded = decode_event(encode_event(*body.verdicts[0].event), &why);
+  ASSERT_TRUE(decoded) << why;
+  EXPECT_EQ(decoded->payload_json, payload);
+}
+
+// What PostgreSQL's numeric cannot hold exactly is refused with a clear
+// error, alone: its neighbours are kept.
+TEST(PayloadFidelity, NumbersJsonbCannotHoldAreRefusedAlone) {
+  for (const std::string number : {"-0", "-0.0", "-0e5", "1e-99999", "1e200000"}) {
+    const PublishBody body = parse_publish_body(
+        "[" + event_text(R"({"x":)" + number + "}", "bad") + "," + event_text("{}", "good") + "]",
+        {});
+    ASSERT_FALSE(body.error) << number;
+    EXPECT_FALSE(body.verdicts[0].event) << number;
+    EXPECT_NE(body.verdicts[0].error.find("cannot be stored exactly"), std::string::npos)
+        << number << ": " << body.verdicts[0].error;
+    EXPECT_TRUE(body.verdicts[1].event) << number;
+  }
+  for (const std::string number : {"0", "0.0", "-1", "1e-16383", "1.5e131071", "1e400", "-2e400"}) {
+    const PublishBody body = parse_publish_body(event_text(R"({"x":)" + number + "}"), {});
+    EXPECT_TRUE(body.verdicts.at(0).event) << number << ": " << body.verdicts[0].error;
+  }
+}
+
+// RFC 7493: each member name once per object. With duplicates the parser
+// keeps the last one, topic included, so they are refused: in an event (its
+// neighbours kept), in a payload at any depth, and in the envelope.
+TEST(PayloadFidelity, DuplicateMemberNamesAreRefused) {
+  const std::string twice_topic =
+      R"({"topic":"a","topic":"b","event_id":"1","timestamp":"2026-11-24T10:00:00Z","source":"s"})";
+  PublishBody body = parse_publish_body("[" + twice_topic + "," + event_text("{}") + "]", {});
+  ASSERT_FALSE(body.error);
+  EXPECT_FALSE(body.verdicts[0].event);
+  EXPECT_EQ(body.verdicts[0].error,
+            R"(event: duplicate member name "topic" (each name once per object, RFC 7493))");
+  EXPECT_TRUE(body.verdicts[1].event);
+
+  body = parse_publish_body(twice_topic, {});
+  ASSERT_EQ(body.verdicts.size(), 1u);
+  EXPECT_FALSE(body.verdicts[0].event);
+
+  body = parse_publish_body(event_text(R"({"a":{"b":1,"b":2}})"), {});
+  EXPECT_FALSE(body.verdicts[0].event);
+  EXPECT_NE(body.verdicts[0].error.find(R"(duplicate member name "b")"), std::string::npos);
+
+  body = parse_publish_body(R"({"events":[],"events":[)" + event_text("{}") + "]}", {});
+  ASSERT_TRUE(body.error);
+  EXPECT_NE(body.error->message.find("duplicate member name"), std::string::npos);
+}
+
 TEST(WireFormat, DecodeRejectsGarbage) {
   std::string why;
   EXPECT_FALSE(decode_event("\x01\x02 not json", &why));

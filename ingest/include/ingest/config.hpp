@@ -16,18 +16,28 @@ struct IngestConfig {
   pipeline::CommonSettings common;
   std::string http_address = "0.0.0.0";
   std::int64_t http_port = 8080;  ///< 0 picks a free port (tests)
-  std::size_t http_threads = 32;
+  std::size_t http_threads = 2;   ///< I/O threads: they never wait
+  std::size_t query_threads = 8;  ///< threads for /events, /stats, /ready, /metrics
   std::size_t max_body_bytes = std::size_t{1024} * 1024;
+  std::size_t max_request_line_bytes = 8 * 1024;
+  std::size_t max_header_bytes = 16 * 1024;
+  std::size_t max_connections = 10000;
+  std::size_t max_pipelined = 32;
   pipeline::ValidationLimits limits;
   std::chrono::milliseconds publish_timeout{5000};
   std::chrono::milliseconds header_timeout{10000};
   std::chrono::milliseconds body_timeout{30000};
+  std::chrono::milliseconds idle_timeout{60000};
+  std::chrono::milliseconds write_timeout{30000};
   std::size_t db_pool_size = 4;
   /// Comma-separated bearer tokens; empty = no authentication.
   std::string api_tokens;
   /// Requests per second per token (or client address); 0 = no rate limit.
   double rate_limit_rps = 0;
   std::size_t rate_limit_burst = 100;
+  /// Failed authentications per second per client address (then 429).
+  double auth_failure_rate = 5;
+  std::size_t auth_failure_burst = 20;
 
   /// The tokens of api_tokens, split and trimmed.
   std::vector<std::string> token_list() const;

@@ -1,0 +1,90 @@
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "http/message.hpp"
+#include "http/request_reader.hpp"
+
+namespace ingest::http {
+
+/// The limits of the front door; each is a named setting of ingest.
+struct ServerLimits {
+  ReaderLimits reader;
+  std::chrono::milliseconds header_timeout{10000};  ///< INGEST_HEADER_TIMEOUT: 408 beyond
+  std::chrono::milliseconds body_timeout{30000};    ///< INGEST_BODY_TIMEOUT: 408 beyond
+  std::chrono::milliseconds idle_timeout{60000};    ///< INGEST_IDLE_TIMEOUT: closed beyond
+  std::chrono::milliseconds write_timeout{30000};   ///< INGEST_WRITE_TIMEOUT: closed beyond
+  std::size_t max_connections = 10000;  ///< INGEST_MAX_CONNECTIONS: 503 and close beyond
+  std::size_t max_pipelined = 32;       ///< requests of one connection in flight at once
+  std::size_t threads = 2;              ///< INGEST_HTTP_THREADS: I/O threads
+};
+
+class Connection;
+
+/// The answer to one request: send() once, from any thread. Responses of a
+/// connection go out in the order of its requests, whatever order they are
+/// sent in. Destroyed without send(), it answers 500 (every request gets an
+/// answer).
+class Responder {
+ public:
+  Responder() = default;
+  Responder(std::shared_ptr<Connection> connection, std::uint64_t slot, int version_minor,
+            bool keep_alive, bool head);
+  Responder(Responder&& other) noexcept;
+  Responder& operator=(Responder&& other) noexcept;
+  Responder(const Responder&) = delete;
+  Responder& operator=(const Responder&) = delete;
+  ~Responder();
+
+  void send(Response response);
+  /// Called with the status just before the response is queued (metrics).
+  void on_sent(std::function<void(int status)> callback) { on_sent_ = std::move(callback); }
+
+ private:
+  std::shared_ptr<Connection> connection_;
+  std::uint64_t slot_ = 0;
+  int version_minor_ = 1;
+  bool keep_alive_ = true;
+  bool head_ = false;
+  std::function<void(int)> on_sent_;
+};
+
+/// What the server does with each request: runs on an I/O thread (or the
+/// thread that completed an earlier response of the same connection), so it
+/// must not block; work that waits goes elsewhere with the Responder.
+using RequestHandler = std::function<void(Request&& request, Responder responder)>;
+
+/// HTTP/1.1 on Pistache's TCP layer (its listener, reactor threads and reads),
+/// with the framing, persistence and writing done here: requests framed
+/// strictly by RequestReader before anything uses them; connections kept
+/// alive unless the client asks otherwise (RFC 9112 §9.3) and closed after
+/// INGEST_IDLE_TIMEOUT; pipelined requests answered in order; responses
+/// completed from any thread and written without blocking a thread; clients
+/// that do not read cut off after INGEST_WRITE_TIMEOUT; at most
+/// INGEST_MAX_CONNECTIONS connections. Every error answer is JSON.
+class HttpServer {
+ public:
+  HttpServer(std::string address, std::uint16_t port, ServerLimits limits, RequestHandler handler);
+  ~HttpServer();
+  HttpServer(const HttpServer&) = delete;
+  HttpServer& operator=(const HttpServer&) = delete;
+
+  /// Binds and serves on background threads. Throws when the port is taken.
+  void start();
+  /// Closes every connection and stops the threads. Idempotent.
+  void stop();
+  std::uint16_t port() const;
+  std::size_t open_connections() const;
+
+  struct Core;
+
+ private:
+  std::shared_ptr<Core> core_;
+};
+
+}  // namespace ingest::http
