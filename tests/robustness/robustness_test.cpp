@@ -185,6 +185,14 @@ std::pair<int, std::string> run(const std::string& command) {
   return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
 }
 
+// The ingest executable under test: this build's, or another one named by
+// ROBUSTNESS_INGEST_BINARY (to show what an older build fails).
+std::string ingest_binary() {
+  // NOLINTNEXTLINE(concurrency-mt-unsafe): read once, before any thread
+  const char* other = std::getenv("ROBUSTNESS_INGEST_BINARY");
+  return other != nullptr ? other : INGEST_BINARY;
+}
+
 // nats-server, PostgreSQL and a processor for the whole suite; each test
 // starts the ingest it needs (its own settings) on them.
 class Backend {
