@@ -242,7 +242,7 @@ class Robustness : public ::testing::Test {
         "INGEST_BODY_TIMEOUT=2s", "INGEST_MAX_CONNECTIONS=64", "INGEST_MAX_BODY_BYTES=65536"};
     settings.insert(settings.end(), extra.begin(), extra.end());
     ingest_ =
-        Process({INGEST_BINARY}, backend().logs() + "/ingest.log", backend().env(port_, settings));
+        Process({ingest_binary()}, backend().logs() + "/ingest.log", backend().env(port_, settings));
     ASSERT_TRUE(
         wait_until([&] { return HttpClient(port_, 500).get("/health").status == 200; }, 30s))
         << "ingest did not come up; see " << backend().logs();
