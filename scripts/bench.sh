@@ -3,7 +3,9 @@
 # directory on free loopback ports, with everything on this machine, and runs
 # the scenarios of issue 6:
 #   1. seed: 20,000 events, 30% duplicates, batches of 100, 8 connections
-#   2. single events: one event per request, 64 connections, 30 s
+#   2. single events: one event per request, 64 connections, 30 s, as
+#      standard clients send them (no Connection header), then the same with
+#      "Connection: keep-alive" to compare
 #   3. sustained: 1,000,000 events, 30% duplicates, batches of 100 (RSS and
 #      consumer lag sampled every second)
 #   4. stage ceilings: bench_publish, bench_consume, bench_insert alone
@@ -79,9 +81,14 @@ timeout --foreground 300 "$bin/bench_publish" --nats-url="$nats_url" "${common[@
 timeout --foreground 300 "$bin/bench_consume" --nats-url="$nats_url" "${common[@]}" --json="$run_dir/consume.json"
 timeout --foreground 300 "$bin/bench_insert" --database-url="$database_url" "${common[@]}" --json="$run_dir/insert.json"
 
-echo "bench: scenario 2 (single events): batch 1, 64 connections, $single_duration"
+echo "bench: scenario 2 (single events): batch 1, 64 connections, $single_duration, no Connection header"
 scenario single "$bin/loadgen" --url="$url" --events=0 --duration="$single_duration" --batch=1 \
   --connections=64 --duplicates=0.3 --timeout=300s --json="$run_dir/single.json"
+
+echo "bench: scenario 2b: the same with \"Connection: keep-alive\" on every request"
+scenario single_header "$bin/loadgen" --url="$url" --events=0 --duration="$single_duration" \
+  --batch=1 --connections=64 --duplicates=0.3 --timeout=300s --keep-alive-header \
+  --json="$run_dir/single_header.json"
 
 echo "bench: HTTP baseline: GET /health, 64 connections, 10 s (no NATS, no PostgreSQL)"
 scenario health "$bin/loadgen" --url="$url" --get=/health --duration=10s --connections=64 \

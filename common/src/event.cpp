@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include "json_layout.hpp"
+#include "pipeline/json_text.hpp"
 #include "pipeline/timestamp.hpp"
 
 namespace pipeline {
@@ -342,13 +343,13 @@ std::string encode_event(const Event& event) {
   out.reserve(96 + event.topic.size() + event.event_id.size() + event.source.size() +
               event.payload_json.size());
   out += "{\"topic\":";
-  out += json(event.topic).dump();
+  append_json_string(out, event.topic);
   out += ",\"event_id\":";
-  out += json(event.event_id).dump();
+  append_json_string(out, event.event_id);
   out += ",\"timestamp\":";
-  out += json(event.timestamp).dump();
+  append_json_string(out, event.timestamp);
   out += ",\"source\":";
-  out += json(event.source).dump();
+  append_json_string(out, event.source);
   out += ",\"payload\":";
   out += event.payload_json;
   out += '}';

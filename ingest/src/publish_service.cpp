@@ -6,11 +6,11 @@
 #include <chrono>
 #include <cstdint>
 #include <future>
-#include <nlohmann/json.hpp>
 
 #include "ingest/publisher.hpp"
 #include "metrics.hpp"
 #include "pipeline/fault.hpp"
+#include "pipeline/json_text.hpp"
 
 namespace ingest {
 namespace {
@@ -59,32 +59,47 @@ const char* event_status_name(EventStatus status) {
 }
 
 std::string PublishReport::to_json() const {
-  nlohmann::json out;
+  // Built by hand (this runs for every request); the keys in the order a
+  // nlohmann::json object would print them.
+  std::string out;
   if (kind == PublishOutcomeKind::kBodyInvalid || kind == PublishOutcomeKind::kTooManyEvents) {
-    out["error"] = error;
-    return out.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    out = "{\"error\":";
+    pipeline::append_json_string(out, error);
+    out += '}';
+    return out;
   }
-  out["received"] = received;
-  out["accepted"] = accepted;
-  out["duplicates"] = duplicates;
-  out["rejected"] = rejected;
-  out["failed"] = failed;
-  auto& list = out["results"] = nlohmann::json::array();
-  for (const auto& r : results) {
-    nlohmann::json item{{"index", r.index},
-                        {"topic", r.topic},
-                        {"event_id", r.event_id},
-                        {"status", event_status_name(r.status)}};
-    if (!r.error.empty()) item["error"] = r.error;
-    list.push_back(std::move(item));
-  }
+  out.reserve(96 + results.size() * 96);
+  out += "{\"accepted\":" + std::to_string(accepted);
+  out += ",\"duplicates\":" + std::to_string(duplicates);
   if (kind == PublishOutcomeKind::kRetryLater) {
-    out["error"] = "some events were not accepted by the broker; retry them (a retry is safe)";
+    out +=
+        ",\"error\":\"some events were not accepted by the broker; retry them (a retry is safe)\"";
   } else if (kind == PublishOutcomeKind::kAllRejected) {
-    out["error"] = "every event was rejected";
+    out += ",\"error\":\"every event was rejected\"";
   }
-  // Invalid UTF-8 cannot reach here (the parser rejects it); replace to be safe.
-  return out.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  out += ",\"failed\":" + std::to_string(failed);
+  out += ",\"received\":" + std::to_string(received);
+  out += ",\"rejected\":" + std::to_string(rejected);
+  out += ",\"results\":[";
+  for (std::size_t i = 0; i < results.size(); ++i) {
+    const EventResult& r = results[i];
+    out += i == 0 ? "{" : ",{";
+    if (!r.error.empty()) {
+      out += "\"error\":";
+      pipeline::append_json_string(out, r.error);
+      out += ',';
+    }
+    out += "\"event_id\":";
+    pipeline::append_json_string(out, r.event_id);
+    out += ",\"index\":" + std::to_string(r.index);
+    out += ",\"status\":\"";
+    out += event_status_name(r.status);
+    out += "\",\"topic\":";
+    pipeline::append_json_string(out, r.topic);
+    out += '}';
+  }
+  out += "]}";
+  return out;
 }
 
 // One request on its way: the parsed body, the results so far, and where

@@ -30,11 +30,15 @@ class TimerQueue {
   TimerQueue& operator=(const TimerQueue&) = delete;
 
   void at(Clock::time_point when, std::function<void()> task) {
+    bool sooner = false;
     {
       std::lock_guard<std::mutex> lock(mutex_);
+      // The thread needs waking only when this task comes before the one it
+      // waits for (most tasks come later: one wake-up less per request).
+      sooner = tasks_.empty() || when < tasks_.top().when;
       tasks_.push({when, next_id_++, std::move(task)});
     }
-    cv_.notify_all();
+    if (sooner) cv_.notify_one();
   }
 
  private:

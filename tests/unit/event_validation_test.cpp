@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include "pipeline/event.hpp"
+#include "pipeline/json_text.hpp"
 
 namespace pipeline {
 namespace {
@@ -304,6 +305,27 @@ TEST(PayloadFidelity, DuplicateMemberNamesAreRefused) {
   body = parse_publish_body(R"({"events":[],"events":[)" + event_text("{}") + "]}", {});
   ASSERT_TRUE(body.error);
   EXPECT_NE(body.error->message.find("duplicate member name"), std::string::npos);
+}
+
+TEST(JsonText, EscapesAndAlwaysGivesValidJson) {
+  const auto quoted = [](std::string_view text) {
+    std::string out;
+    append_json_string(out, text);
+    return out;
+  };
+  EXPECT_EQ(quoted("plain"), R"("plain")");
+  EXPECT_EQ(quoted("q\"b\\n\n\x01\x7f"), R"("q\"b\\n\n\u0001\u007f")");
+  EXPECT_EQ(quoted("caf\xc3\xa9 \xe2\x9c\x93"), "\"caf\xc3\xa9 \xe2\x9c\x93\"");
+  // Ill-formed UTF-8 (a lone byte, a cut sequence, a surrogate) becomes U+FFFD.
+  EXPECT_EQ(quoted("a\xe9"
+                   "b"),
+            "\"a\xef\xbf\xbd"
+            "b\"");
+  EXPECT_EQ(quoted("\xe2\x9c"), "\"\xef\xbf\xbd\xef\xbf\xbd\"");
+  EXPECT_EQ(quoted("\xed\xa0\x80"), "\"\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\"");
+  for (const char* text : {"\xff\xfe", "x\xc3", "\x1f"}) {
+    EXPECT_TRUE(json::accept(quoted(text))) << quoted(text);
+  }
 }
 
 TEST(WireFormat, DecodeRejectsGarbage) {
