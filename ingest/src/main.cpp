@@ -1,6 +1,8 @@
 #include <spdlog/spdlog.h>
 
 #include <csignal>
+#include <cstdlib>
+#include <thread>
 #include <iostream>
 
 #include "ingest/server.hpp"
@@ -33,7 +35,15 @@ int main(int argc, char** argv) {
     // Requests in flight finish; new ones get 503. A request waits at most
     // INGEST_PUBLISH_TIMEOUT for its events' PubAcks and as long again for
     // its count marker's (each with a second of margin).
-    server.drain(2 * config.publish_timeout + std::chrono::seconds(3));
+    const auto budget = 2 * config.publish_timeout + std::chrono::seconds(3);
+    // No thread can hang the stop (none waits without a bound), but should
+    // one, the process still ends soon after its budget.
+    std::thread([budget] {
+      std::this_thread::sleep_for(budget + std::chrono::seconds(5));
+      spdlog::critical("event=shutdown_forced reason=\"stop took longer than the drain budget\"");
+      std::_Exit(1);
+    }).detach();
+    server.drain(budget);
   } catch (const std::exception& e) {
     spdlog::critical("event=fatal error=\"{}\"", e.what());
     return 1;
