@@ -166,7 +166,7 @@ struct IngestServer::Impl {
         started_at(pipeline::now_utc()),
         started_clock(std::chrono::steady_clock::now()) {
     nats_conn = pipeline::nats::connect(config.common.nats_url, "ingest",
-                                        config.common.connect_timeout, /*send_asap=*/true);
+                                        config.common.connect_timeout, /*send_asap=*/false);
     admin_js = pipeline::nats::jetstream(nats_conn.get());
     const auto& common = config.common;
     pipeline::nats::retry_setup("stream", common.connect_timeout, [&] {
