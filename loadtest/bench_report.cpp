@@ -152,7 +152,26 @@ int run(int argc, char** argv) {
   if (dir.empty()) throw std::invalid_argument("--dir is required");
 
   const auto facts = read_facts(dir + "/env.txt");
-  const json seed = read_json(dir + "/seed.json");
+  // Scenario 1 ran three times (older runs: once, as seed.json): the median
+  // by end-to-end throughput stands for it.
+  std::vector<std::pair<json, std::string>> seed_runs;
+  for (const char* name : {"seed_run1", "seed_run2", "seed_run3", "seed"}) {
+    if (std::ifstream(dir + "/" + name + ".json")) {
+      seed_runs.emplace_back(read_json(dir + "/" + name + ".json"), name);
+    }
+  }
+  if (seed_runs.empty()) throw std::runtime_error("missing " + dir + "/seed_run1.json");
+  std::sort(seed_runs.begin(), seed_runs.end(), [](const auto& a, const auto& b) {
+    return a.first["verify"].value("end_to_end_events_per_second", 0.0) <
+           b.first["verify"].value("end_to_end_events_per_second", 0.0);
+  });
+  const json seed = seed_runs[seed_runs.size() / 2].first;
+  const std::string seed_name = seed_runs[seed_runs.size() / 2].second;
+  std::string seed_all;
+  for (const auto& [run, name] : seed_runs) {
+    seed_all += (seed_all.empty() ? "" : ", ") +
+                num(run["verify"].value("end_to_end_events_per_second", 0.0));
+  }
   const json single = read_json(dir + "/single.json");
   const json sustained = read_json(dir + "/sustained.json");
   const json publish = read_json(dir + "/publish.json");
@@ -210,6 +229,7 @@ int run(int argc, char** argv) {
     if (scenario == "health" && !health) continue;
     if (scenario == "single_header" && !single_header) continue;
     const std::string name = scenario;
+    if (scenario == "seed") scenario = seed_name;  // the CPU of the median run
     const auto rows = read_facts(dir + "/" + scenario.append(".cpu"));
     json entry = json::object();
     for (const auto& [k, v] : rows) entry[k] = std::stod(v);
@@ -277,6 +297,7 @@ int run(int argc, char** argv) {
         {"build_type", facts.at("build_type")}}},
       {"scenarios",
        {{"seed", seed},
+        {"seed_runs_end_to_end_events_per_second", seed_all},
         {"single_events", single},
         {"single_events_keep_alive_header", single_header ? *single_header : json()},
         {"http_baseline_get_health", health ? *health : json()},
@@ -382,7 +403,8 @@ int run(int argc, char** argv) {
   md << "| **combined** | 1 / (1/publish + 1/consume + 1/insert) | | | **" << num(combined)
      << "** |\n\n";
   md << "Scenario 1 end to end is **" << num(seed_e2e) << " events/s = " << num(ratio, 2)
-     << " of the combined ceiling**.\n\n";
+     << " of the combined ceiling** (the median of three runs: " << seed_all
+     << " events/s).\n\n";
 
   md << "**Sustained run** (scenario 3): completed events/s (stored or dropped as duplicates) per "
         "5 s "

@@ -42,6 +42,7 @@ constexpr const char* kPublishIdHeader = "Pipeline-Publish-Id";
 // library still owes (it reports a timeout for every message by itself).
 constexpr auto kExpiryMargin = std::chrono::seconds(1);
 constexpr auto kMaxRetryPause = std::chrono::milliseconds(500);
+constexpr auto kSweepInterval = std::chrono::milliseconds(250);
 
 PublishOutcome outcome_from_error(natsStatus status, jsErrCode code, const char* text) {
   PublishOutcome outcome;
@@ -132,6 +133,27 @@ JetStreamPublisher::JetStreamPublisher(natsConnection* conn, pipeline::nats::Str
   opts.PublishAsync.MaxPending = std::int64_t{256} * 1024;
   opts.PublishAsync.StallWait = publish_timeout_.count();
   js_ = pipeline::nats::jetstream(conn, &opts);
+  schedule_sweep();
+}
+
+void JetStreamPublisher::schedule_sweep() {
+  timers_->at(Clock::now() + kSweepInterval, [this] {
+    sweep_expired();
+    schedule_sweep();
+  });
+}
+
+void JetStreamPublisher::sweep_expired() {
+  const auto now = Clock::now();
+  std::vector<std::shared_ptr<Request>> due;
+  {
+    std::lock_guard<std::mutex> lock(expiry_mutex_);
+    while (!expiry_.empty() && expiry_.front().first <= now) {
+      if (auto alive = expiry_.front().second.lock()) due.push_back(std::move(alive));
+      expiry_.pop_front();
+    }
+  }
+  for (const auto& request : due) expire(request);
 }
 
 JetStreamPublisher::~JetStreamPublisher() {
@@ -177,10 +199,12 @@ void JetStreamPublisher::publish(std::vector<OutgoingMessage> messages,
     return;
   }
   // A safety net: the library reports a timeout for each message by itself.
-  std::weak_ptr<Request> weak = request;
-  timers_->at(request->deadline + kExpiryMargin, [this, weak] {
-    if (auto alive = weak.lock()) expire(alive);
-  });
+  // Every request has the same timeout, so their deadlines come in order: a
+  // FIFO the sweep takes from the front (no timer per request).
+  {
+    std::lock_guard<std::mutex> lock(expiry_mutex_);
+    expiry_.emplace_back(request->deadline + kExpiryMargin, request);
+  }
   for (std::size_t i = 0; i < count; ++i) send(request, i);
 }
 

@@ -5,6 +5,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -114,6 +115,8 @@ class JetStreamPublisher {
   void settle(const std::shared_ptr<Request>& request, std::size_t index,
               const PublishOutcome& outcome);
   void expire(const std::shared_ptr<Request>& request);
+  void schedule_sweep();
+  void sweep_expired();
   static void on_ack(jsCtx* js, natsMsg* msg, jsPubAck* pa, jsPubAckErr* pae, void* closure);
 
   pipeline::nats::StreamSettings stream_;
@@ -125,6 +128,9 @@ class JetStreamPublisher {
   pipeline::nats::JetStreamPtr js_;
   std::mutex pending_mutex_;
   std::unordered_map<const natsMsg*, Attempt> pending_;
+  std::mutex expiry_mutex_;
+  /// Requests by deadline (+ margin), oldest first.
+  std::deque<std::pair<std::chrono::steady_clock::time_point, std::weak_ptr<Request>>> expiry_;
   std::unique_ptr<TimerQueue> timers_;
 };
 
