@@ -403,8 +403,7 @@ int run(int argc, char** argv) {
   md << "| **combined** | 1 / (1/publish + 1/consume + 1/insert) | | | **" << num(combined)
      << "** |\n\n";
   md << "Scenario 1 end to end is **" << num(seed_e2e) << " events/s = " << num(ratio, 2)
-     << " of the combined ceiling** (the median of three runs: " << seed_all
-     << " events/s).\n\n";
+     << " of the combined ceiling** (the median of three runs: " << seed_all << " events/s).\n\n";
 
   md << "**Sustained run** (scenario 3): completed events/s (stored or dropped as duplicates) per "
         "5 s "

@@ -2,8 +2,8 @@
 
 #include <csignal>
 #include <cstdlib>
-#include <thread>
 #include <iostream>
+#include <thread>
 
 #include "ingest/server.hpp"
 #include "pipeline/logging.hpp"

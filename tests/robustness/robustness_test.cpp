@@ -15,8 +15,8 @@
 
 #include <array>
 #include <cmath>
-#include <cstring>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -264,8 +264,8 @@ class Robustness : public ::testing::Test {
         "INGEST_IDLE_TIMEOUT=1s", "INGEST_WRITE_TIMEOUT=1s",   "INGEST_HEADER_TIMEOUT=2s",
         "INGEST_BODY_TIMEOUT=2s", "INGEST_MAX_CONNECTIONS=64", "INGEST_MAX_BODY_BYTES=65536"};
     settings.insert(settings.end(), extra.begin(), extra.end());
-    ingest_ =
-        Process({ingest_binary()}, backend().logs() + "/ingest.log", backend().env(port_, settings));
+    ingest_ = Process({ingest_binary()}, backend().logs() + "/ingest.log",
+                      backend().env(port_, settings));
     ASSERT_TRUE(
         wait_until([&] { return HttpClient(port_, 500).get("/health").status == 200; }, 30s))
         << "ingest did not come up; see " << backend().logs();
