@@ -1,10 +1,9 @@
 #include "pipeline/database.hpp"
 
-#include <spdlog/spdlog.h>
-
 #include <pqxx/pqxx>
 #include <thread>
 
+#include "pipeline/logging.hpp"
 #include "pipeline/migrations.hpp"
 
 namespace pipeline::db {
@@ -24,8 +23,8 @@ std::unique_ptr<pqxx::connection> connect(const std::string& url,
     } catch (const pqxx::broken_connection& e) {
       if (std::chrono::steady_clock::now() >= deadline) throw;
       if (attempt == 1 || attempt % 20 == 0) {
-        spdlog::warn("event=postgres_connect_retry attempt={} error=\"{}\"", attempt,
-                     std::string(e.what()).substr(0, 200));
+        log::warn("postgres_connect_retry",
+                  {{"attempt", attempt}, {"error", log::first_line(e.what())}});
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(250));
     }
@@ -58,7 +57,7 @@ int apply_migrations(pqxx::connection& conn) {
                      migration.version, std::string(migration.name));
       tx.commit();
       ++applied;
-      spdlog::info("event=migration_applied version={} name={}", migration.version, migration.name);
+      log::info("migration_applied", {{"version", migration.version}, {"name", migration.name}});
     }
   } catch (...) {
     pqxx::nontransaction unlock(conn);

@@ -1,7 +1,6 @@
 #include "pipeline/jetstream.hpp"
 
-#include <spdlog/spdlog.h>
-
+#include "pipeline/logging.hpp"
 #include "pipeline/settings.hpp"
 
 #include <algorithm>
@@ -55,13 +54,13 @@ std::string redact_url(const std::string& urls) {
 
 void on_disconnected(natsConnection* conn, void* /*closure*/) {
   if (natsConnection_IsClosed(conn)) return;  // our own close, not an outage
-  spdlog::warn("event=nats_disconnected reconnecting=true");
+  log::warn("nats_disconnected", {{"reconnecting", true}});
 }
 
 void on_reconnected(natsConnection* conn, void* /*closure*/) {
   char url[256] = "";
   natsConnection_GetConnectedUrl(conn, url, sizeof url);
-  spdlog::info("event=nats_reconnected server={}", redact_url(url));
+  log::info("nats_reconnected", {{"server", redact_url(url)}});
 }
 
 }  // namespace
@@ -115,8 +114,9 @@ ConnectionPtr connect(const std::string& url, const std::string& client_name,
       check(status, ("connect to NATS at " + redact_url(url)).c_str());
     }
     if (attempt == 1 || attempt % 20 == 0) {
-      spdlog::warn("event=nats_connect_retry url={} attempt={} status={}", redact_url(url), attempt,
-                   natsStatus_GetText(status));
+      log::warn(
+          "nats_connect_retry",
+          {{"url", redact_url(url)}, {"attempt", attempt}, {"status", natsStatus_GetText(status)}});
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(250));
   }
@@ -228,11 +228,12 @@ std::vector<ConfigDifference> ensure_stream(jsCtx* js, const StreamSettings& str
     // Another process may have created it between our look and our add.
     if (status != NATS_OK && stream_exists(js, stream.name)) return ensure_stream(js, stream);
     check(status, ("create stream " + stream.name).c_str(), code);
-    spdlog::info(
-        "event=stream_created stream={} subjects={} duplicate_window_ms={} max_age_ms={} "
-        "max_bytes={} replicas={}",
-        stream.name, subject, stream.duplicate_window.count(), stream.max_age.count(),
-        stream.max_bytes, stream.replicas);
+    log::info("stream_created", {{"stream", stream.name},
+                                 {"subjects", subject},
+                                 {"duplicate_window_ms", stream.duplicate_window.count()},
+                                 {"max_age_ms", stream.max_age.count()},
+                                 {"max_bytes", stream.max_bytes},
+                                 {"replicas", stream.replicas}});
     return {};
   }
   check(status, ("look up stream " + stream.name).c_str(), code);
@@ -241,10 +242,12 @@ std::vector<ConfigDifference> ensure_stream(jsCtx* js, const StreamSettings& str
   const bool deletes = std::any_of(differences.begin(), differences.end(),
                                    [](const ConfigDifference& d) { return d.can_delete_events; });
   if (stream.update == ConfigUpdate::kKeep) {
-    spdlog::warn(
-        "event=stream_settings_differ stream={} action=kept_running_configuration "
-        "(STREAM_UPDATE=apply applies this process's settings) differences=\"{}\"",
-        stream.name, describe(differences));
+    log::warn("stream_settings_differ",
+              {{"stream", stream.name},
+               {"action",
+                "kept the running configuration (STREAM_UPDATE=apply applies this "
+                "process's settings)"},
+               {"differences", describe(differences)}});
     return differences;
   }
   si = nullptr;
@@ -253,13 +256,14 @@ std::vector<ConfigDifference> ensure_stream(jsCtx* js, const StreamSettings& str
   StreamInfoPtr holder(si);
   check(status, ("update stream " + stream.name).c_str(), code);
   if (deletes) {
-    spdlog::warn(
-        "event=stream_updated stream={} deletes_stored_events=possible (STREAM_UPDATE=apply) "
-        "differences=\"{}\"",
-        stream.name, describe(differences));
+    log::warn("stream_updated", {{"stream", stream.name},
+                                 {"setting", "STREAM_UPDATE=apply"},
+                                 {"deletes_stored_events", "possible"},
+                                 {"differences", describe(differences)}});
   } else {
-    spdlog::info("event=stream_updated stream={} (STREAM_UPDATE=apply) differences=\"{}\"",
-                 stream.name, describe(differences));
+    log::info("stream_updated", {{"stream", stream.name},
+                                 {"setting", "STREAM_UPDATE=apply"},
+                                 {"differences", describe(differences)}});
   }
   return differences;
 }
@@ -298,9 +302,10 @@ ConsumerSettings ensure_consumer(jsCtx* js, const StreamSettings& stream,
       }
     }
     check(status, ("create consumer " + consumer.durable).c_str(), code);
-    spdlog::info("event=consumer_created stream={} consumer={} ack_wait_ms={} max_ack_pending={}",
-                 stream.name, consumer.durable, consumer.ack_wait.count(),
-                 consumer.max_ack_pending);
+    log::info("consumer_created", {{"stream", stream.name},
+                                   {"consumer", consumer.durable},
+                                   {"ack_wait_ms", consumer.ack_wait.count()},
+                                   {"max_ack_pending", consumer.max_ack_pending}});
     return consumer;
   }
   check(status, "js_GetConsumerInfo", code);
@@ -318,18 +323,21 @@ ConsumerSettings ensure_consumer(jsCtx* js, const StreamSettings& stream,
   }
   if (differences.empty()) return running;
   if (stream.update == ConfigUpdate::kKeep) {
-    spdlog::warn(
-        "event=consumer_settings_differ consumer={} action=kept_running_configuration "
-        "(STREAM_UPDATE=apply applies this process's settings) differences=\"{}\"",
-        consumer.durable, describe(differences));
+    log::warn("consumer_settings_differ",
+              {{"consumer", consumer.durable},
+               {"action",
+                "kept the running configuration (STREAM_UPDATE=apply applies this "
+                "process's settings)"},
+               {"differences", describe(differences)}});
     return running;
   }
   code = static_cast<jsErrCode>(0);
   status = js_UpdateConsumer(&ci, js, stream.name.c_str(), &cfg, nullptr, &code);
   ConsumerInfoPtr holder(ci);
   check(status, ("update consumer " + consumer.durable).c_str(), code);
-  spdlog::info("event=consumer_updated consumer={} (STREAM_UPDATE=apply) differences=\"{}\"",
-               consumer.durable, describe(differences));
+  log::info("consumer_updated", {{"consumer", consumer.durable},
+                                 {"setting", "STREAM_UPDATE=apply"},
+                                 {"differences", describe(differences)}});
   return consumer;
 }
 
@@ -356,8 +364,8 @@ void retry_setup(const char* what, std::chrono::milliseconds timeout,
       return;
     } catch (const NatsError& e) {
       if (std::chrono::steady_clock::now() >= deadline) throw;
-      spdlog::warn("event=jetstream_setup_retry what={} attempt={} error=\"{}\"", what, attempt,
-                   std::string(e.what()).substr(0, 200));
+      log::warn("jetstream_setup_retry",
+                {{"what", what}, {"attempt", attempt}, {"error", log::first_line(e.what())}});
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(500));
   }

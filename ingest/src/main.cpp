@@ -1,4 +1,3 @@
-#include <spdlog/spdlog.h>
 
 #include <csignal>
 #include <cstdlib>
@@ -31,7 +30,7 @@ int main(int argc, char** argv) {
     server.start();
     int signal = 0;
     sigwait(&signals, &signal);
-    spdlog::info("event=shutdown signal={}", signal);
+    pipeline::log::info("shutdown", {{"signal", signal}});
     // Requests in flight finish; new ones get 503. A request waits at most
     // INGEST_PUBLISH_TIMEOUT for its events' PubAcks and as long again for
     // its count marker's (each with a second of margin).
@@ -40,12 +39,13 @@ int main(int argc, char** argv) {
     // one, the process still ends soon after its budget.
     std::thread([budget] {
       std::this_thread::sleep_for(budget + std::chrono::seconds(5));
-      spdlog::critical("event=shutdown_forced reason=\"stop took longer than the drain budget\"");
+      pipeline::log::critical("shutdown_forced",
+                              {{"reason", "stop took longer than the drain budget"}});
       std::_Exit(1);
     }).detach();
     server.drain(budget);
   } catch (const std::exception& e) {
-    spdlog::critical("event=fatal error=\"{}\"", e.what());
+    pipeline::log::critical("fatal", {{"error", e.what()}});
     return 1;
   }
   return 0;

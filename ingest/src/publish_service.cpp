@@ -1,7 +1,5 @@
 #include "ingest/publish_service.hpp"
 
-#include <spdlog/spdlog.h>
-
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -11,6 +9,7 @@
 #include "metrics.hpp"
 #include "pipeline/fault.hpp"
 #include "pipeline/json_text.hpp"
+#include "pipeline/logging.hpp"
 
 namespace ingest {
 namespace {
@@ -208,8 +207,9 @@ void PublishService::on_marker_published(const std::shared_ptr<PublishCall>& cal
   if (marker.status == PublishStatus::kAccepted) {
     report.duplicates = duplicate_results.size();
   } else {
-    spdlog::warn("event=duplicate_marker_failed request_id={} duplicates={} error=\"{}\"",
-                 call->request_id, duplicate_results.size(), marker.error);
+    pipeline::log::warn("duplicate_marker_failed", {{"request_id", call->request_id},
+                                                    {"duplicates", duplicate_results.size()},
+                                                    {"error", marker.error}});
     if (metrics_ != nullptr) metrics_->publish_error(marker.kind).Increment();
     for (const std::size_t i : duplicate_results) {
       report.results[i].status = EventStatus::kFailed;
@@ -245,10 +245,12 @@ void PublishService::finish(const std::shared_ptr<PublishCall>& call) {
           break;
         }
       }
-      spdlog::warn(
-          "event=publish_failed request_id={} failed={} received={} error=\"{}\" "
-          "other_requests_failed_since_last_line={}",
-          call->request_id, report.failed, report.received, reason.substr(0, 200), suppressed);
+      pipeline::log::warn("publish_failed",
+                          {{"request_id", call->request_id},
+                           {"failed", report.failed},
+                           {"received", report.received},
+                           {"error", pipeline::log::first_line(reason, 200)},
+                           {"other_requests_failed_since_last_line", suppressed}});
     }
   } else if (report.accepted + report.duplicates == 0) {
     report.kind = PublishOutcomeKind::kAllRejected;

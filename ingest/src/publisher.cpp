@@ -162,7 +162,7 @@ JetStreamPublisher::~JetStreamPublisher() {
   jsPubOptions_Init(&opts);
   opts.MaxWait = publish_timeout_.count();
   js_PublishAsyncComplete(js_.get(), &opts);
-  timers_.reset();
+  timers_->stop();  // its tasks use this object (and timers_ itself)
   js_.reset();
 }
 

@@ -1,7 +1,5 @@
 #include "ingest/server.hpp"
 
-#include <spdlog/spdlog.h>
-
 #include <algorithm>
 #include <atomic>
 #include <cctype>
@@ -22,6 +20,7 @@
 #include "pipeline/database.hpp"
 #include "pipeline/fault.hpp"
 #include "pipeline/jetstream.hpp"
+#include "pipeline/logging.hpp"
 #include "pipeline/timestamp.hpp"
 
 namespace ingest {
@@ -180,7 +179,7 @@ struct IngestServer::Impl {
         pipeline::nats::ensure_consumer(admin_js.get(), common.stream, common.consumer);
       });
     } catch (const pipeline::nats::NatsError& e) {
-      spdlog::warn("event=consumer_not_ensured error=\"{}\"", std::string(e.what()).substr(0, 200));
+      pipeline::log::warn("consumer_not_ensured", {{"error", pipeline::log::first_line(e.what())}});
     }
     publisher = std::make_unique<JetStreamPublisher>(nats_conn.get(), config.common.stream,
                                                      config.publish_timeout, &metrics);
@@ -261,7 +260,7 @@ struct IngestServer::Impl {
       try {
         (this->*handler)(box->first, std::move(box->second));
       } catch (const std::exception& e) {
-        spdlog::error("event=handler_failed error=\"{}\"", std::string(e.what()).substr(0, 200));
+        pipeline::log::error("handler_failed", {{"error", pipeline::log::first_line(e.what())}});
       }
     });
   }
@@ -382,7 +381,7 @@ struct IngestServer::Impl {
       body += '}';
       responder.send(json_response(200, std::move(body)));
     } catch (const std::exception& e) {
-      spdlog::warn("event=events_query_failed error=\"{}\"", std::string(e.what()).substr(0, 200));
+      pipeline::log::warn("events_query_failed", {{"error", pipeline::log::first_line(e.what())}});
       responder.send(retry_later(503, "database unavailable", 1));
     }
   }
@@ -403,7 +402,7 @@ struct IngestServer::Impl {
     try {
       counters = store->counters();
     } catch (const std::exception& e) {
-      spdlog::warn("event=stats_query_failed error=\"{}\"", std::string(e.what()).substr(0, 200));
+      pipeline::log::warn("stats_query_failed", {{"error", pipeline::log::first_line(e.what())}});
       responder.send(retry_later(503, "database unavailable", 1));
       return;
     }
@@ -530,9 +529,11 @@ void IngestServer::start() {
         impl->dispatch(std::move(request), std::move(responder));
       });
   impl_->http->start();
-  spdlog::info("event=ingest_listening address={} port={} auth={} rate_limit={}", cfg.http_address,
-               port(), impl_->authenticator.enabled() ? "on" : "off",
-               impl_->limiter.enabled() ? "on" : "off");
+  pipeline::log::info("ingest_listening",
+                      {{"address", cfg.http_address},
+                       {"port", port()},
+                       {"auth", impl_->authenticator.enabled() ? "on" : "off"},
+                       {"rate_limit", impl_->limiter.enabled() ? "on" : "off"}});
 }
 
 void IngestServer::drain(std::chrono::milliseconds timeout) {
@@ -542,7 +543,7 @@ void IngestServer::drain(std::chrono::milliseconds timeout) {
   while (in_flight() > 0 && std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
-  spdlog::info("event=ingest_drained in_flight={}", in_flight());
+  pipeline::log::info("ingest_drained", {{"in_flight", in_flight()}});
   stop();
 }
 

@@ -18,13 +18,16 @@ class TimerQueue {
   using Clock = std::chrono::steady_clock;
 
   TimerQueue() : thread_([this] { run(); }) {}
-  ~TimerQueue() {
+  ~TimerQueue() { stop(); }
+
+  /// Runs nothing more; returns once the thread is gone. Idempotent.
+  void stop() {
     {
       std::lock_guard<std::mutex> lock(mutex_);
       quit_ = true;
     }
     cv_.notify_all();
-    thread_.join();
+    if (thread_.joinable()) thread_.join();
   }
   TimerQueue(const TimerQueue&) = delete;
   TimerQueue& operator=(const TimerQueue&) = delete;
@@ -33,6 +36,7 @@ class TimerQueue {
     bool sooner = false;
     {
       std::lock_guard<std::mutex> lock(mutex_);
+      if (quit_) return;
       // The thread needs waking only when this task comes before the one it
       // waits for (most tasks come later: one wake-up less per request).
       sooner = tasks_.empty() || when < tasks_.top().when;

@@ -1,4 +1,3 @@
-#include <spdlog/spdlog.h>
 
 #include <csignal>
 #include <iostream>
@@ -28,10 +27,10 @@ int main(int argc, char** argv) {
     service.start();
     int signal = 0;
     sigwait(&signals, &signal);
-    spdlog::info("event=shutdown signal={}", signal);
+    pipeline::log::info("shutdown", {{"signal", signal}});
     service.stop();
   } catch (const std::exception& e) {
-    spdlog::critical("event=fatal error=\"{}\"", e.what());
+    pipeline::log::critical("fatal", {{"error", e.what()}});
     return 1;
   }
   return 0;

@@ -7,30 +7,34 @@
 namespace pipeline {
 namespace {
 
-// The fields as a JSON object, the way LOG_FORMAT=json writes a line.
-nlohmann::json fields(std::string_view message) {
-  return nlohmann::json::parse("{\"ts\":\"t\"" + json_fields(message) + "}");
+TEST(Logs, TextIsKeyValuePairsQuotedWhereNeeded) {
+  EXPECT_EQ(log::render_text("batch_failed", {{"worker", 1},
+                                              {"error", R"(could not "connect" to server)"},
+                                              {"split", true},
+                                              {"empty", ""},
+                                              {"ratio", 0.5}}),
+            R"(event=batch_failed worker=1 error="could not \"connect\" to server" split=true )"
+            R"(empty="" ratio=0.500000)");
+  EXPECT_EQ(log::render_text("x", {{"path", "a=b\nc"}}), R"(event=x path="a=b\nc")");
 }
 
-TEST(JsonLogs, KeyValuePairsBecomeFields) {
-  const auto line = fields(
-      R"(event=batch_failed worker=1 error="could not "connect" to server" retry_in_ms=200)");
-  EXPECT_EQ(line["event"], "batch_failed");
-  EXPECT_EQ(line["worker"], "1");
-  EXPECT_EQ(line["error"], R"(could not "connect" to server)");
-  EXPECT_EQ(line["retry_in_ms"], "200");
-  EXPECT_FALSE(line.contains("msg"));
+TEST(Logs, JsonIsOneObjectWithTypedFields) {
+  const std::string line =
+      "{\"ts\":\"t\"" +
+      log::render_json("batch_failed", {{"worker", 1},
+                                        {"error", "tab\there \"quoted\" \\ back\nslash \xff"},
+                                        {"split", false}}) +
+      "}";
+  const auto parsed = nlohmann::json::parse(line);
+  EXPECT_EQ(parsed["event"], "batch_failed");
+  EXPECT_EQ(parsed["worker"], 1);
+  EXPECT_EQ(parsed["split"], false);
+  EXPECT_EQ(parsed["error"], "tab\there \"quoted\" \\ back\nslash \xef\xbf\xbd");
 }
 
-TEST(JsonLogs, AnyOtherMessageIsOneEscapedMsgField) {
-  for (const std::string_view text :
-       {std::string_view("plain words, no pairs"), std::string_view("event=x then words"),
-        std::string_view("error=\"unterminated"),
-        std::string_view("tab\there \"quoted\" \\ back\nslash"), std::string_view("")}) {
-    const auto line = fields(text);
-    ASSERT_TRUE(line.contains("msg")) << text;
-    EXPECT_EQ(line["msg"], text);
-  }
+TEST(Logs, FirstLineOfAnError) {
+  EXPECT_EQ(log::first_line("ERROR:  disk full\nHINT: free some", 100), "ERROR:  disk full");
+  EXPECT_EQ(log::first_line("abcdef", 3), "abc");
 }
 
 }  // namespace

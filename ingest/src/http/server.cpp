@@ -1,9 +1,9 @@
 #include "http/server.hpp"
+#include "pipeline/logging.hpp"
 
 #include <pistache/endpoint.h>
 #include <pistache/http.h>
 #include <pistache/peer.h>
-#include <spdlog/spdlog.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -298,7 +298,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
       } catch (const std::exception& e) {
         // The responder was moved into the handler; if it died unanswered
         // the client got a 500 from its destructor.
-        spdlog::error("event=handler_failed error=\"{}\"", std::string(e.what()).substr(0, 200));
+        pipeline::log::error("handler_failed", {{"error", pipeline::log::first_line(e.what())}});
       }
     }
   }
@@ -402,8 +402,9 @@ class PeerHandler : public Pistache::Http::Handler {
       // Said, then closed: the connection counts only until then.
       static std::atomic<std::uint64_t> refused{0};
       if (refused++ % 1000 == 0) {
-        spdlog::warn("event=connection_refused reason=INGEST_MAX_CONNECTIONS limit={} refused={}",
-                     core_->limits.max_connections, refused.load());
+        pipeline::log::warn("connection_refused", {{"reason", "INGEST_MAX_CONNECTIONS"},
+                                                   {"limit", core_->limits.max_connections},
+                                                   {"refused", refused.load()}});
       }
       connection->refuse(503, "too many connections (INGEST_MAX_CONNECTIONS); retry later");
     }

@@ -54,9 +54,6 @@ class Processor {
   std::uint16_t metrics_port() const;
 
  private:
-  void run_worker(std::size_t index);
-  void run_health();
-
   ProcessorConfig config_;
   /// The consumer's settings in effect (the running consumer's, when kept).
   pipeline::nats::ConsumerSettings consumer_;

@@ -1,0 +1,40 @@
+#pragma once
+
+#include <atomic>
+#include <memory>
+
+#include <pqxx/connection>
+
+#include "metrics.hpp"
+#include "processor/batch_writer.hpp"
+#include "processor/config.hpp"
+
+namespace processor {
+
+/// Off the workers' path, every 2 s: the gauges about the broker and the
+/// database, a consumer deleted under running processors made again; every
+/// prune_interval: the duplicate and marker records of messages the stream
+/// no longer holds forgotten.
+class Maintenance {
+ public:
+  Maintenance(natsConnection* conn, jsCtx* js, const ProcessorConfig& config,
+              const pipeline::nats::ConsumerSettings& consumer, ProcessorMetrics& metrics);
+  /// Until `stopping`.
+  void run(const std::atomic<bool>& stopping);
+
+ private:
+  void watch_consumer();
+  void watch_stream();
+  void watch_database();
+
+  natsConnection* conn_;
+  jsCtx* js_;
+  const ProcessorConfig& config_;
+  const pipeline::nats::ConsumerSettings& consumer_;
+  ProcessorMetrics& metrics_;
+  BatchWriter pruner_;
+  std::unique_ptr<pqxx::connection> probe_;
+  std::chrono::steady_clock::time_point next_prune_;
+};
+
+}  // namespace processor
