@@ -112,23 +112,46 @@ Shape shape_of(const json& value, std::size_t limit) {
   return shape;
 }
 
-// Reads a required short text field; returns an error text or "".
-std::string read_text_field(const json& event, const char* name, std::size_t max_length,
-                            std::string* out) {
+// The rule a required short text field breaks, or "" (and `out` set).
+std::string text_rule(const json& event, const char* name, std::size_t max_length,
+                      std::string* out) {
   const auto it = event.find(name);
-  if (it == event.end() || it->is_null()) return std::string(name) + ": is required";
-  if (!it->is_string()) return std::string(name) + ": must be a string";
+  if (it == event.end() || it->is_null()) return "is required";
+  if (!it->is_string()) return "must be a string";
   const auto& text = it->get_ref<const std::string&>();
   std::size_t length = 0;
-  if (!printable_utf8(text, &length)) {
-    return std::string(name) + ": must not contain control characters";
-  }
-  if (length == 0) return std::string(name) + ": must not be empty";
+  if (!printable_utf8(text, &length)) return "must not contain control characters";
+  if (length == 0) return "must not be empty";
   if (length > max_length) {
-    return std::string(name) + ": longer than max_field_length (" + std::to_string(max_length) +
-           " characters)";
+    return "longer than max_field_length (" + std::to_string(max_length) + " characters)";
   }
   *out = text;
+  return {};
+}
+
+EventVerdict reject(EventVerdict verdict, EventField field, const std::string& rule) {
+  verdict.field = field;
+  verdict.error = std::string(field_name(field)) + ": " + rule;
+  return verdict;
+}
+
+// The rule the payload breaks, or "" (and the event's payload set).
+std::string payload_rule(const json& element, const BodyLayout::EventLayout& layout,
+                         const ValidationLimits& limits, Event* event) {
+  const auto it = element.find("payload");
+  if (it == element.end()) return {};
+  if (!it->is_object()) return "must be a JSON object";
+  const Shape shape = shape_of(*it, limits.max_json_depth);
+  if (shape.depth > limits.max_json_depth) {
+    return "nesting deeper than max_json_depth (" + std::to_string(limits.max_json_depth) + ")";
+  }
+  if (shape.has_nul) return "strings must not contain U+0000";
+  // The payload's own text, so that numbers stay exactly as sent (the parsed
+  // form holds them as doubles); jsonb keeps them exact.
+  event->payload_json = layout.payload ? std::string(*layout.payload) : it->dump();
+  if (event->payload_json.size() > limits.max_payload_bytes) {
+    return "larger than max_payload_bytes (" + std::to_string(limits.max_payload_bytes) + " bytes)";
+  }
   return {};
 }
 
@@ -136,77 +159,41 @@ EventVerdict validate_event(std::size_t index, const json& element,
                             const BodyLayout::EventLayout& layout, const ValidationLimits& limits) {
   EventVerdict verdict;
   verdict.index = index;
-  if (!element.is_object()) {
-    verdict.error = "event: must be a JSON object";
-    return verdict;
-  }
+  if (!element.is_object())
+    return reject(std::move(verdict), EventField::kEvent, "must be a JSON object");
   if (auto it = element.find("topic"); it != element.end() && it->is_string()) {
     verdict.topic = it->get<std::string>();
   }
   if (auto it = element.find("event_id"); it != element.end() && it->is_string()) {
     verdict.event_id = it->get<std::string>();
   }
-
   if (!layout.problem.empty()) {
-    verdict.error =
-        layout.problem.rfind("payload:", 0) == 0 ? layout.problem : "event: " + layout.problem;
-    return verdict;
+    return reject(std::move(verdict),
+                  layout.problem_in_payload ? EventField::kPayload : EventField::kEvent,
+                  layout.problem);
   }
   Event event;
-  if (auto error = read_text_field(element, "topic", limits.max_field_length, &event.topic);
-      !error.empty()) {
-    verdict.error = error;
-    return verdict;
+  std::string timestamp_text;
+  const std::pair<EventField, std::string> rules[] = {
+      {EventField::kTopic, text_rule(element, "topic", limits.max_field_length, &event.topic)},
+      {EventField::kEventId,
+       text_rule(element, "event_id", limits.max_field_length, &event.event_id)},
+      {EventField::kTimestamp, text_rule(element, "timestamp", 64, &timestamp_text)},
+      {EventField::kSource, text_rule(element, "source", limits.max_field_length, &event.source)},
+  };
+  for (const auto& [field, rule] : rules) {
+    if (!rule.empty()) return reject(std::move(verdict), field, rule);
   }
   if (!is_valid_topic(event.topic, limits.max_field_length)) {
-    verdict.error = "topic: must be characters of [A-Za-z0-9._-] with no empty dot-separated part";
-    return verdict;
-  }
-  if (auto error = read_text_field(element, "event_id", limits.max_field_length, &event.event_id);
-      !error.empty()) {
-    verdict.error = error;
-    return verdict;
-  }
-  std::string timestamp_text;
-  if (auto error = read_text_field(element, "timestamp", 64, &timestamp_text); !error.empty()) {
-    verdict.error = error;
-    return verdict;
+    return reject(std::move(verdict), EventField::kTopic,
+                  "must be characters of [A-Za-z0-9._-] with no empty dot-separated part");
   }
   std::string why;
   const auto timestamp = parse_rfc3339(timestamp_text, &why);
-  if (!timestamp) {
-    verdict.error = "timestamp: " + why;
-    return verdict;
-  }
+  if (!timestamp) return reject(std::move(verdict), EventField::kTimestamp, why);
   event.timestamp = format_rfc3339(*timestamp);
-  if (auto error = read_text_field(element, "source", limits.max_field_length, &event.source);
-      !error.empty()) {
-    verdict.error = error;
-    return verdict;
-  }
-  if (auto it = element.find("payload"); it != element.end()) {
-    if (!it->is_object()) {
-      verdict.error = "payload: must be a JSON object";
-      return verdict;
-    }
-    const Shape shape = shape_of(*it, limits.max_json_depth);
-    if (shape.depth > limits.max_json_depth) {
-      verdict.error = "payload: nesting deeper than max_json_depth (" +
-                      std::to_string(limits.max_json_depth) + ")";
-      return verdict;
-    }
-    if (shape.has_nul) {
-      verdict.error = "payload: strings must not contain U+0000";
-      return verdict;
-    }
-    // The payload's own text, so that numbers stay exactly as sent (the
-    // parsed form holds them as doubles); jsonb keeps them exact.
-    event.payload_json = layout.payload ? std::string(*layout.payload) : it->dump();
-    if (event.payload_json.size() > limits.max_payload_bytes) {
-      verdict.error = "payload: larger than max_payload_bytes (" +
-                      std::to_string(limits.max_payload_bytes) + " bytes)";
-      return verdict;
-    }
+  if (auto rule = payload_rule(element, layout, limits, &event); !rule.empty()) {
+    return reject(std::move(verdict), EventField::kPayload, rule);
   }
   verdict.event = std::move(event);
   return verdict;
@@ -241,6 +228,24 @@ std::size_t text_depth(std::string_view body, std::size_t limit) {
 }
 
 }  // namespace
+
+const char* field_name(EventField field) {
+  switch (field) {
+    case EventField::kTopic:
+      return "topic";
+    case EventField::kEventId:
+      return "event_id";
+    case EventField::kTimestamp:
+      return "timestamp";
+    case EventField::kSource:
+      return "source";
+    case EventField::kPayload:
+      return "payload";
+    case EventField::kEvent:
+      break;
+  }
+  return "event";
+}
 
 bool is_valid_topic(std::string_view topic, std::size_t max_length) {
   if (topic.empty() || topic.size() > max_length) return false;

@@ -160,7 +160,7 @@ class Skimmer {
     const auto first = digits.find_first_not_of('0');
     if (first == std::string::npos) {
       if (negative) {
-        note(problem, "payload: number " + std::string(literal) +
+        note(problem, "number " + std::string(literal) +
                           " cannot be stored exactly (PostgreSQL's jsonb has no negative zero)");
       }
       return;
@@ -173,7 +173,7 @@ class Skimmer {
     const std::int64_t after = std::max<std::int64_t>(0, -scale);
     const std::int64_t before = std::max<std::int64_t>(0, significant + scale);
     if (after > kMaxDigitsAfter || before > kMaxDigitsBefore) {
-      note(problem, "payload: number " + std::string(literal.substr(0, 40)) +
+      note(problem, "number " + std::string(literal.substr(0, 40)) +
                         " cannot be stored exactly (PostgreSQL's numeric holds up to 131072 "
                         "digits before the point and 16383 after)");
     }
@@ -184,7 +184,7 @@ class Skimmer {
     skip_ws();
     const char c = peek();
     if (c == '{') {
-      object(problem, nullptr);
+      object(problem);
     } else if (c == '[') {
       ++pos_;
       skip_ws();
@@ -213,54 +213,12 @@ class Skimmer {
     }
   }
 
-  // An object at pos_; each member name once. For an event object,
-  // `payload` gets the exact text of its "payload" member.
-  void object(std::string* problem, std::optional<std::string_view>* payload) {
-    ++pos_;  // {
-    std::set<std::string> names;
-    skip_ws();
-    if (peek() == '}') {
-      ++pos_;
-      return;
-    }
-    while (true) {
-      skip_ws();
-      std::string name = string();
-      if (!names.insert(name).second) {
-        note(problem, "duplicate member name \"" + name.substr(0, 64) +
-                          "\" (each name once per object, RFC 7493)");
-      }
-      skip_ws();
-      ++pos_;  // :
-      skip_ws();
-      const std::size_t start = pos_;
-      value(problem);
-      if (payload != nullptr && name == "payload") {
-        *payload = text_.substr(start, pos_ - start);
-      }
-      skip_ws();
-      if (peek() == ',') {
-        ++pos_;
-        continue;
-      }
-      ++pos_;  // }
-      return;
-    }
-  }
-
-  // One event: an object (anything else is judged by the validator).
-  void event_value(BodyLayout::EventLayout* event) {
-    skip_ws();
-    if (peek() == '{') {
-      object(&event->problem, &event->payload);
-    } else {
-      value(&event->problem);
-    }
-  }
-
-  // The root object: one event, or the envelope {"events": [...]}. Both
-  // readings are kept; the validator knows which applies.
-  void root_object() {
+  // An object at pos_; each member name once. For an event object
+  // (`event` set), its "payload" member's exact text and problems go there.
+  // The root object (`root`) is also read as the envelope: its "events"
+  // array's elements are events of their own, and a repeated name there is
+  // the envelope's problem too.
+  void object(std::string* problem, BodyLayout::EventLayout* event = nullptr, bool root = false) {
     ++pos_;  // {
     std::set<std::string> names;
     skip_ws();
@@ -274,39 +232,13 @@ class Skimmer {
       if (!names.insert(name).second) {
         const std::string message = "duplicate member name \"" + name.substr(0, 64) +
                                     "\" (each name once per object, RFC 7493)";
-        note(&layout_.root_event.problem, message);
-        note(&layout_.envelope_problem, message);
+        note(problem, message);
+        if (root) note(&layout_.envelope_problem, message);
       }
       skip_ws();
       ++pos_;  // :
       skip_ws();
-      const std::size_t start = pos_;
-      if (name == "events" && peek() == '[') {
-        const std::size_t inner = pos_;
-        ++pos_;
-        std::size_t index = 0;
-        skip_ws();
-        if (peek() == ']') {
-          ++pos_;
-        } else {
-          while (true) {
-            BodyLayout::EventLayout& event = layout_.events[index++];
-            event_value(&event);
-            note(&layout_.root_event.problem, event.problem);
-            skip_ws();
-            if (peek() == ',') {
-              ++pos_;
-              continue;
-            }
-            ++pos_;  // ]
-            break;
-          }
-        }
-        (void)inner;
-      } else {
-        value(&layout_.root_event.problem);
-      }
-      if (name == "payload") layout_.root_event.payload = text_.substr(start, pos_ - start);
+      member(name, problem, event, root);
       skip_ws();
       if (peek() == ',') {
         ++pos_;
@@ -316,6 +248,50 @@ class Skimmer {
       return;
     }
   }
+
+  // The value of member `name` of an object (see object()).
+  void member(const std::string& name, std::string* problem, BodyLayout::EventLayout* event,
+              bool root) {
+    const std::size_t start = pos_;
+    if (root && name == "events" && peek() == '[') {
+      ++pos_;
+      std::size_t index = 0;
+      skip_ws();
+      while (peek() != ']') {
+        BodyLayout::EventLayout& element = layout_.events[index++];
+        event_value(&element);
+        note(problem, element.problem);
+        skip_ws();
+        if (peek() == ',') ++pos_;
+        skip_ws();
+      }
+      ++pos_;  // ]
+    } else if (event != nullptr && name == "payload") {
+      std::string payload_problem;
+      value(&payload_problem);
+      if (!payload_problem.empty() && problem->empty()) {
+        *problem = std::move(payload_problem);
+        event->problem_in_payload = true;
+      }
+    } else {
+      value(problem);
+    }
+    if (event != nullptr && name == "payload") event->payload = text_.substr(start, pos_ - start);
+  }
+
+  // One event: an object (anything else is judged by the validator).
+  void event_value(BodyLayout::EventLayout* event) {
+    skip_ws();
+    if (peek() == '{') {
+      object(&event->problem, event);
+    } else {
+      value(&event->problem);
+    }
+  }
+
+  // The root object: one event, or the envelope {"events": [...]}. Both
+  // readings are kept; the validator knows which applies.
+  void root_object() { object(&layout_.root_event.problem, &layout_.root_event, true); }
 
   std::string_view text_;
   std::size_t pos_ = 0;

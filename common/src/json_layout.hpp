@@ -20,7 +20,8 @@ struct BodyLayout {
   /// inside it ("" when none).
   struct EventLayout {
     std::optional<std::string_view> payload;
-    std::string problem;
+    std::string problem;              ///< the rule broken, "" when none
+    bool problem_in_payload = false;  ///< a number of the payload, not the event's shape
   };
   /// Events by index when the body is an array or {"events": [...]}.
   std::map<std::size_t, EventLayout> events;

@@ -2,6 +2,7 @@
 
 #include <array>
 
+#include "ingest/publish_service.hpp"
 #include "ingest/publisher.hpp"
 #include "ingest/server.hpp"
 
@@ -14,8 +15,9 @@ using prometheus::BuildHistogram;
 
 std::string name(const char* suffix) { return std::string(pipeline::metrics::kPrefix) + suffix; }
 
-constexpr std::array<const char*, 7> kRejectReasons = {"topic",   "event_id", "timestamp", "source",
-                                                       "payload", "event",    "broker"};
+constexpr std::array<RejectReason, 7> kRejectReasons = {
+    RejectReason::kTopic,  RejectReason::kEventId, RejectReason::kTimestamp, RejectReason::kSource,
+    RejectReason::kPayload, RejectReason::kEvent,  RejectReason::kBroker};
 constexpr std::array<PublishError, 5> kPublishErrors = {
     PublishError::kTimeout, PublishError::kNoResponders, PublishError::kStreamFull,
     PublishError::kNotStored, PublishError::kOther};
@@ -69,7 +71,10 @@ IngestMetrics::IngestMetrics() {
 
   // Every series exists from the start (at 0), so dashboards and alerts see
   // them before the first event of their kind.
-  for (const char* reason : kRejectReasons) rejected_family->Add({{"reason", reason}});
+  for (const RejectReason reason : kRejectReasons) {
+    rejected_[static_cast<std::size_t>(reason)] =
+        &rejected_family->Add({{"reason", reject_reason_name(reason)}});
+  }
   for (const PublishError error : kPublishErrors) {
     publish_errors_[static_cast<std::size_t>(error)] =
         &publish_errors_family->Add({{"kind", publish_error_name(error)}});
@@ -99,12 +104,8 @@ prometheus::Counter& IngestMetrics::requests(const std::string& route, int code)
   return requests_family->Add({{"route", label}, {"code", std::to_string(code)}});
 }
 
-prometheus::Counter& IngestMetrics::rejected(const std::string& error) const {
-  const std::string field = error.substr(0, error.find(':'));
-  for (const char* reason : kRejectReasons) {
-    if (field == reason) return rejected_family->Add({{"reason", reason}});
-  }
-  return rejected_family->Add({{"reason", "event"}});
+prometheus::Counter& IngestMetrics::rejected(RejectReason reason) const {
+  return *rejected_[static_cast<std::size_t>(reason)];
 }
 
 prometheus::Counter& IngestMetrics::publish_error(PublishError error) const {

@@ -11,6 +11,7 @@
 namespace ingest {
 
 enum class PublishError;
+enum class RejectReason;
 
 /// Every metric of ingest. Label values are fixed sets (routes, status codes,
 /// rejection reasons), never event data, so cardinality stays bounded.
@@ -21,7 +22,7 @@ struct IngestMetrics {
   prometheus::Histogram& request_duration(const std::string& route);
   prometheus::Counter& requests(const std::string& route, int code);
   /// The reason of a rejection: the field the error names ("topic", ...).
-  prometheus::Counter& rejected(const std::string& error) const;
+  prometheus::Counter& rejected(RejectReason reason) const;
   prometheus::Counter& publish_error(PublishError error) const;
 
   std::shared_ptr<prometheus::Registry> registry = std::make_shared<prometheus::Registry>();
@@ -41,6 +42,7 @@ struct IngestMetrics {
  private:
   std::map<std::string, prometheus::Histogram*> durations_;
   std::array<prometheus::Counter*, 6> publish_errors_{};  // by PublishError
+  std::array<prometheus::Counter*, 7> rejected_{};        // by RejectReason
   // Filled at construction and only read afterwards (so without a lock): the
   // per-request counter lookup skips building a label set.
   std::map<std::pair<std::string, int>, prometheus::Counter*> requests_;

@@ -43,6 +43,49 @@ LogThrottle publish_failed_log;
 
 }  // namespace
 
+namespace {
+
+RejectReason reason_of(pipeline::EventField field) {
+  switch (field) {
+    case pipeline::EventField::kTopic:
+      return RejectReason::kTopic;
+    case pipeline::EventField::kEventId:
+      return RejectReason::kEventId;
+    case pipeline::EventField::kTimestamp:
+      return RejectReason::kTimestamp;
+    case pipeline::EventField::kSource:
+      return RejectReason::kSource;
+    case pipeline::EventField::kPayload:
+      return RejectReason::kPayload;
+    case pipeline::EventField::kEvent:
+      break;
+  }
+  return RejectReason::kEvent;
+}
+
+}  // namespace
+
+const char* reject_reason_name(RejectReason reason) {
+  using pipeline::EventField;
+  switch (reason) {
+    case RejectReason::kBroker:
+      return "broker";
+    case RejectReason::kTopic:
+      return pipeline::field_name(EventField::kTopic);
+    case RejectReason::kEventId:
+      return pipeline::field_name(EventField::kEventId);
+    case RejectReason::kTimestamp:
+      return pipeline::field_name(EventField::kTimestamp);
+    case RejectReason::kSource:
+      return pipeline::field_name(EventField::kSource);
+    case RejectReason::kPayload:
+      return pipeline::field_name(EventField::kPayload);
+    case RejectReason::kEvent:
+      break;
+  }
+  return pipeline::field_name(EventField::kEvent);
+}
+
 const char* event_status_name(EventStatus status) {
   switch (status) {
     case EventStatus::kAccepted:
@@ -140,6 +183,7 @@ void PublishService::publish(std::string_view body, const std::string& request_i
       call->valid_index.push_back(i);
     } else {
       result.status = EventStatus::kRejected;
+      result.reason = reason_of(verdict.field);
       result.error = verdict.error;
       ++report.rejected;
     }
@@ -177,6 +221,7 @@ void PublishService::on_events_published(const std::shared_ptr<PublishCall>& cal
         break;
       case PublishStatus::kPermanent:
         result.status = EventStatus::kRejected;
+        result.reason = RejectReason::kBroker;
         result.error = "broker: refused the event: " + outcome.error;
         ++report.rejected;
         break;
@@ -228,7 +273,7 @@ void PublishService::finish(const std::shared_ptr<PublishCall>& call) {
     metrics_->events_duplicate->Increment(static_cast<double>(report.duplicates));
     metrics_->events_failed->Increment(static_cast<double>(report.failed));
     for (const auto& result : report.results) {
-      if (result.status == EventStatus::kRejected) metrics_->rejected(result.error).Increment();
+      if (result.status == EventStatus::kRejected) metrics_->rejected(result.reason).Increment();
     }
   }
   if (report.failed > 0) {

@@ -37,13 +37,19 @@ struct ValidationLimits {
   std::size_t max_events_per_request = 1000;  ///< max_events_per_request
 };
 
+/// The part of an event a rule is about.
+enum class EventField { kEvent, kTopic, kEventId, kTimestamp, kSource, kPayload };
+/// Its name in the API and in metric labels: event, topic, event_id, ...
+const char* field_name(EventField field);
+
 /// The verdict on one element of a publish request.
 struct EventVerdict {
   std::size_t index = 0;
   std::optional<Event> event;  ///< set when valid
   std::string topic;           ///< as sent (if it was a string), for the response
   std::string event_id;        ///< as sent (if it was a string), for the response
-  std::string error;           ///< "field: rule" when invalid
+  EventField field = EventField::kEvent;  ///< when invalid: the part whose rule was broken
+  std::string error;                      ///< "field: rule" when invalid
 };
 
 /// Why a whole request body was refused.

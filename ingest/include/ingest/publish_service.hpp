@@ -36,11 +36,17 @@ enum class EventStatus {
 /// The status as the API spells it: accepted, duplicate, rejected, failed.
 const char* event_status_name(EventStatus status);
 
+/// Why an event was rejected: the part of it a rule is about, or the broker.
+enum class RejectReason { kEvent, kTopic, kEventId, kTimestamp, kSource, kPayload, kBroker };
+/// The reason as a metric label: event, topic, event_id, ..., broker.
+const char* reject_reason_name(RejectReason reason);
+
 struct EventResult {
   std::size_t index = 0;
   std::string topic;
   std::string event_id;
   EventStatus status = EventStatus::kFailed;
+  RejectReason reason = RejectReason::kEvent;  ///< for kRejected
   std::string error;
 };
 
