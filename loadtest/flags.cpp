@@ -4,6 +4,8 @@
 #include <iostream>
 #include <stdexcept>
 
+#include "pipeline/settings.hpp"
+
 namespace loadtest {
 
 Flags::Flags(std::string program, std::string summary)
@@ -52,50 +54,41 @@ const std::string& Flags::str(const std::string& name) const { return get(name).
 
 bool Flags::given(const std::string& name) const { return get(name).given; }
 
-std::int64_t Flags::integer(const std::string& name, std::int64_t min, std::int64_t max) const {
+// The values are read by the services' own parser (pipeline/settings.hpp),
+// so that a flag and a setting accept the same words; its errors get the
+// flag's name.
+template <typename Parse>
+auto Flags::parsed(const std::string& name, Parse read) const {
   const std::string& text = str(name);
-  char* end = nullptr;
-  const long long value = std::strtoll(text.c_str(), &end, 10);
-  if (text.empty() || *end != '\0' || value < min || value > max) {
-    throw std::invalid_argument("--" + name + "=" + text + ": expected an integer in [" +
+  try {
+    return read(text);
+  } catch (const pipeline::ConfigError& e) {
+    throw std::invalid_argument("--" + name + "=" + text + ": " + e.what());
+  }
+}
+
+std::int64_t Flags::integer(const std::string& name, std::int64_t min, std::int64_t max) const {
+  const std::int64_t value = parsed(name, pipeline::parse_integer);
+  if (value < min || value > max) {
+    throw std::invalid_argument("--" + name + "=" + str(name) + ": expected an integer in [" +
                                 std::to_string(min) + ", " + std::to_string(max) + "]");
   }
   return value;
 }
 
 double Flags::number(const std::string& name, double min, double max) const {
-  const std::string& text = str(name);
-  char* end = nullptr;
-  const double value = std::strtod(text.c_str(), &end);
-  if (text.empty() || *end != '\0' || !(value >= min && value <= max)) {
-    throw std::invalid_argument("--" + name + "=" + text + ": expected a number in [" +
+  const double value = parsed(name, pipeline::parse_number);
+  if (!(value >= min && value <= max)) {
+    throw std::invalid_argument("--" + name + "=" + str(name) + ": expected a number in [" +
                                 std::to_string(min) + ", " + std::to_string(max) + "]");
   }
   return value;
 }
 
-bool Flags::boolean(const std::string& name) const {
-  const std::string& text = str(name);
-  if (text == "true" || text == "1" || text == "yes") return true;
-  if (text == "false" || text == "0" || text == "no") return false;
-  throw std::invalid_argument("--" + name + "=" + text + ": expected true or false");
-}
+bool Flags::boolean(const std::string& name) const { return parsed(name, pipeline::parse_boolean); }
 
 std::chrono::milliseconds Flags::duration(const std::string& name) const {
-  const std::string& text = str(name);
-  char* end = nullptr;
-  const double value = std::strtod(text.c_str(), &end);
-  const std::string unit = end;
-  double ms = -1;
-  if (unit.empty() || unit == "s") ms = value * 1000;
-  if (unit == "ms") ms = value;
-  if (unit == "m") ms = value * 60'000;
-  if (unit == "h") ms = value * 3'600'000;
-  if (text.empty() || end == text.c_str() || !(ms >= 0)) {
-    throw std::invalid_argument("--" + name + "=" + text +
-                                ": expected a duration like 30s or 500ms");
-  }
-  return std::chrono::milliseconds(static_cast<std::int64_t>(ms));
+  return parsed(name, pipeline::parse_duration);
 }
 
 std::string Flags::help() const {

@@ -10,6 +10,9 @@ namespace loadtest {
 
 /// A small --name=value flag reader shared by loadgen and the stage benches.
 /// Every flag has a default and a line of help; unknown flags are errors.
+/// Flags only (no environment: a tool's flag must not be set by a variable
+/// of the shell), but the values are parsed by the services' own settings
+/// parser, so the two accept the same words.
 class Flags {
  public:
   Flags(std::string program, std::string summary);
@@ -41,6 +44,8 @@ class Flags {
     bool given = false;
   };
   const Flag& get(const std::string& name) const;
+  template <typename Parse>
+  auto parsed(const std::string& name, Parse read) const;
 
   std::string program_;
   std::string summary_;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cmath>
 #include <cstdlib>
 #include <sstream>
 
@@ -16,7 +17,18 @@ std::string flag_name(const std::string& name) {
   return flag;
 }
 
+// parse_integer with the setting's name in the error.
 std::int64_t parse_integer(const std::string& name, const std::string& text) {
+  try {
+    return pipeline::parse_integer(text);
+  } catch (const ConfigError& e) {
+    throw ConfigError(name + ": " + e.what());
+  }
+}
+
+}  // namespace
+
+std::int64_t parse_integer(const std::string& text) {
   std::size_t used = 0;
   std::int64_t value = 0;
   try {
@@ -25,12 +37,30 @@ std::int64_t parse_integer(const std::string& name, const std::string& text) {
     used = 0;
   }
   if (used == 0 || used != text.size()) {
-    throw ConfigError(name + ": expected a whole number, got '" + text + "'");
+    throw ConfigError("expected a whole number, got '" + text + "'");
   }
   return value;
 }
 
-}  // namespace
+double parse_number(const std::string& text) {
+  std::size_t used = 0;
+  double value = 0;
+  try {
+    value = std::stod(text, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  if (used == 0 || used != text.size() || !std::isfinite(value)) {
+    throw ConfigError("expected a finite number, got '" + text + "'");
+  }
+  return value;
+}
+
+bool parse_boolean(const std::string& text) {
+  if (text == "1" || text == "true" || text == "yes" || text == "on") return true;
+  if (text == "0" || text == "false" || text == "no" || text == "off") return false;
+  throw ConfigError("expected true or false, got '" + text + "'");
+}
 
 std::vector<std::string> split_list(const std::string& text) {
   std::vector<std::string> parts;
@@ -148,15 +178,11 @@ void SettingsReader::number(const std::string& name, double* target, double min,
   std::ostringstream shown;
   shown << *target;
   add(name, shown.str(), std::move(help), [name, target, min, max](const std::string& value) {
-    std::size_t used = 0;
     double parsed = 0;
     try {
-      parsed = std::stod(value, &used);
-    } catch (const std::exception&) {
-      used = 0;
-    }
-    if (used == 0 || used != value.size()) {
-      throw ConfigError(name + ": expected a number, got '" + value + "'");
+      parsed = parse_number(value);
+    } catch (const ConfigError& e) {
+      throw ConfigError(name + ": " + e.what());
     }
     if (parsed < min || parsed > max) {
       std::ostringstream range;
@@ -186,12 +212,10 @@ void SettingsReader::duration(const std::string& name, std::chrono::milliseconds
 
 void SettingsReader::flag(const std::string& name, bool* target, std::string help) {
   add(name, *target ? "true" : "false", std::move(help), [name, target](const std::string& value) {
-    if (value == "1" || value == "true" || value == "yes" || value == "on") {
-      *target = true;
-    } else if (value == "0" || value == "false" || value == "no" || value == "off") {
-      *target = false;
-    } else {
-      throw ConfigError(name + ": expected true or false, got '" + value + "'");
+    try {
+      *target = parse_boolean(value);
+    } catch (const ConfigError& e) {
+      throw ConfigError(name + ": " + e.what());
     }
   });
 }

@@ -101,3 +101,26 @@ TEST(Durations, ParseUnits) {
 
 }  // namespace
 }  // namespace pipeline
+
+namespace pipeline {
+namespace {
+
+// The one value parser the services and the load tools share
+// (loadtest::Flags reads its values with it too).
+TEST(SettingValues, OneParserForServicesAndTools) {
+  EXPECT_THROW(parse_duration("inf"), ConfigError);
+  EXPECT_THROW(parse_duration("-1s"), ConfigError);
+  EXPECT_EQ(parse_duration("1.5s").count(), 1500);
+  EXPECT_THROW(parse_number("inf"), ConfigError);
+  EXPECT_THROW(parse_number("nan"), ConfigError);
+  EXPECT_DOUBLE_EQ(parse_number("2.5"), 2.5);
+  EXPECT_THROW(parse_integer("12x"), ConfigError);
+  EXPECT_THROW(parse_integer("99999999999999999999"), ConfigError);
+  EXPECT_EQ(parse_integer("-7"), -7);
+  for (const char* yes : {"1", "true", "yes", "on"}) EXPECT_TRUE(parse_boolean(yes)) << yes;
+  for (const char* no : {"0", "false", "no", "off"}) EXPECT_FALSE(parse_boolean(no)) << no;
+  EXPECT_THROW(parse_boolean("maybe"), ConfigError);
+}
+
+}  // namespace
+}  // namespace pipeline

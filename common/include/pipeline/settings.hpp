@@ -88,8 +88,18 @@ class SettingsReader {
 /// Splits a comma-separated setting ("a, b,,c") into its trimmed, non-empty parts.
 std::vector<std::string> split_list(const std::string& text);
 
-/// Parses a duration as SettingsReader::duration does. Throws ConfigError.
+/// The one parser of setting values, for the services (SettingsReader) and
+/// the load tools (loadtest::Flags) alike. Each throws ConfigError saying
+/// what it expected.
+/// A duration: 250ms, 30s, 2m, 1h, 7d (a bare number means seconds); never
+/// negative, infinite or over 100 years.
 std::chrono::milliseconds parse_duration(const std::string& text);
+/// A whole number in base 10, nothing after it.
+std::int64_t parse_integer(const std::string& text);
+/// A finite number.
+double parse_number(const std::string& text);
+/// true/1/yes/on or false/0/no/off.
+bool parse_boolean(const std::string& text);
 std::string format_duration(std::chrono::milliseconds value);
 
 }  // namespace pipeline
