@@ -3,47 +3,18 @@
 #include <chrono>
 #include <cstdio>
 
+#include <date/date.h>
+
 namespace pipeline {
 namespace {
 
-constexpr std::int64_t kMicrosPerSecond = 1'000'000;
+using Micros = std::chrono::duration<std::int64_t, std::micro>;
+using SysMicros = std::chrono::time_point<std::chrono::system_clock, Micros>;
 
-// Howard Hinnant's days_from_civil: days since 1970-01-01 of a proleptic
-// Gregorian date.
-constexpr std::int64_t days_from_civil(std::int64_t y, unsigned m, unsigned d) {
-  y -= m <= 2 ? 1 : 0;
-  const std::int64_t era = (y >= 0 ? y : y - 399) / 400;
-  const auto yoe = static_cast<unsigned>(y - era * 400);
-  const unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-  const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-  return era * 146097 + static_cast<std::int64_t>(doe) - 719468;
-}
-
-struct Civil {
-  std::int64_t year;
-  unsigned month;
-  unsigned day;
-};
-
-constexpr Civil civil_from_days(std::int64_t z) {
-  z += 719468;
-  const std::int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-  const auto doe = static_cast<unsigned>(z - era * 146097);
-  const unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-  const std::int64_t y = static_cast<std::int64_t>(yoe) + era * 400;
-  const unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-  const unsigned mp = (5 * doy + 2) / 153;
-  const unsigned d = doy - (153 * mp + 2) / 5 + 1;
-  const unsigned m = mp < 10 ? mp + 3 : mp - 9;
-  return {y + (m <= 2 ? 1 : 0), m, d};
-}
-
-constexpr bool is_leap(std::int64_t y) { return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0; }
-
-constexpr unsigned days_in_month(std::int64_t y, unsigned m) {
-  constexpr unsigned kDays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-  return m == 2 && is_leap(y) ? 29 : kDays[m - 1];
-}
+// The first instant of year 0001 and the first of 10000: the range the UTC
+// form "YYYY-..." (and the processor re-reading it) can hold.
+const SysMicros kFirstInstant{date::sys_days{date::year{1} / 1 / 1}};
+const SysMicros kEndInstant{date::sys_days{date::year{10000} / 1 / 1}};
 
 class Cursor {
  public:
@@ -133,43 +104,23 @@ std::optional<UtcTimestamp> parse_rfc3339(std::string_view text, std::string* wh
   if (!in.at_end()) return fail(why, "unexpected characters after the date-time");
   if (year < 1) return fail(why, "year must be between 0001 and 9999");
   if (month < 1 || month > 12) return fail(why, "month must be 01..12");
-  if (day < 1 || day > days_in_month(year, month))
-    return fail(why, "day does not exist in that month");
+  const date::year_month_day ymd{date::year{static_cast<int>(year)}, date::month{month},
+                                 date::day{day}};
+  if (!ymd.ok()) return fail(why, "day does not exist in that month");
   if (hour > 23 || minute > 59 || second > 59) return fail(why, "time of day out of range");
 
-  const std::int64_t days = days_from_civil(year, month, day);
-  const std::int64_t seconds = days * 86400 + std::int64_t{hour} * 3600 +
-                               std::int64_t{minute} * 60 + second - offset_seconds;
-  // The offset can carry an edge date into year 0 or 10000, which the UTC
-  // form (and the processor re-reading it) cannot hold.
-  constexpr std::int64_t kFirstSecond = days_from_civil(1, 1, 1) * 86400;
-  constexpr std::int64_t kEndSecond = days_from_civil(10000, 1, 1) * 86400;
-  if (seconds < kFirstSecond || seconds >= kEndSecond) {
+  const SysMicros instant = SysMicros{date::sys_days{ymd}} + std::chrono::hours{hour} +
+                            std::chrono::minutes{minute} + std::chrono::seconds{second} +
+                            Micros{micros} - std::chrono::seconds{offset_seconds};
+  // The offset can carry an edge date into year 0 or 10000.
+  if (instant < kFirstInstant || instant >= kEndInstant) {
     return fail(why, "in UTC the time falls outside the years 0001 to 9999");
   }
-  return UtcTimestamp{seconds * kMicrosPerSecond + micros};
+  return UtcTimestamp{instant.time_since_epoch().count()};
 }
 
 std::string format_rfc3339(UtcTimestamp ts) {
-  std::int64_t seconds = ts.micros_since_epoch / kMicrosPerSecond;
-  std::int64_t micros = ts.micros_since_epoch % kMicrosPerSecond;
-  if (micros < 0) {
-    micros += kMicrosPerSecond;
-    seconds -= 1;
-  }
-  std::int64_t days = seconds / 86400;
-  std::int64_t rem = seconds % 86400;
-  if (rem < 0) {
-    rem += 86400;
-    days -= 1;
-  }
-  const Civil date = civil_from_days(days);
-  char buffer[40];
-  std::snprintf(buffer, sizeof buffer, "%04lld-%02u-%02uT%02lld:%02lld:%02lld.%06lldZ",
-                static_cast<long long>(date.year), date.month, date.day,
-                static_cast<long long>(rem / 3600), static_cast<long long>(rem % 3600 / 60),
-                static_cast<long long>(rem % 60), static_cast<long long>(micros));
-  return buffer;
+  return date::format("%FT%TZ", SysMicros{Micros{ts.micros_since_epoch}});
 }
 
 UtcTimestamp now_utc() {
