@@ -2,103 +2,15 @@
 
 #include <pqxx/pqxx>
 
+#include "pipeline/migrations.hpp"
 #include "pipeline/timestamp.hpp"
 
 namespace ingest {
 namespace {
 
-constexpr const char* kCursorVersion = "v1";
-
-std::string base64url_encode(const std::string& in) {
-  static constexpr char kAlphabet[] =
-      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-  std::string out;
-  std::size_t i = 0;
-  for (; i + 2 < in.size(); i += 3) {
-    const unsigned v = static_cast<unsigned char>(in[i]) << 16U |
-                       static_cast<unsigned char>(in[i + 1]) << 8U |
-                       static_cast<unsigned char>(in[i + 2]);
-    out += kAlphabet[v >> 18U & 63U];
-    out += kAlphabet[v >> 12U & 63U];
-    out += kAlphabet[v >> 6U & 63U];
-    out += kAlphabet[v & 63U];
-  }
-  const std::size_t rest = in.size() - i;
-  if (rest > 0) {
-    unsigned v = static_cast<unsigned char>(in[i]) << 16U;
-    if (rest == 2) v |= static_cast<unsigned char>(in[i + 1]) << 8U;
-    out += kAlphabet[v >> 18U & 63U];
-    out += kAlphabet[v >> 12U & 63U];
-    if (rest == 2) out += kAlphabet[v >> 6U & 63U];
-  }
-  return out;
-}
-
-std::optional<std::string> base64url_decode(const std::string& in) {
-  std::string out;
-  unsigned buffer = 0;
-  int bits = 0;
-  for (const char c : in) {
-    unsigned value = 0;
-    if (c >= 'A' && c <= 'Z') {
-      value = static_cast<unsigned>(c - 'A');
-    } else if (c >= 'a' && c <= 'z') {
-      value = static_cast<unsigned>(c - 'a' + 26);
-    } else if (c >= '0' && c <= '9') {
-      value = static_cast<unsigned>(c - '0' + 52);
-    } else if (c == '-') {
-      value = 62;
-    } else if (c == '_') {
-      value = 63;
-    } else {
-      return std::nullopt;
-    }
-    buffer = (buffer << 6U) | value;
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out += static_cast<char>((buffer >> static_cast<unsigned>(bits)) & 0xFFU);
-    }
-  }
-  return out;
-}
-
 constexpr auto kAcquireTimeout = std::chrono::seconds(5);
 
 }  // namespace
-
-std::string EventCursor::encode(bool descending) const {
-  return base64url_encode(std::string(kCursorVersion) + ":" + (descending ? "d" : "a") + ":" +
-                          std::to_string(ts_micros) + ":" + std::to_string(stream_seq) + ":" +
-                          std::to_string(id) + ":" + std::to_string(snapshot_id));
-}
-
-std::optional<EventCursor> EventCursor::decode(const std::string& token, bool descending) {
-  const auto text = base64url_decode(token);
-  if (!text) return std::nullopt;
-  std::vector<std::string> parts;
-  std::size_t start = 0;
-  while (true) {
-    const std::size_t colon = text->find(':', start);
-    parts.push_back(text->substr(start, colon == std::string::npos ? colon : colon - start));
-    if (colon == std::string::npos) break;
-    start = colon + 1;
-  }
-  if (parts.size() != 6 || parts[0] != kCursorVersion || parts[1] != (descending ? "d" : "a")) {
-    return std::nullopt;
-  }
-  std::int64_t numbers[4] = {};
-  for (std::size_t i = 0; i < 4; ++i) {
-    try {
-      std::size_t used = 0;
-      numbers[i] = std::stoll(parts[i + 2], &used);
-      if (used != parts[i + 2].size()) return std::nullopt;
-    } catch (const std::exception&) {
-      return std::nullopt;
-    }
-  }
-  return EventCursor{numbers[0], numbers[1], numbers[2], numbers[3]};
-}
 
 EventStore::EventStore(std::string database_url, std::size_t pool_size)
     : database_url_(std::move(database_url)), pool_size_(pool_size) {}
@@ -159,45 +71,45 @@ auto EventStore::with_connection(Fn&& fn) -> decltype(fn(std::declval<pqxx::conn
   }
 }
 
+std::string events_page_sql(const EventQuery& query, std::int64_t snapshot_id,
+                            const std::function<std::string(const std::string&)>& quote) {
+  // Only the filters in use go into the statement, so each shape of query
+  // can use its index.
+  std::string sql =
+      "SELECT id, (extract(epoch FROM ts) * 1000000)::bigint, stream_seq, json_build_object("
+      "'topic', topic, 'event_id', event_id, "
+      "'timestamp', to_char(ts AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), "
+      "'source', source, 'payload', payload, "
+      "'stored_at', to_char(stored_at AT TIME ZONE 'UTC', "
+      "'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'))::text "
+      "FROM events WHERE id <= " +
+      std::to_string(snapshot_id);
+  const auto timestamp = [&](std::int64_t micros) {
+    return quote(pipeline::format_rfc3339(pipeline::UtcTimestamp{micros})) + "::timestamptz";
+  };
+  if (query.topic) sql += " AND topic = " + quote(*query.topic);
+  if (query.source) sql += " AND source = " + quote(*query.source);
+  if (query.since_micros) sql += " AND ts >= " + timestamp(*query.since_micros);
+  if (query.until_micros) sql += " AND ts < " + timestamp(*query.until_micros);
+  if (query.cursor) {
+    sql += std::string(" AND (ts, stream_seq, id) ") + (query.descending ? "<" : ">") + " (" +
+           timestamp(query.cursor->ts_micros) + ", " + std::to_string(query.cursor->stream_seq) +
+           ", " + std::to_string(query.cursor->id) + ")";
+  }
+  const char* direction = query.descending ? "DESC" : "ASC";
+  sql += std::string(" ORDER BY ts ") + direction + ", stream_seq " + direction + ", id " +
+         direction + " LIMIT " + std::to_string(query.limit + 1);
+  return sql;
+}
+
 EventPage EventStore::events(const EventQuery& query) {
   return with_connection([&](pqxx::connection& conn) {
     pqxx::read_transaction tx(conn);
-    EventCursor position;
-    if (query.cursor) {
-      position = *query.cursor;
-    } else {
-      position.snapshot_id =
-          tx.exec("SELECT COALESCE(MAX(id), 0) FROM events")[0][0].as<std::int64_t>();
-    }
-    // Only the filters in use go into the statement, so each shape of query
-    // can use its index.
-    std::string sql =
-        "SELECT id, (extract(epoch FROM ts) * 1000000)::bigint, stream_seq, json_build_object("
-        "'topic', topic, 'event_id', event_id, "
-        "'timestamp', to_char(ts AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), "
-        "'source', source, 'payload', payload, "
-        "'stored_at', to_char(stored_at AT TIME ZONE 'UTC', "
-        "'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'))::text "
-        "FROM events WHERE id <= " +
-        std::to_string(position.snapshot_id);
-    const auto quote = [&](const std::string& text) { return tx.quote(text); };
-    const auto timestamp = [&](std::int64_t micros) {
-      return tx.quote(pipeline::format_rfc3339(pipeline::UtcTimestamp{micros})) + "::timestamptz";
-    };
-    if (query.topic) sql += " AND topic = " + quote(*query.topic);
-    if (query.source) sql += " AND source = " + quote(*query.source);
-    if (query.since_micros) sql += " AND ts >= " + timestamp(*query.since_micros);
-    if (query.until_micros) sql += " AND ts < " + timestamp(*query.until_micros);
-    if (query.cursor) {
-      sql += std::string(" AND (ts, stream_seq, id) ") + (query.descending ? "<" : ">") + " (" +
-             timestamp(query.cursor->ts_micros) + ", " + std::to_string(query.cursor->stream_seq) +
-             ", " + std::to_string(query.cursor->id) + ")";
-    }
-    const char* direction = query.descending ? "DESC" : "ASC";
-    sql += std::string(" ORDER BY ts ") + direction + ", stream_seq " + direction + ", id " +
-           direction + " LIMIT " + std::to_string(query.limit + 1);
-
-    const pqxx::result rows = tx.exec(sql);
+    const std::int64_t snapshot_id =
+        query.cursor ? query.cursor->snapshot_id
+                     : tx.exec("SELECT COALESCE(MAX(id), 0) FROM events")[0][0].as<std::int64_t>();
+    const pqxx::result rows = tx.exec(events_page_sql(
+        query, snapshot_id, [&](const std::string& text) { return tx.quote(text); }));
     EventPage page;
     page.count = std::min<std::size_t>(rows.size(), query.limit);
     page.events_json = "[";
@@ -209,7 +121,7 @@ EventPage EventStore::events(const EventQuery& query) {
     if (rows.size() > query.limit) {
       const auto& last = rows[static_cast<int>(query.limit - 1)];
       page.next = EventCursor{last[1].as<std::int64_t>(), last[2].as<std::int64_t>(),
-                              last[0].as<std::int64_t>(), position.snapshot_id};
+                              last[0].as<std::int64_t>(), snapshot_id};
     }
     return page;
   });
@@ -238,6 +150,21 @@ PipelineCounters EventStore::counters() {
     }
     return counters;
   });
+}
+
+bool EventStore::schema_ready() {
+  if (schema_ready_) return true;
+  const int wanted = pipeline::embedded_migrations().back().version;
+  schema_ready_ = with_connection([&](pqxx::connection& conn) {
+    pqxx::nontransaction tx(conn);
+    // Asked first so that a database without the table logs no error.
+    if (tx.exec("SELECT to_regclass('schema_migrations') IS NOT NULL")[0][0].as<bool>() == false) {
+      return false;
+    }
+    return tx.exec("SELECT COALESCE(MAX(version), 0) FROM schema_migrations")[0][0].as<int>() >=
+           wanted;
+  });
+  return schema_ready_;
 }
 
 bool EventStore::reachable() {

@@ -2,9 +2,9 @@
 
 #include <array>
 
+#include "api.hpp"
 #include "ingest/publish_service.hpp"
 #include "ingest/publisher.hpp"
-#include "ingest/server.hpp"
 
 namespace ingest {
 namespace {
@@ -16,8 +16,8 @@ using prometheus::BuildHistogram;
 std::string name(const char* suffix) { return std::string(pipeline::metrics::kPrefix) + suffix; }
 
 constexpr std::array<RejectReason, 7> kRejectReasons = {
-    RejectReason::kTopic,  RejectReason::kEventId, RejectReason::kTimestamp, RejectReason::kSource,
-    RejectReason::kPayload, RejectReason::kEvent,  RejectReason::kBroker};
+    RejectReason::kTopic,   RejectReason::kEventId, RejectReason::kTimestamp, RejectReason::kSource,
+    RejectReason::kPayload, RejectReason::kEvent,   RejectReason::kBroker};
 constexpr std::array<PublishError, 5> kPublishErrors = {
     PublishError::kTimeout, PublishError::kNoResponders, PublishError::kStreamFull,
     PublishError::kNotStored, PublishError::kOther};
@@ -79,10 +79,10 @@ IngestMetrics::IngestMetrics() {
     publish_errors_[static_cast<std::size_t>(error)] =
         &publish_errors_family->Add({{"kind", publish_error_name(error)}});
   }
-  for (const auto& route : IngestServer::routes()) {
+  for (const auto& route : IngestApi::routes()) {
     request_duration(route.path);
     for (const int code : kCodes) {
-      requests_[{route.path, code}] =
+      requests_[{std::string(route.path), code}] =
           &requests_family->Add({{"route", route.path}, {"code", std::to_string(code)}});
     }
   }

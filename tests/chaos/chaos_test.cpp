@@ -28,6 +28,7 @@
 
 #include "commit_cutter.hpp"
 #include "http_client.hpp"
+#include "pipeline/database.hpp"
 #include "pipeline/jetstream.hpp"
 #include "servers.hpp"
 
@@ -231,6 +232,10 @@ class ChaosStack {
     pqxx::connection conn(postgres_.url());
     pqxx::nontransaction tx(conn);
     tx.exec("CREATE DATABASE chaos");
+    // The schema, as a processor that ran before would have made it: the
+    // cases start ingest first at times, and ingest never writes it.
+    pqxx::connection db(postgres_.url("chaos"));
+    pipeline::db::apply_migrations(db);
   }
 
   std::string nats_urls() const {

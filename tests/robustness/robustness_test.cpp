@@ -26,6 +26,7 @@
 #include <thread>
 
 #include "http_client.hpp"
+#include "pipeline/database.hpp"
 #include "servers.hpp"
 
 namespace testsupport {
@@ -224,6 +225,10 @@ class Backend {
     pqxx::connection conn(postgres_.url());
     pqxx::nontransaction tx(conn);
     tx.exec("CREATE DATABASE robust");
+    // The schema, as a processor that ran before would have made it: the
+    // cases start ingest first at times, and ingest never writes it.
+    pqxx::connection db(postgres_.url("robust"));
+    pipeline::db::apply_migrations(db);
   }
   std::vector<std::string> env(std::uint16_t port, const std::vector<std::string>& extra) const {
     std::vector<std::string> vars = {

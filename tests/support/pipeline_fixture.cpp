@@ -2,6 +2,7 @@
 
 #include <pqxx/pqxx>
 
+#include "pipeline/database.hpp"
 #include "pipeline/logging.hpp"
 
 namespace testsupport {
@@ -69,6 +70,13 @@ processor::ProcessorConfig PipelineTest::processor_config() {
 }
 
 void PipelineTest::start_ingest() {
+  // Ingest never writes the schema: the processor does when it starts. Most
+  // tests start ingest first, so the schema is made here as a processor
+  // would have made it, unless a test wants the database bare.
+  if (apply_schema_) {
+    pqxx::connection conn(shared_postgres().url(database_));
+    pipeline::db::apply_migrations(conn);
+  }
   ingest_ = std::make_unique<ingest::IngestServer>(ingest_config());
   ingest_->start();
   http_.reset();

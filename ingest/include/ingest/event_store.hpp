@@ -1,5 +1,6 @@
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -60,6 +61,12 @@ struct PipelineCounters {
   std::vector<std::pair<std::string, std::int64_t>> topics;  ///< unique events per topic
 };
 
+/// The statement of one page of `query` (limit + 1 rows, to know whether more
+/// follow) among the events with id <= snapshot_id; `quote` makes a string
+/// an SQL literal. Public so that a test can EXPLAIN the very statement.
+std::string events_page_sql(const EventQuery& query, std::int64_t snapshot_id,
+                            const std::function<std::string(const std::string&)>& quote);
+
 /// Reads events and counters from PostgreSQL (ingest writes nothing there).
 /// A small pool of connections, safe to use from any thread.
 class EventStore {
@@ -79,6 +86,11 @@ class EventStore {
   /// True when a trivial query succeeds.
   bool reachable();
 
+  /// True once schema_migrations holds the newest migration this build
+  /// knows (the processor applies them; ingest never writes the schema).
+  /// Remembered once true. Throws pqxx errors.
+  bool schema_ready();
+
  private:
   template <typename Fn>
   auto with_connection(Fn&& fn) -> decltype(fn(std::declval<pqxx::connection&>()));
@@ -92,6 +104,7 @@ class EventStore {
   std::condition_variable available_;
   std::vector<std::unique_ptr<pqxx::connection>> idle_;
   std::size_t open_ = 0;
+  std::atomic<bool> schema_ready_{false};
 };
 
 }  // namespace ingest

@@ -1,0 +1,85 @@
+#pragma once
+
+#include <atomic>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "http/message.hpp"
+#include "http/server.hpp"
+#include "ingest/access_control.hpp"
+#include "ingest/config.hpp"
+
+namespace ingest {
+
+class PublishService;
+class EventQueryService;
+class StatsService;
+class ReadinessService;
+class WorkerPool;
+struct IngestMetrics;
+
+/// What the HTTP handlers adapt: the transport-free services, and a hook
+/// that refreshes the up-gauges before /metrics is rendered.
+struct ApiServices {
+  PublishService& publish;
+  EventQueryService& events;
+  StatsService& stats;
+  ReadinessService& readiness;
+  std::function<void()> refresh_gauges;
+};
+
+/// The HTTP API: one route table (method, path, who may call, when, where it
+/// runs, and its handler together), admission (token, rate limits, drain),
+/// request metrics, and thin handlers that turn a request into a service
+/// call and the service's outcome into a status.
+class IngestApi {
+ public:
+  enum class Access { kToken, kPublic };   ///< a token needed when tokens are set
+  enum class Drain { kRefuse, kServe };    ///< served while draining?
+  enum class Runs { kInline, kOnWorker };  ///< waits on PostgreSQL or the broker?
+  using Handler = void (IngestApi::*)(const http::Request&, http::Responder);
+  struct Route {
+    const char* method;
+    const char* path;
+    Access access;
+    Drain drain;
+    Runs runs;
+    Handler handler;
+  };
+  /// Every route the server serves (the OpenAPI document lists the same).
+  static const std::vector<Route>& routes();
+
+  IngestApi(const IngestConfig& config, ApiServices services, IngestMetrics& metrics,
+            WorkerPool& workers);
+
+  /// Every request comes here first (on an I/O thread).
+  void dispatch(http::Request&& request, http::Responder responder);
+  /// From now on every route but the Drain::kServe ones answers 503.
+  void start_draining() { draining_ = true; }
+  bool draining() const { return draining_; }
+  bool auth_enabled() const { return authenticator_.enabled(); }
+  bool rate_limit_enabled() const { return limiter_.enabled(); }
+
+ private:
+  std::optional<http::Response> admit(const http::Request& request, Access access);
+  void run(const Route& route, http::Request&& request, http::Responder responder);
+
+  void publish(const http::Request& request, http::Responder responder);
+  void events(const http::Request& request, http::Responder responder);
+  void stats(const http::Request& request, http::Responder responder);
+  void ready(const http::Request& request, http::Responder responder);
+  void health(const http::Request& request, http::Responder responder);
+  void metrics(const http::Request& request, http::Responder responder);
+  void openapi(const http::Request& request, http::Responder responder);
+
+  ApiServices services_;
+  IngestMetrics& metrics_;
+  WorkerPool& workers_;
+  TokenAuthenticator authenticator_;
+  RateLimiter limiter_;
+  RateLimiter auth_failures_;
+  std::atomic<bool> draining_{false};
+};
+
+}  // namespace ingest

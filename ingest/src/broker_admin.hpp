@@ -1,0 +1,32 @@
+#pragma once
+
+#include <mutex>
+#include <string>
+
+#include "pipeline/jetstream.hpp"
+#include "readiness.hpp"
+#include "stats_service.hpp"
+
+namespace ingest {
+
+/// The broker questions /ready, /stats and /metrics ask, on one JetStream
+/// context of its own (the publisher's stays free for publishing), one
+/// question at a time.
+class BrokerAdmin final : public BrokerProbe, public BacklogReader {
+ public:
+  BrokerAdmin(natsConnection* conn, std::string stream, std::string durable);
+
+  BrokerStatus probe() override;
+  std::optional<pipeline::nats::ConsumerBacklog> backlog() override;
+  /// The client's own view, no round trip.
+  bool connected() const;
+
+ private:
+  natsConnection* conn_;
+  std::string stream_;
+  std::string durable_;
+  std::mutex mutex_;
+  pipeline::nats::JetStreamPtr js_;
+};
+
+}  // namespace ingest
