@@ -1,14 +1,51 @@
 #include "pipeline_fixture.hpp"
 
+#include <unistd.h>
+
+#include <cstdlib>
+#include <fstream>
 #include <pqxx/pqxx>
+#include <random>
+#include <stdexcept>
 
 #include "pipeline/database.hpp"
 #include "pipeline/logging.hpp"
 
 namespace testsupport {
 
-PostgresCluster& shared_postgres() {
-  static PostgresCluster cluster;
+SharedPostgres::SharedPostgres() {
+  // NOLINTNEXTLINE(concurrency-mt-unsafe): read once, before the tests' threads
+  const char* file = std::getenv("PIPELINE_TEST_POSTGRES");
+  if (file == nullptr || *file == '\0') {
+    own_ = std::make_unique<PostgresCluster>();
+    return;
+  }
+  std::ifstream in(file);
+  if (!std::getline(in, base_) || base_.empty()) {
+    throw std::runtime_error(std::string("PIPELINE_TEST_POSTGRES names ") + file +
+                             ", which holds no connection string (did the fixture start?)");
+  }
+}
+
+std::string SharedPostgres::url(const std::string& database) const {
+  return own_ ? own_->url(database) : base_ + " dbname=" + database;
+}
+
+std::string SharedPostgres::create_database() {
+  if (own_) return own_->create_database();
+  // Processes share the cluster: the name carries the pid and a random part.
+  static std::mt19937_64 random(std::random_device{}());
+  static int count = 0;
+  const std::string name = "test_" + std::to_string(::getpid()) + "_" + std::to_string(++count) +
+                           "_" + std::to_string(random() % 1000000);
+  pqxx::connection conn(url());
+  pqxx::nontransaction tx(conn);
+  tx.exec("CREATE DATABASE " + name);
+  return name;
+}
+
+SharedPostgres& shared_postgres() {
+  static SharedPostgres cluster;
   return cluster;
 }
 

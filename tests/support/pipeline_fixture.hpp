@@ -16,9 +16,23 @@
 
 namespace testsupport {
 
-/// One PostgreSQL cluster for the whole test binary (initdb takes seconds);
-/// each test gets a database of its own.
-PostgresCluster& shared_postgres();
+/// The PostgreSQL cluster the tests share (initdb takes seconds): CTest's
+/// fixture cluster when PIPELINE_TEST_POSTGRES names its url file
+/// (tests/support/postgres-fixture.sh), else one this process starts. Each
+/// test gets a database of its own.
+class SharedPostgres {
+ public:
+  SharedPostgres();
+  /// A connection string for `database`.
+  std::string url(const std::string& database = "postgres") const;
+  /// Creates an empty database with a name no other process uses.
+  std::string create_database();
+
+ private:
+  std::unique_ptr<PostgresCluster> own_;
+  std::string base_;  ///< the fixture's connection string, without dbname
+};
+SharedPostgres& shared_postgres();
 
 /// A whole pipeline per test: its own nats-server, its own database, and the
 /// real ingest and processor code running in this process.
