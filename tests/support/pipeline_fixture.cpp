@@ -102,7 +102,8 @@ processor::ProcessorConfig PipelineTest::processor_config() {
   config.batch_size = 200;
   config.fetch_wait = std::chrono::milliseconds(100);
   config.retry_delay = std::chrono::milliseconds(100);
-  config.metrics_address = "127.0.0.1:0";  // any free port: tests run several processors
+  // Any free port when on: tests run several processors.
+  config.metrics_address = processor_metrics_ ? "127.0.0.1:0" : "off";
   return config;
 }
 

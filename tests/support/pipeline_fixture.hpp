@@ -75,7 +75,10 @@ class PipelineTest : public ::testing::Test {
   std::size_t rate_burst_ = 100;
   std::chrono::milliseconds publish_timeout_{5000};
   std::chrono::milliseconds header_timeout_{10000};
-  bool apply_schema_ = true;  ///< start_ingest() applies the migrations first
+  bool apply_schema_ = true;
+  /// The processor's /metrics listener: off unless a test reads it (its
+  /// civetweb server takes 1.7 s to stop).
+  bool processor_metrics_ = false;  ///< start_ingest() applies the migrations first
   std::unique_ptr<ingest::IngestServer> ingest_;
   std::unique_ptr<processor::Processor> processor_;
   std::unique_ptr<HttpClient> http_;
