@@ -1,5 +1,6 @@
 #include "pipeline/event.hpp"
 
+#include <utf8.h>
 #include <nlohmann/json.hpp>
 
 #include "json_layout.hpp"
@@ -11,62 +12,17 @@ namespace {
 
 using nlohmann::json;
 
-// Counts UTF-8 code points and checks that none is a control character
-// (C0, DEL, C1). The JSON parser already guarantees well-formed UTF-8.
+// Counts the code points of well-formed UTF-8 (utfcpp checks it: no stray
+// continuation bytes, overlong forms, surrogates, or anything above
+// U+10FFFF) and checks that none is a control character (C0, DEL, C1).
 bool printable_utf8(std::string_view text, std::size_t* code_points) {
+  if (!utf8::is_valid(text.begin(), text.end())) return false;
   std::size_t count = 0;
-  for (std::size_t i = 0; i < text.size(); ++i) {
-    const auto byte = static_cast<unsigned char>(text[i]);
-    if ((byte & 0xC0) == 0x80) {
-      continue;  // continuation byte
-    }
-    ++count;
-    if (byte < 0x20 || byte == 0x7F) return false;
-    if (byte == 0xC2 && i + 1 < text.size()) {
-      const auto next = static_cast<unsigned char>(text[i + 1]);
-      if (next >= 0x80 && next <= 0x9F) return false;  // U+0080..U+009F
-    }
+  for (auto it = text.begin(); it != text.end(); ++count) {
+    const std::uint32_t code = utf8::unchecked::next(it);
+    if (code < 0x20 || (code >= 0x7F && code <= 0x9F)) return false;
   }
   *code_points = count;
-  return true;
-}
-
-// Well-formed UTF-8 (RFC 3629): no stray continuation bytes, no overlong
-// forms, no surrogates, nothing above U+10FFFF. For text that did not come
-// through the JSON parser (query parameters).
-bool well_formed_utf8(std::string_view text) {
-  std::size_t i = 0;
-  while (i < text.size()) {
-    const auto lead = static_cast<unsigned char>(text[i]);
-    std::size_t extra = 0;
-    unsigned char low = 0x80;
-    unsigned char high = 0xBF;
-    if (lead < 0x80) {
-      ++i;
-      continue;
-    }
-    if (lead >= 0xC2 && lead <= 0xDF) {
-      extra = 1;
-    } else if (lead >= 0xE0 && lead <= 0xEF) {
-      extra = 2;
-      if (lead == 0xE0) low = 0xA0;   // overlong
-      if (lead == 0xED) high = 0x9F;  // surrogates
-    } else if (lead >= 0xF0 && lead <= 0xF4) {
-      extra = 3;
-      if (lead == 0xF0) low = 0x90;   // overlong
-      if (lead == 0xF4) high = 0x8F;  // above U+10FFFF
-    } else {
-      return false;
-    }
-    if (text.size() - i <= extra) return false;  // truncated sequence
-    for (std::size_t k = 1; k <= extra; ++k) {
-      const auto byte = static_cast<unsigned char>(text[i + k]);
-      const unsigned char min = k == 1 ? low : 0x80;
-      const unsigned char max = k == 1 ? high : 0xBF;
-      if (byte < min || byte > max) return false;
-    }
-    i += extra + 1;
-  }
   return true;
 }
 
@@ -261,8 +217,7 @@ bool is_valid_topic(std::string_view topic, std::size_t max_length) {
 
 bool is_valid_text(std::string_view text, std::size_t max_length) {
   std::size_t length = 0;
-  return well_formed_utf8(text) && printable_utf8(text, &length) && length > 0 &&
-         length <= max_length;
+  return printable_utf8(text, &length) && length > 0 && length <= max_length;
 }
 
 PublishBody parse_publish_body(std::string_view body, const ValidationLimits& limits) {

@@ -5,8 +5,11 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
+#include <iterator>
 #include <set>
 #include <vector>
+
+#include <utf8.h>
 
 namespace pipeline {
 namespace {
@@ -92,7 +95,8 @@ class Skimmer {
             const std::uint32_t low = hex4();
             code = 0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00);
           }
-          append_utf8(out, code);
+          // nlohmann's parser has already refused lone surrogates.
+          utf8::unchecked::append(code, std::back_inserter(out));
           break;
         }
         default:
@@ -111,24 +115,6 @@ class Skimmer {
       value = value * 16 + static_cast<std::uint32_t>(c <= '9' ? c - '0' : (c | 0x20) - 'a' + 10);
     }
     return value;
-  }
-
-  static void append_utf8(std::string& out, std::uint32_t code) {
-    if (code < 0x80) {
-      out += static_cast<char>(code);
-    } else if (code < 0x800) {
-      out += static_cast<char>(0xC0 | (code >> 6));
-      out += static_cast<char>(0x80 | (code & 0x3F));
-    } else if (code < 0x10000) {
-      out += static_cast<char>(0xE0 | (code >> 12));
-      out += static_cast<char>(0x80 | ((code >> 6) & 0x3F));
-      out += static_cast<char>(0x80 | (code & 0x3F));
-    } else {
-      out += static_cast<char>(0xF0 | (code >> 18));
-      out += static_cast<char>(0x80 | ((code >> 12) & 0x3F));
-      out += static_cast<char>(0x80 | ((code >> 6) & 0x3F));
-      out += static_cast<char>(0x80 | (code & 0x3F));
-    }
   }
 
   // A number at pos_: checks that PostgreSQL's numeric holds it exactly.

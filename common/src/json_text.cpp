@@ -1,55 +1,19 @@
 #include "pipeline/json_text.hpp"
 
+#include <utf8.h>
+#include <iterator>
+
 namespace pipeline {
 namespace {
 
-// The length of the well-formed UTF-8 sequence at text[i] (RFC 3629), or 0.
-std::size_t sequence_length(std::string_view text, std::size_t i) {
-  const auto lead = static_cast<unsigned char>(text[i]);
-  std::size_t extra = 0;
-  unsigned char low = 0x80;
-  unsigned char high = 0xBF;
-  if (lead >= 0xC2 && lead <= 0xDF) {
-    extra = 1;
-  } else if (lead >= 0xE0 && lead <= 0xEF) {
-    extra = 2;
-    if (lead == 0xE0) low = 0xA0;
-    if (lead == 0xED) high = 0x9F;
-  } else if (lead >= 0xF0 && lead <= 0xF4) {
-    extra = 3;
-    if (lead == 0xF0) low = 0x90;
-    if (lead == 0xF4) high = 0x8F;
-  } else {
-    return 0;
-  }
-  if (text.size() - i <= extra) return 0;
-  for (std::size_t k = 1; k <= extra; ++k) {
-    const auto byte = static_cast<unsigned char>(text[i + k]);
-    if (byte < (k == 1 ? low : 0x80) || byte > (k == 1 ? high : 0xBF)) return 0;
-  }
-  return extra + 1;
-}
-
-}  // namespace
-
-void append_json_string(std::string& out, std::string_view text) {
+// Appends well-formed UTF-8 text as a JSON string, escaping what JSON
+// requires; bytes of multi-byte sequences are copied as they are.
+void append_well_formed(std::string& out, std::string_view text) {
   static constexpr char kHex[] = "0123456789abcdef";
   out.reserve(out.size() + text.size() + 2);
   out += '"';
-  std::size_t i = 0;
-  while (i < text.size()) {
-    const auto c = static_cast<unsigned char>(text[i]);
-    if (c >= 0x80) {
-      const std::size_t length = sequence_length(text, i);
-      if (length == 0) {
-        out += "\xEF\xBF\xBD";  // U+FFFD
-        ++i;
-      } else {
-        out.append(text.substr(i, length));
-        i += length;
-      }
-      continue;
-    }
+  for (const char byte : text) {
+    const auto c = static_cast<unsigned char>(byte);
     switch (c) {
       case '"':
         out += "\\\"";
@@ -72,12 +36,25 @@ void append_json_string(std::string& out, std::string_view text) {
           out += kHex[c >> 4];
           out += kHex[c & 0xF];
         } else {
-          out += static_cast<char>(c);
+          out += byte;
         }
     }
-    ++i;
   }
   out += '"';
+}
+
+}  // namespace
+
+void append_json_string(std::string& out, std::string_view text) {
+  if (utf8::is_valid(text.begin(), text.end())) {
+    append_well_formed(out, text);
+    return;
+  }
+  // Rare: one U+FFFD per ill-formed sequence (utfcpp's replace_invalid).
+  std::string repaired;
+  repaired.reserve(text.size() + 8);
+  utf8::replace_invalid(text.begin(), text.end(), std::back_inserter(repaired));
+  append_well_formed(out, repaired);
 }
 
 }  // namespace pipeline

@@ -316,13 +316,15 @@ TEST(JsonText, EscapesAndAlwaysGivesValidJson) {
   EXPECT_EQ(quoted("plain"), R"("plain")");
   EXPECT_EQ(quoted("q\"b\\n\n\x01\x7f"), R"("q\"b\\n\n\u0001\u007f")");
   EXPECT_EQ(quoted("caf\xc3\xa9 \xe2\x9c\x93"), "\"caf\xc3\xa9 \xe2\x9c\x93\"");
-  // Ill-formed UTF-8 (a lone byte, a cut sequence, a surrogate) becomes U+FFFD.
+  // Each ill-formed UTF-8 sequence (a lone byte, a cut sequence, a
+  // surrogate) becomes one U+FFFD.
   EXPECT_EQ(quoted("a\xe9"
                    "b"),
             "\"a\xef\xbf\xbd"
             "b\"");
-  EXPECT_EQ(quoted("\xe2\x9c"), "\"\xef\xbf\xbd\xef\xbf\xbd\"");
-  EXPECT_EQ(quoted("\xed\xa0\x80"), "\"\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\"");
+  EXPECT_EQ(quoted("\xe2\x9c"), "\"\xef\xbf\xbd\"");
+  EXPECT_EQ(quoted("\xed\xa0\x80"), "\"\xef\xbf\xbd\"");
+  EXPECT_EQ(quoted("\xc0\xaf!"), "\"\xef\xbf\xbd!\"") << "overlong";
   for (const char* text : {"\xff\xfe", "x\xc3", "\x1f"}) {
     EXPECT_TRUE(json::accept(quoted(text))) << quoted(text);
   }
