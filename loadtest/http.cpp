@@ -1,5 +1,7 @@
 #include "http.hpp"
 
+#include <httplib.h>
+
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -134,51 +136,28 @@ std::string request_head(const std::string& method, const std::string& path, std
 }
 
 BlockingClient::BlockingClient(std::uint16_t port, std::string authorization, int timeout_ms)
-    : port_(port), authorization_(std::move(authorization)), timeout_ms_(timeout_ms) {}
-
-BlockingClient::~BlockingClient() { close_socket(); }
-
-void BlockingClient::close_socket() {
-  if (fd_ >= 0) ::close(fd_);
-  fd_ = -1;
-  buffer_.clear();
+    : client_(std::make_unique<httplib::Client>("127.0.0.1", port)),
+      authorization_(std::move(authorization)) {
+  const auto timeout = std::chrono::milliseconds(timeout_ms);
+  client_->set_keep_alive(true);
+  client_->set_connection_timeout(timeout);
+  client_->set_read_timeout(timeout);
+  client_->set_write_timeout(timeout);
 }
 
-bool BlockingClient::exchange(const std::string& request, HttpResponse& response) {
-  std::size_t sent = 0;
-  while (sent < request.size()) {
-    const ssize_t n = ::send(fd_, request.data() + sent, request.size() - sent, MSG_NOSIGNAL);
-    if (n <= 0) return false;
-    sent += static_cast<std::size_t>(n);
-  }
-  std::string error;
-  for (;;) {
-    const ParseResult r = take_response(buffer_, response, &error);
-    if (r == ParseResult::kComplete) break;
-    if (r == ParseResult::kError) return false;
-    pollfd pfd{fd_, POLLIN, 0};
-    if (::poll(&pfd, 1, timeout_ms_) <= 0) return false;
-    char chunk[16384];
-    const ssize_t n = ::recv(fd_, chunk, sizeof chunk, 0);
-    if (n <= 0) return false;
-    buffer_.append(chunk, static_cast<std::size_t>(n));
-  }
-  if (response.close) close_socket();
-  return true;
-}
+BlockingClient::~BlockingClient() = default;
 
 HttpResponse BlockingClient::get(const std::string& path) {
-  const std::string request = request_head("GET", path, port_, authorization_, 0);
-  for (int attempt = 0; attempt < 2; ++attempt) {
-    const bool reused = fd_ >= 0;
-    if (fd_ < 0) fd_ = connect_loopback(port_, false);
-    if (fd_ < 0) return {};
-    HttpResponse response;
-    if (exchange(request, response)) return response;
-    close_socket();
-    if (!reused) break;
-  }
-  return {};
+  httplib::Headers headers;
+  if (!authorization_.empty()) headers.emplace("Authorization", authorization_);
+  const httplib::Result result = client_->Get(path, headers);
+  HttpResponse response;
+  if (!result) return response;  // status 0
+  response.status = result->status;
+  response.body = result->body;
+  response.retry_after = result->get_header_value("Retry-After");
+  response.close = result->get_header_value("Connection") == "close";
+  return response;
 }
 
 }  // namespace loadtest

@@ -1,7 +1,12 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
+
+namespace httplib {
+class Client;
+}
 
 namespace loadtest {
 
@@ -26,8 +31,10 @@ std::uint16_t loopback_port(const std::string& url);
 /// A TCP connection to 127.0.0.1:port with TCP_NODELAY, or -1.
 int connect_loopback(std::uint16_t port, bool nonblocking);
 
-/// A blocking keep-alive client for the few control requests (GET /stats).
-/// Reconnects once when a reused connection turns out closed.
+/// A blocking keep-alive client for the few control requests (GET /stats):
+/// cpp-httplib's. The load itself goes through publisher.cpp's epoll engine,
+/// which needs the framing functions above: hundreds of connections on one
+/// thread, each with requests in flight, is not what a blocking client does.
 class BlockingClient {
  public:
   BlockingClient(std::uint16_t port, std::string authorization, int timeout_ms);
@@ -39,14 +46,8 @@ class BlockingClient {
   HttpResponse get(const std::string& path);
 
  private:
-  bool exchange(const std::string& request, HttpResponse& response);
-  void close_socket();
-
-  std::uint16_t port_;
+  std::unique_ptr<httplib::Client> client_;
   std::string authorization_;
-  int timeout_ms_;
-  int fd_ = -1;
-  std::string buffer_;
 };
 
 /// The request line and headers of a request to 127.0.0.1. HTTP/1.1 keeps

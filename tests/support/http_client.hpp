@@ -2,7 +2,12 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <string>
+
+namespace httplib {
+class Client;
+}
 
 namespace testsupport {
 
@@ -18,8 +23,10 @@ struct HttpResponse {
   }
 };
 
-/// A minimal blocking HTTP/1.1 client over one keep-alive connection to
-/// 127.0.0.1. Reconnects once when the server closed an idle connection.
+/// A blocking HTTP/1.1 client over one keep-alive connection to 127.0.0.1:
+/// cpp-httplib's, which behaves like curl (no Connection header, reconnects
+/// when the server closed an idle connection). Paths go out as given, so a
+/// test can send any query string.
 class HttpClient {
  public:
   explicit HttpClient(std::uint16_t port, int timeout_ms = 30000);
@@ -37,15 +44,7 @@ class HttpClient {
   }
 
  private:
-  bool connect_socket();
-  void close_socket();
-  bool send_all(const std::string& data) const;
-  bool read_response(HttpResponse& response);
-
-  std::uint16_t port_;
-  int timeout_ms_;
-  int fd_ = -1;
-  std::string buffer_;
+  std::unique_ptr<httplib::Client> client_;
 };
 
 }  // namespace testsupport
