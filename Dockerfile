@@ -3,6 +3,8 @@
 #   runtime   ingest and processor (the default, last stage): debian:12-slim, non-root
 #   loadgen   the native load generator: debian:12-slim, non-root
 #   test      the toolchain and the source tree; runs `make test`
+#   runtime-prebuilt  the runtime image with binaries built outside it, from the
+#             build context `prebuilt` (scripts/check-image.sh, CI)
 #
 # Packages come from the lists in scripts/, never from this file: the
 # toolchain stage runs scripts/deps.sh on scripts/packages.txt exactly as
@@ -55,8 +57,18 @@ COPY --from=loadgen-build /out/loadgen /usr/local/bin/loadgen
 ENTRYPOINT ["loadgen"]
 
 # Both services in one image: `ingest` by default, `processor` as command.
-FROM runtime-base AS runtime
-COPY --from=build /out/ingest /out/processor /usr/local/bin/
+# Everything but the binaries, shared by runtime and runtime-prebuilt.
+FROM runtime-base AS service-base
 ENV INGEST_HTTP_ADDRESS=0.0.0.0 INGEST_HTTP_PORT=8080
 EXPOSE 8080
 CMD ["ingest"]
+
+# The runtime image from binaries built outside it (scripts/check-image.sh,
+# CI): the build context `prebuilt` is a directory holding ingest and
+# processor, stripped as the build stage strips them. Only this target reads it:
+#   podman build --target runtime-prebuilt --build-context prebuilt=DIR .
+FROM service-base AS runtime-prebuilt
+COPY --from=prebuilt ingest processor /usr/local/bin/
+
+FROM service-base AS runtime
+COPY --from=build /out/ingest /out/processor /usr/local/bin/

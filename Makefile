@@ -8,7 +8,7 @@ SOURCES = $(shell git ls-files '*.cpp' '*.hpp')
 CHECK_CMAKE = cmake -S . -G Ninja -DPIPELINE_WARNINGS_AS_ERRORS=ON
 
 .PHONY: help deps test-deps dev-deps configure build test test-unit test-integration run stop status \
-        format check-format lint test-asan test-tsan coverage check clean bench
+        format check-format lint test-asan test-tsan coverage check check-image clean bench
 
 help:
 	@echo "make deps              install the missing packages of scripts/packages.txt (idempotent)"
@@ -22,6 +22,7 @@ help:
 	@echo "make stop              stop the local stack (data in .data/ is kept)"
 	@echo "make status            show what the local stack runs"
 	@echo "make bench             build, benchmark on a fresh stack; update BENCHMARKS.md, bench-results/"
+	@echo "make check-image       build the runtime image with podman from $(BUILD_DIR)'s binaries, run one event through it (root)"
 	@echo "make check             check-format, lint, test-asan, test-tsan and coverage, in that order"
 	@echo "make check-format      fail if clang-format would change any tracked C++ file"
 	@echo "make format            format every tracked C++ file with clang-format, in place"
@@ -105,6 +106,11 @@ coverage: dev-deps
 	      --object-directory build-coverage --print-summary --txt build-coverage/coverage.txt \
 	      build-coverage
 	@echo "coverage: per-file table in build-coverage/coverage.txt"
+
+# The runtime image, built with podman from $(BUILD_DIR)'s binaries (Dockerfile
+# target runtime-prebuilt), run against test servers with one event end to end.
+check-image: build
+	scripts/check-image.sh $(BUILD_DIR)
 
 check: check-format lint test-asan test-tsan coverage
 
