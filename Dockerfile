@@ -48,7 +48,8 @@ FROM debian:12-slim AS runtime-base
 COPY scripts/deps.sh scripts/packages-runtime.txt /tmp/pipeline/scripts/
 RUN /tmp/pipeline/scripts/deps.sh scripts/packages-runtime.txt \
  && rm -rf /var/lib/apt/lists/* /tmp/pipeline \
- && useradd --system --uid 10001 --user-group --no-create-home --home-dir /nonexistent \
+ && groupadd --gid 10001 pipeline \
+ && useradd --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent \
       --shell /usr/sbin/nologin pipeline
 USER pipeline
 
