@@ -1,4 +1,4 @@
-// The HTTP API contract: auth, rate limits, readiness, backpressure, queries,
+// The HTTP API contract: auth, rate limits, readiness, backpressure,
 // pagination, method and timeout handling, the OpenAPI document.
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -15,8 +15,6 @@
 #include <spdlog/sinks/ostream_sink.h>
 #include <spdlog/spdlog.h>
 
-#include "ingest/event_store.hpp"
-#include "pipeline/timestamp.hpp"
 #include "pipeline_fixture.hpp"
 
 namespace testsupport {
@@ -29,29 +27,6 @@ class Api : public PipelineTest {
   void start_all() {
     start_processor();
     start_ingest();
-  }
-  // Pages through /events with `query` (which must end in '&' or be empty),
-  // returning every event_id seen, in order.
-  std::vector<std::string> walk(const std::string& query, std::size_t* pages = nullptr,
-                                const std::function<void()>& between_pages = {}) {
-    std::vector<std::string> ids;
-    std::string cursor;
-    std::size_t count = 0;
-    while (true) {
-      std::string path = "/events?" + query;
-      if (!cursor.empty()) path += "cursor=" + cursor;
-      const HttpResponse response = http().get(path);
-      EXPECT_EQ(response.status, 200) << response.body;
-      if (response.status != 200) break;
-      const json page = json::parse(response.body);
-      for (const auto& e : page["events"]) ids.push_back(e["event_id"].get<std::string>());
-      ++count;
-      if (page["next_cursor"].is_null()) break;
-      cursor = page["next_cursor"].get<std::string>();
-      if (between_pages) between_pages();
-    }
-    if (pages != nullptr) *pages = count;
-    return ids;
   }
 };
 
@@ -185,137 +160,6 @@ TEST_F(Api, FullStreamMeans503NotSilentLoss) {
   EXPECT_GT(accepted, 0);
   wait_for_idle(accepted);
   EXPECT_EQ(count_rows(), accepted);
-}
-
-TEST_F(Api, EventsFilterByTopicSourceAndTimeRangeInEitherOrder) {
-  start_all();
-  json batch = json::array();
-  for (int i = 0; i < 6; ++i) {
-    json e = event(i % 2 == 0 ? "even" : "odd", "e" + std::to_string(i));
-    e["source"] = i < 3 ? "low" : "high";
-    e["timestamp"] = "2026-11-24T10:00:0" + std::to_string(i) + "Z";
-    batch.push_back(e);
-  }
-  ASSERT_EQ(publish(batch).status, 200);
-  wait_for_idle(6);
-  EXPECT_EQ(walk("topic=even&"), (std::vector<std::string>{"e0", "e2", "e4"}));
-  EXPECT_EQ(walk("topic=even&order=desc&"), (std::vector<std::string>{"e4", "e2", "e0"}));
-  EXPECT_EQ(walk("source=high&"), (std::vector<std::string>{"e3", "e4", "e5"}));
-  EXPECT_EQ(walk("since=2026-11-24T10:00:02Z&until=2026-11-24T11:00:04%2B01:00&"),
-            (std::vector<std::string>{"e2", "e3"}));
-  EXPECT_EQ(walk("topic=odd&source=low&"), (std::vector<std::string>{"e1"}));
-
-  for (const char* bad :
-       {"/events?since=yesterday", "/events?order=sideways", "/events?cursor=not-a-cursor",
-        "/events?limit=-1", "/events?topic=%FF", "/events?topic=a%00b", "/events?topic=a..b",
-        "/events?source=%FF", "/events?source=a%01"}) {
-    const HttpResponse response = http().get(bad);
-    EXPECT_EQ(response.status, 400) << bad;
-    EXPECT_TRUE(json::parse(response.body).contains("error")) << bad;
-  }
-}
-
-TEST_F(Api, CursorPagesHaveNoGapsOrRepeatsWhileEventsArrive) {
-  start_all();
-  json batch = json::array();
-  for (int i = 0; i < 250; ++i) {
-    json e = event("page", "p" + std::to_string(1000 + i));
-    // Equal timestamps in groups of ten: ties are broken by arrival order.
-    e["timestamp"] = "2026-11-24T10:" + std::to_string(10 + i / 10) + ":00Z";
-    batch.push_back(e);
-  }
-  ASSERT_EQ(publish(batch).status, 200);
-  wait_for_idle(250);
-
-  int arriving = 0;
-  std::size_t pages = 0;
-  const auto ids = walk("topic=page&limit=40&", &pages, [&] {
-    // New events, some older than the cursor, some newer, arrive between pages.
-    json more = json::array({event("page", "new-old-" + std::to_string(arriving)),
-                             event("page", "new-late-" + std::to_string(arriving))});
-    more[0]["timestamp"] = "2026-11-24T09:00:00Z";
-    more[1]["timestamp"] = "2026-11-24T23:00:00Z";
-    ASSERT_EQ(publish(more).status, 200);
-    ++arriving;
-  });
-  EXPECT_EQ(pages, 7u);
-  ASSERT_EQ(ids.size(), 250u);
-  const std::set<std::string> unique(ids.begin(), ids.end());
-  EXPECT_EQ(unique.size(), 250u) << "a page repeated an event";
-  for (int i = 0; i < 250; ++i) {
-    EXPECT_EQ(ids[static_cast<std::size_t>(i)], "p" + std::to_string(1000 + i));
-  }
-  wait_for_idle(250 + 2 * arriving);  // the events that arrived during the walk
-  const auto reversed = walk("topic=page&limit=40&order=desc&");
-  EXPECT_EQ(reversed.size(), 250u + 2 * static_cast<std::size_t>(arriving));
-}
-
-TEST_F(Api, EventQueriesUseTheirIndexes) {
-  start_all();
-  pqxx::connection conn(shared_postgres().url(database_));
-  {
-    pqxx::work tx(conn);
-    tx.exec(
-        "INSERT INTO events (topic, event_id, ts, source, payload, stream_seq) "
-        "SELECT 'topic' || (g % 50), 'id' || g, now() - g * interval '1 second', "
-        "'source' || (g % 20), '{}'::jsonb, g FROM generate_series(1, 200000) AS g");
-    tx.exec("ANALYZE events");
-    tx.commit();
-  }
-  // EXPLAIN the statement EventStore itself builds for each shape of query.
-  const auto plan = [&](const ingest::EventQuery& query) {
-    pqxx::read_transaction tx(conn);
-    const std::string sql = ingest::events_page_sql(
-        query, 200000, [&](const std::string& text) { return tx.quote(text); });
-    std::string text;
-    for (const auto& row : tx.exec("EXPLAIN " + sql)) text += row[0].as<std::string>() + "\n";
-    return text;
-  };
-  const auto now = pipeline::now_utc().micros_since_epoch;
-  ingest::EventQuery query;
-  query.topic = "topic7";
-  const std::string by_topic = plan(query);
-  EXPECT_NE(by_topic.find("events_topic_ts_idx"), std::string::npos) << by_topic;
-  query = {};
-  query.source = "source3";
-  query.descending = true;
-  const std::string by_source = plan(query);
-  EXPECT_NE(by_source.find("events_source_ts_idx"), std::string::npos) << by_source;
-  query = {};
-  query.since_micros = now - 3600'000'000LL;
-  query.cursor = ingest::EventCursor{now - 7200'000'000LL, 5, 5, 200000};
-  const std::string by_time = plan(query);
-  EXPECT_NE(by_time.find("events_ts_idx"), std::string::npos) << by_time;
-  std::cout << "EXPLAIN GET /events?topic=...:\n" << by_topic;
-}
-
-// The processor owns the schema: ingest on a bare database takes events but
-// answers /events and /stats with 503 until a processor has created it.
-TEST_F(Api, IngestNeverWritesTheSchemaAndReadsWaitForIt) {
-  apply_schema_ = false;
-  start_ingest();
-  for (const char* path : {"/events", "/stats"}) {
-    const HttpResponse response = http().get(path);
-    EXPECT_EQ(response.status, 503) << path << ": " << response.body;
-    EXPECT_NE(json::parse(response.body)["error"].get<std::string>().find("processor"),
-              std::string::npos)
-        << response.body;
-    EXPECT_EQ(response.header("retry-after"), "1");
-  }
-  const json ready = json::parse(http().get("/ready").body);
-  EXPECT_EQ(ready["checks"]["schema"], "missing") << ready.dump();
-  EXPECT_EQ(ready["status"], "ready") << "publishing needs no schema";
-  EXPECT_EQ(publish(event("schema.wait", "a")).status, 200);
-  {
-    pqxx::connection conn(shared_postgres().url(database_));
-    pqxx::read_transaction tx(conn);
-    EXPECT_TRUE(tx.exec("SELECT to_regclass('events') IS NULL")[0][0].as<bool>())
-        << "ingest created a table";
-  }
-  start_processor();
-  wait_for_idle(1);
-  EXPECT_EQ(http().get("/events?topic=schema.wait").status, 200);
-  EXPECT_EQ(json::parse(http().get("/ready").body)["checks"]["schema"], "ok");
 }
 
 TEST_F(Api, WrongMethodIs405WithAllow) {
