@@ -12,17 +12,12 @@
 # CMD) with BUILD_DIR's ingest and processor, stripped as the build stage
 # strips them, instead of the build stage's.
 #
-# Sets podman up when it is missing (Debian's podman, runc, debootstrap; the
-# containers.conf this machine needs; base images debian:12 and
-# debian:12-slim made with debootstrap, since no image registry is
-# reachable). The base images and the image's package layer stay in podman's
+# scripts/podman-setup.sh sets podman up first when it is missing. The base images and the image's package layer stay in podman's
 # storage, so later runs only copy the binaries in: about a minute the first
 # time on a machine (debootstrap), 5-15 s afterwards. Everything else it
 # starts (containers, servers, temporary directories) is removed on exit.
 #
 # Environment: IMAGE (tag to build, default event-pipeline:check),
-# DEBIAN_MIRROR and DEBIAN_SECURITY_MIRROR (the base images' apt sources,
-# default deb.debian.org's),
 # READY_TIMEOUT and EVENT_TIMEOUT (seconds, default 60 and 30).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,8 +25,6 @@ ROOT=$(pwd)
 build_dir=${1:-build}
 [[ $build_dir == /* ]] || build_dir=$ROOT/$build_dir
 IMAGE=${IMAGE:-event-pipeline:check}
-DEBIAN_MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
-DEBIAN_SECURITY_MIRROR=${DEBIAN_SECURITY_MIRROR:-http://deb.debian.org/debian-security}
 READY_TIMEOUT=${READY_TIMEOUT:-60}
 EVENT_TIMEOUT=${EVENT_TIMEOUT:-30}
 PIPELINE_UID=10001  # the Dockerfile's user pipeline (compose.yaml's PIPELINE_UID)
@@ -66,10 +59,7 @@ step() {  # step DESCRIPTION FUNCTION [ARGS...]: runs it, prints its wall time
 
 work=""          # temporary directory: staged binaries, server data and logs
 containers=()    # containers this run started
-nats_pid=""
-pg_bin=""
-pg_data=""
-rootfs=""        # debootstrap directory while the base image is made
+stack=""         # scripts/stack.sh's data directory for the servers
 nats_port="" pg_port="" metrics_port="" http_port=""
 
 dump_logs() {  # the last lines of every log of this run, for a failure
@@ -81,7 +71,7 @@ dump_logs() {  # the last lines of every log of this run, for a failure
   done
   if [[ -n $work ]]; then
     local log
-    for log in "$work"/nats.log "$work"/pg/server.log; do
+    for log in "$stack"/logs/nats.log "$stack"/postgres/server.log; do
       [[ -s $log ]] || continue
       echo "---- $log (last 10 lines)" >&2
       tail -n 10 "$log" >&2 || true
@@ -99,16 +89,8 @@ cleanup() {
   for c in "${containers[@]}"; do
     podman rm -f -t 5 "$c" >/dev/null 2>&1
   done
-  if [[ -n $pg_data && -f $pg_data/postmaster.pid ]]; then
-    (cd / && runuser -u postgres -- "$pg_bin/pg_ctl" -D "$pg_data" -m immediate -w stop >/dev/null 2>&1)
-  fi
-  if [[ -n $nats_pid ]] && kill -0 "$nats_pid" 2>/dev/null; then
-    kill -TERM "$nats_pid" 2>/dev/null
-    for _ in $(seq 50); do kill -0 "$nats_pid" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$nats_pid" 2>/dev/null
-  fi
+  [[ -n $stack ]] && stack_sh stop >/dev/null 2>&1
   [[ -n $work ]] && rm -rf "$work"
-  [[ -n $rootfs ]] && rm -rf "$rootfs"
   if [[ $status -eq 0 ]]; then
     say "passed in $(seconds_since "$script_start")"
   else
@@ -154,74 +136,11 @@ free_port() {  # free_port VAR: a loopback port nobody listens on, not handed ou
   fail "no free loopback port found"
 }
 
-as_postgres() { (cd / && runuser -u postgres -- "$@"); }
+# scripts/stack.sh on this run's ports and directory: the servers `make run`
+# starts, started the same way.
+stack_sh() { DATA_DIR=$stack NATS_PORT=$nats_port PG_PORT=$pg_port scripts/stack.sh "$@"; }
 
-# --- 1. podman ---------------------------------------------------------------------
-
-setup_podman() {
-  local missing=() package status
-  for package in podman runc debootstrap jq curl nats-server postgresql; do
-    status=$(dpkg-query -W -f='${Status}' "$package" 2>/dev/null || true)
-    [[ $status == "install ok installed" ]] || missing+=("$package")
-  done
-  if [[ ${#missing[@]} -gt 0 ]]; then
-    say "installing ${missing[*]}"
-    apt-get update -qq
-    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-  fi
-  # runc: crun refuses this kernel's cgroup mode; no systemd, so cgroupfs; and
-  # the default ulimits podman sets fail here (docs: DESIGN.md, "Containers").
-  if [[ ! -f /etc/containers/containers.conf ]]; then
-    mkdir -p /etc/containers
-    cat >/etc/containers/containers.conf <<'CONF'
-# Written by scripts/check-image.sh for Debian's podman on this machine.
-[containers]
-default_ulimits = []
-
-[engine]
-cgroup_manager = "cgroupfs"
-runtime = "runc"
-CONF
-    say "wrote /etc/containers/containers.conf (runc, cgroupfs, no default ulimits)"
-  fi
-  podman info --format '{{.Host.OCIRuntime.Name}} {{.Host.CgroupManager}}' >/dev/null ||
-    fail "podman does not work (podman info failed)"
-  say "$(podman --version), runtime $(podman info --format '{{.Host.OCIRuntime.Name}}'), cgroups $(podman info --format '{{.Host.CgroupManager}}')"
-}
-
-make_base_images() {
-  if podman image exists debian:12; then
-    say "debian:12 already in podman's storage"
-  else
-    rootfs=$(mktemp -d /var/tmp/check-image-rootfs.XXXXXX)
-    say "debootstrap --variant=minbase bookworm from $DEBIAN_MIRROR (once; a few minutes)"
-    debootstrap --variant=minbase bookworm "$rootfs" "$DEBIAN_MIRROR" >"$rootfs.log" 2>&1 ||
-      { tail -n 20 "$rootfs.log" >&2; rm -f "$rootfs.log"; fail "debootstrap failed"; }
-    rm -f "$rootfs.log"
-    # apt sources as in Debian's own images: bookworm, -updates and -security.
-    rm -f "$rootfs/etc/apt/sources.list"
-    cat >"$rootfs/etc/apt/sources.list.d/debian.sources" <<SOURCES
-Types: deb
-URIs: $DEBIAN_MIRROR
-Suites: bookworm bookworm-updates
-Components: main
-Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
-
-Types: deb
-URIs: $DEBIAN_SECURITY_MIRROR
-Suites: bookworm-security
-Components: main
-Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
-SOURCES
-    rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
-    tar -C "$rootfs" -c . | podman import --quiet - debian:12 >/dev/null
-    rm -rf "$rootfs"
-    rootfs=""
-  fi
-  if ! podman image exists debian:12-slim; then
-    podman tag debian:12 debian:12-slim
-  fi
-}
+# --- 1. podman: scripts/podman-setup.sh -------------------------------------------
 
 # --- 2. the image ------------------------------------------------------------------
 
@@ -299,33 +218,12 @@ check_image() {
 
 # --- 3. servers ------------------------------------------------------------------------
 
-nats_ready() { kill -0 "$nats_pid" 2>/dev/null && grep -q 'Server is ready' "$work/nats.log"; }
-
-start_nats() {
+start_servers() {
   free_port nats_port
-  nats-server -js -a 127.0.0.1 -p "$nats_port" -sd "$work/nats" >"$work/nats.log" 2>&1 &
-  nats_pid=$!
-  wait_until 20 "nats-server on 127.0.0.1:$nats_port" nats_ready
-  kill -0 "$nats_pid" 2>/dev/null || fail "nats-server exited; see its log above"
-  say "nats-server -js on 127.0.0.1:$nats_port (store $work/nats)"
-}
-
-start_postgres() {
-  # shellcheck disable=SC2012  # version-sorted directory names
-  pg_bin=${PG_BINDIR:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)}
-  [[ -x $pg_bin/initdb ]] || fail "PostgreSQL's initdb not found (package postgresql)"
   free_port pg_port
-  mkdir -p "$work/pg"
-  chown postgres:postgres "$work/pg"
-  pg_data=$work/pg/data
-  as_postgres "$pg_bin/initdb" -D "$pg_data" -A trust -U postgres -E UTF8 --no-instructions \
-    >"$work/pg/initdb.log" 2>&1 || { tail -n 20 "$work/pg/initdb.log" >&2; fail "initdb failed"; }
-  as_postgres "$pg_bin/pg_ctl" -D "$pg_data" -l "$work/pg/server.log" -w -t 60 \
-    -o "-p $pg_port -k $work/pg -c listen_addresses=127.0.0.1 -c fsync=off" start >/dev/null ||
-    fail "PostgreSQL did not start"
-  as_postgres "$pg_bin/psql" -h 127.0.0.1 -p "$pg_port" -U postgres -d postgres -qc "CREATE DATABASE events" ||
-    fail "CREATE DATABASE events failed"
-  say "PostgreSQL $("$pg_bin/postgres" --version | awk '{print $3}') on 127.0.0.1:$pg_port (data $pg_data)"
+  stack=$work/stack
+  stack_sh servers || fail "scripts/stack.sh servers failed"
+  say "nats-server -js on 127.0.0.1:$nats_port, PostgreSQL on 127.0.0.1:$pg_port (in $stack)"
 }
 
 # --- 4. containers -------------------------------------------------------------------------
@@ -431,13 +329,11 @@ stop_services() {  # SIGTERM as compose would send it: each service must exit 0 
 }
 
 say "image $IMAGE from $build_dir"
-step "podman, runc, debootstrap" setup_podman
-step "base images debian:12, debian:12-slim" make_base_images
+step "podman, runc, base images debian:12 and debian:12-slim" scripts/podman-setup.sh
 step "stage stripped binaries from $build_dir" stage_binaries
 step "build $IMAGE (target runtime-prebuilt)" build_image
 step "check the image: user, ldd, --help" check_image
-step "start nats-server -js" start_nats
-step "start PostgreSQL" start_postgres
+step "start nats-server and PostgreSQL (scripts/stack.sh servers)" start_servers
 step "run processor and ingest containers" start_services
 step "wait for /ready" wait_ready
 step "publish one event" send_event

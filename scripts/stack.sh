@@ -4,6 +4,8 @@
 #
 #   scripts/stack.sh start   start whatever is not running (safe to repeat;
 #                            after a crash of any component it heals the stack)
+#   scripts/stack.sh servers only nats-server and PostgreSQL (for services
+#                            run some other way: scripts/check-image.sh)
 #   scripts/stack.sh stop    stop everything it started (data is kept)
 #   scripts/stack.sh status  show what runs
 set -euo pipefail
@@ -123,6 +125,12 @@ start_service() {  # start_service NAME
   echo "  $(printf %-12s "$name") started (log $LOGS/$name.log)"
 }
 
+servers() {
+  mkdir -p "$RUN" "$LOGS"
+  start_nats
+  start_postgres
+}
+
 start() {
   mkdir -p "$RUN" "$LOGS"
   for binary in ingest processor; do
@@ -182,7 +190,8 @@ status() {
 
 case "${1:-}" in
   start) start ;;
+  servers) servers ;;
   stop) stop ;;
   status) status ;;
-  *) echo "usage: $0 start|stop|status" >&2; exit 2 ;;
+  *) echo "usage: $0 start|servers|stop|status" >&2; exit 2 ;;
 esac

@@ -1,5 +1,5 @@
 // The HTTP API contract: auth, rate limits, readiness, backpressure,
-// pagination, method and timeout handling, the OpenAPI document.
+// method and timeout handling, the OpenAPI document.
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
