@@ -100,6 +100,10 @@ const std::vector<IngestApi::Route>& IngestApi::routes() {
       {"GET", "/ready", A::kPublic, D::kRefuse, R::kOnWorker, &IngestApi::ready},
       {"GET", "/openapi.json", A::kToken, D::kRefuse, R::kInline, &IngestApi::openapi},
       {"GET", "/metrics", A::kPublic, D::kRefuse, R::kOnWorker, &IngestApi::metrics},
+      // Waits on the broker or the database to find where it starts.
+      {"GET", "/subscribe", A::kToken, D::kRefuse, R::kOnWorker, &IngestApi::subscribe},
+      // The page holds no data: it asks /subscribe and /stats, with a token.
+      {"GET", "/", A::kPublic, D::kRefuse, R::kInline, &IngestApi::live_page},
   };
   return kRoutes;
 }
@@ -107,6 +111,8 @@ const std::vector<IngestApi::Route>& IngestApi::routes() {
 IngestApi::IngestApi(const IngestConfig& config, ApiServices services, IngestMetrics& metrics,
                      WorkerPool& workers)
     : services_(std::move(services)),
+      max_field_length_(config.limits.max_field_length),
+      subscribe_retry_(config.subscribe_retry),
       metrics_(metrics),
       workers_(workers),
       authenticator_(config.token_list()),
@@ -127,10 +133,14 @@ void IngestApi::dispatch(Request&& request, Responder responder) {
     }
   }
   const std::string label = route != nullptr || !allow.empty() ? request.path : "other";
+  // A subscription's response lasts as long as the subscriber stays: its
+  // length is no latency, so it stays out of the duration histogram.
+  const bool timed = route == nullptr || route->handler != &IngestApi::subscribe;
   metrics_.in_flight->Increment();
-  responder.on_sent([this, label, started](int status) {
+  responder.on_sent([this, label, started, timed](int status) {
     metrics_.in_flight->Decrement();
     metrics_.requests(label, status).Increment();
+    if (!timed) return;
     metrics_.request_duration(label).Observe(
         std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
   });

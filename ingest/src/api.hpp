@@ -16,6 +16,7 @@ class PublishService;
 class EventQueryService;
 class StatsService;
 class ReadinessService;
+class SubscriptionHub;
 class WorkerPool;
 struct IngestMetrics;
 
@@ -26,6 +27,7 @@ struct ApiServices {
   EventQueryService& events;
   StatsService& stats;
   ReadinessService& readiness;
+  SubscriptionHub& hub;
   std::function<void()> refresh_gauges;
 };
 
@@ -72,8 +74,12 @@ class IngestApi {
   void health(const http::Request& request, http::Responder responder);
   void metrics(const http::Request& request, http::Responder responder);
   void openapi(const http::Request& request, http::Responder responder);
+  void subscribe(const http::Request& request, http::Responder responder);  // api_subscribe.cpp
+  void live_page(const http::Request& request, http::Responder responder);  // api_subscribe.cpp
 
   ApiServices services_;
+  std::size_t max_field_length_;
+  std::chrono::milliseconds subscribe_retry_;
   IngestMetrics& metrics_;
   WorkerPool& workers_;
   TokenAuthenticator authenticator_;

@@ -40,4 +40,17 @@ std::optional<pipeline::nats::ConsumerBacklog> BrokerAdmin::backlog() {
   return pipeline::nats::consumer_backlog(js_.get(), stream_, durable_);
 }
 
+std::optional<EventPosition> BrokerAdmin::settled() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  // The stream before and after the consumer: a floor read across a
+  // re-creation of the stream would be paired with the wrong incarnation.
+  const auto before = pipeline::nats::stream_identity(js_.get(), stream_);
+  if (!before) return std::nullopt;
+  const auto floor = pipeline::nats::ack_floor(js_.get(), stream_, durable_);
+  if (!floor) return std::nullopt;
+  const auto after = pipeline::nats::stream_identity(js_.get(), stream_);
+  if (!after || after->created != before->created) return std::nullopt;
+  return EventPosition{before->created, *floor};
+}
+
 }  // namespace ingest

@@ -6,18 +6,20 @@
 #include "pipeline/jetstream.hpp"
 #include "readiness.hpp"
 #include "stats_service.hpp"
+#include "subscription_hub.hpp"
 
 namespace ingest {
 
 /// The broker questions /ready, /stats and /metrics ask, on one JetStream
 /// context of its own (the publisher's stays free for publishing), one
 /// question at a time.
-class BrokerAdmin final : public BrokerProbe, public BacklogReader {
+class BrokerAdmin final : public BrokerProbe, public BacklogReader, public SettledSource {
  public:
   BrokerAdmin(natsConnection* conn, std::string stream, std::string durable);
 
   BrokerStatus probe() override;
   std::optional<pipeline::nats::ConsumerBacklog> backlog() override;
+  std::optional<EventPosition> settled() override;
   /// The client's own view, no round trip.
   bool connected() const;
 

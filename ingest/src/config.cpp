@@ -63,6 +63,18 @@ bool load_config(int argc, const char* const* argv, IngestConfig& config) {
                 "0 = off");
   reader.size("INGEST_AUTH_FAILURE_BURST", &config.auth_failure_burst, 1, 1'000'000,
               "failed authentications a client address may make at once");
+  reader.duration("SUBSCRIBE_HEARTBEAT", &config.subscribe_heartbeat, milliseconds(100),
+                  "GET /subscribe sends a comment line after this long without an event, so "
+                  "proxies keep the connection");
+  reader.duration("SUBSCRIBE_POLL_INTERVAL", &config.subscribe_poll_interval, milliseconds(5),
+                  "how often the subscription hub asks how far events are settled");
+  reader.duration("SUBSCRIBE_RETRY", &config.subscribe_retry, milliseconds(100),
+                  "the retry: an SSE client waits this long before it reconnects");
+  reader.size("SUBSCRIBE_BUFFER_EVENTS", &config.subscribe_buffer_events, 10, 10'000'000,
+              "events a subscriber may leave unread; past it its stream is ended and the client "
+              "resumes from its last id");
+  reader.size("SUBSCRIBE_MAX_CLIENTS", &config.subscribe_max_clients, 0, 1'000'000,
+              "open GET /subscribe streams at most (503 beyond)");
   if (!reader.read(argc, argv)) {
     std::cout << reader.help();
     return false;

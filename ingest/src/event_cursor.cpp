@@ -1,5 +1,7 @@
+#include <charconv>
 #include <vector>
 
+#include "ingest/event_position.hpp"
 #include "ingest/event_store.hpp"
 
 namespace ingest {
@@ -94,6 +96,24 @@ std::optional<EventCursor> EventCursor::decode(const std::string& token, bool de
     }
   }
   return EventCursor{numbers[0], numbers[1], numbers[2], numbers[3]};
+}
+
+std::string EventPosition::token() const {
+  return std::to_string(created) + "-" + std::to_string(seq);
+}
+
+std::optional<EventPosition> EventPosition::parse(std::string_view token) {
+  const std::size_t dash = token.find('-');
+  if (dash == std::string_view::npos || dash == 0 || dash + 1 == token.size()) return std::nullopt;
+  EventPosition position;
+  const char* begin = token.data();
+  const auto created = std::from_chars(begin, begin + dash, position.created);
+  const auto seq = std::from_chars(begin + dash + 1, begin + token.size(), position.seq);
+  if (created.ec != std::errc() || created.ptr != begin + dash || seq.ec != std::errc() ||
+      seq.ptr != begin + token.size() || position.created < 0) {
+    return std::nullopt;
+  }
+  return position;
 }
 
 }  // namespace ingest

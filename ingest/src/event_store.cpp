@@ -10,6 +10,24 @@ namespace {
 
 constexpr auto kAcquireTimeout = std::chrono::seconds(5);
 
+// One stored event as GET /events and GET /subscribe return it.
+constexpr const char* kEventJson =
+    "json_build_object('topic', topic, 'event_id', event_id, "
+    "'timestamp', to_char(ts AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), "
+    "'source', source, 'payload', payload, "
+    "'stored_at', to_char(stored_at AT TIME ZONE 'UTC', "
+    "'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'))::text";
+
+// LIKE's wildcards and escape character, escaped.
+std::string like_prefix(const std::string& prefix) {
+  std::string out;
+  for (const char c : prefix) {
+    if (c == '%' || c == '_' || c == '\\') out += '\\';
+    out += c;
+  }
+  return out + "%";
+}
+
 }  // namespace
 
 EventStore::EventStore(std::string database_url, std::size_t pool_size)
@@ -75,15 +93,9 @@ std::string events_page_sql(const EventQuery& query, std::int64_t snapshot_id,
                             const std::function<std::string(const std::string&)>& quote) {
   // Only the filters in use go into the statement, so each shape of query
   // can use its index.
-  std::string sql =
-      "SELECT id, (extract(epoch FROM ts) * 1000000)::bigint, stream_seq, json_build_object("
-      "'topic', topic, 'event_id', event_id, "
-      "'timestamp', to_char(ts AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), "
-      "'source', source, 'payload', payload, "
-      "'stored_at', to_char(stored_at AT TIME ZONE 'UTC', "
-      "'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'))::text "
-      "FROM events WHERE id <= " +
-      std::to_string(snapshot_id);
+  std::string sql = std::string("SELECT id, (extract(epoch FROM ts) * 1000000)::bigint, ") +
+                    "stream_seq, " + kEventJson +
+                    " FROM events WHERE id <= " + std::to_string(snapshot_id);
   const auto timestamp = [&](std::int64_t micros) {
     return quote(pipeline::format_rfc3339(pipeline::UtcTimestamp{micros})) + "::timestamptz";
   };
@@ -124,6 +136,47 @@ EventPage EventStore::events(const EventQuery& query) {
                               last[0].as<std::int64_t>(), snapshot_id};
     }
     return page;
+  });
+}
+
+std::vector<StoredEvent> EventStore::events_between(EventPosition after, EventPosition upto,
+                                                    std::size_t limit, const std::string& prefix) {
+  return with_connection([&](pqxx::connection& conn) {
+    pqxx::read_transaction tx(conn);
+    std::string sql = std::string(
+                          "SELECT stream_created, stream_seq, topic, "
+                          "(extract(epoch FROM stored_at) * 1000000)::bigint, ") +
+                      kEventJson +
+                      " FROM events WHERE (stream_created, stream_seq) > ($1, $2)"
+                      " AND (stream_created, stream_seq) <= ($3, $4)";
+    if (!prefix.empty()) sql += " AND topic LIKE " + tx.quote(like_prefix(prefix));
+    sql += " ORDER BY stream_created, stream_seq LIMIT " + std::to_string(limit);
+    const pqxx::result rows =
+        tx.exec_params(sql, after.created, static_cast<std::int64_t>(after.seq), upto.created,
+                       static_cast<std::int64_t>(upto.seq));
+    std::vector<StoredEvent> events;
+    events.reserve(rows.size());
+    for (const auto& row : rows) {
+      events.push_back({{row[0].as<std::int64_t>(), row[1].as<std::uint64_t>()},
+                        row[2].as<std::string>(),
+                        row[4].as<std::string>(),
+                        row[3].as<std::int64_t>()});
+    }
+    return events;
+  });
+}
+
+std::optional<EventPosition> EventStore::before_stored_since(std::int64_t micros) {
+  return with_connection([&](pqxx::connection& conn) -> std::optional<EventPosition> {
+    pqxx::read_transaction tx(conn);
+    const pqxx::result rows = tx.exec_params(
+        "SELECT stream_created, stream_seq FROM events WHERE stored_at >= $1::timestamptz "
+        "ORDER BY stream_created, stream_seq LIMIT 1",
+        pipeline::format_rfc3339(pipeline::UtcTimestamp{micros}));
+    if (rows.empty()) return std::nullopt;
+    EventPosition first{rows[0][0].as<std::int64_t>(), rows[0][1].as<std::uint64_t>()};
+    if (first.seq > 0) --first.seq;
+    return first;
   });
 }
 

@@ -8,6 +8,7 @@
 #include "broker_admin.hpp"
 #include "event_queries.hpp"
 #include "http/server.hpp"
+#include "hub_metrics.hpp"
 #include "ingest/event_store.hpp"
 #include "ingest/publish_service.hpp"
 #include "ingest/publisher.hpp"
@@ -17,19 +18,30 @@
 #include "pipeline/logging.hpp"
 #include "readiness.hpp"
 #include "stats_service.hpp"
+#include "subscription_hub.hpp"
 #include "worker_pool.hpp"
 
 namespace ingest {
 namespace {
 
 // EventStore as each service sees it.
-class StoreSide final : public EventReader, public CounterReader, public DatabaseProbe {
+class StoreSide final : public EventReader,
+                        public CounterReader,
+                        public DatabaseProbe,
+                        public StoredEventSource {
  public:
   explicit StoreSide(EventStore& store) : store_(store) {}
   bool schema_ready() override { return store_.schema_ready(); }
   EventPage events(const EventQuery& query) override { return store_.events(query); }
   PipelineCounters counters() override { return store_.counters(); }
   bool reachable() override { return store_.reachable(); }
+  std::vector<StoredEvent> events_between(EventPosition after, EventPosition upto,
+                                          std::size_t limit, const std::string& prefix) override {
+    return store_.events_between(after, upto, limit, prefix);
+  }
+  std::optional<EventPosition> before_stored_since(std::int64_t micros) override {
+    return store_.before_stored_since(micros);
+  }
 
  private:
   EventStore& store_;
@@ -48,6 +60,15 @@ http::ServerLimits http_limits(const IngestConfig& cfg) {
   limits.max_pipelined = cfg.max_pipelined;
   limits.threads = cfg.http_threads;
   return limits;
+}
+
+HubSettings hub_settings(const IngestConfig& cfg) {
+  HubSettings settings;
+  settings.poll_interval = cfg.subscribe_poll_interval;
+  settings.heartbeat = cfg.subscribe_heartbeat;
+  settings.buffer_events = cfg.subscribe_buffer_events;
+  settings.max_clients = cfg.subscribe_max_clients;
+  return settings;
 }
 
 // The stream, and the consumer too so that /stats can count the backlog
@@ -88,10 +109,13 @@ struct IngestServer::Impl {
     queries = std::make_unique<EventQueryService>(*store_side, config.limits.max_field_length);
     stats = std::make_unique<StatsService>(*store_side, *broker);
     readiness = std::make_unique<ReadinessService>(*broker, *store_side);
+    hub_metrics = std::make_unique<HubMetrics>(*metrics.registry);
+    hub = std::make_unique<SubscriptionHub>(*broker, *store_side, hub_settings(config),
+                                            hub_metrics.get());
     workers = std::make_unique<WorkerPool>(config.query_threads);
     api = std::make_unique<IngestApi>(
         config,
-        ApiServices{*publishing, *queries, *stats, *readiness, [this] { refresh_gauges(); }},
+        ApiServices{*publishing, *queries, *stats, *readiness, *hub, [this] { refresh_gauges(); }},
         metrics, *workers);
   }
 
@@ -111,6 +135,8 @@ struct IngestServer::Impl {
   std::unique_ptr<EventQueryService> queries;
   std::unique_ptr<StatsService> stats;
   std::unique_ptr<ReadinessService> readiness;
+  std::unique_ptr<HubMetrics> hub_metrics;
+  std::unique_ptr<SubscriptionHub> hub;
   std::unique_ptr<WorkerPool> workers;
   std::unique_ptr<IngestApi> api;
   std::unique_ptr<http::HttpServer> http;  // last made, first gone
@@ -141,6 +167,7 @@ void IngestServer::start() {
         api->dispatch(std::move(request), std::move(responder));
       });
   impl_->http->start();
+  impl_->hub->start();
   pipeline::log::info("ingest_listening",
                       {{"address", cfg.http_address},
                        {"port", port()},
@@ -150,6 +177,9 @@ void IngestServer::start() {
 
 void IngestServer::drain(std::chrono::milliseconds timeout) {
   impl_->api->start_draining();
+  // Subscriptions end at once (cleanly: the clients resume elsewhere); the
+  // requests in flight get their time.
+  impl_->hub->stop();
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   const auto in_flight = [&] { return impl_->metrics.in_flight->Value(); };
   while (in_flight() > 0 && std::chrono::steady_clock::now() < deadline) {
@@ -160,6 +190,7 @@ void IngestServer::drain(std::chrono::milliseconds timeout) {
 }
 
 void IngestServer::stop() {
+  if (impl_) impl_->hub->stop();
   if (impl_ && impl_->http) {
     impl_->http->stop();
     impl_->http.reset();

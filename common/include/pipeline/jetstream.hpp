@@ -182,6 +182,11 @@ struct ConsumerBacklog {
 std::optional<ConsumerBacklog> consumer_backlog(jsCtx* js, const std::string& stream,
                                                 const std::string& durable);
 
+/// The stream sequence at or below which the durable consumer has every
+/// message acked (its ack floor), or nullopt when the broker cannot say.
+std::optional<std::uint64_t> ack_floor(jsCtx* js, const std::string& stream,
+                                       const std::string& durable);
+
 /// True when the stream exists (throws NatsError if the broker cannot say
 /// within `wait`; zero means the context's own timeout).
 bool stream_exists(jsCtx* js, const std::string& stream,

@@ -38,6 +38,12 @@ struct IngestConfig {
   /// Failed authentications per second per client address (then 429).
   double auth_failure_rate = 5;
   std::size_t auth_failure_burst = 20;
+  /// GET /subscribe.
+  std::chrono::milliseconds subscribe_heartbeat{15000};
+  std::chrono::milliseconds subscribe_poll_interval{50};
+  std::chrono::milliseconds subscribe_retry{2000};
+  std::size_t subscribe_buffer_events = 1000;
+  std::size_t subscribe_max_clients = 2000;
 
   /// The tokens of api_tokens, split and trimmed.
   std::vector<std::string> token_list() const;

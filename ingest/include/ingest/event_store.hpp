@@ -14,7 +14,17 @@
 
 #include <pqxx/connection>
 
+#include "ingest/event_position.hpp"
+
 namespace ingest {
+
+/// One stored event as subscriptions send it.
+struct StoredEvent {
+  EventPosition position;
+  std::string topic;
+  std::string json;  ///< the object GET /events returns for it
+  std::int64_t stored_at_micros = 0;
+};
 
 /// Where a page of GET /events ends: the last event's (timestamp, stream
 /// sequence, id) and the
@@ -82,6 +92,14 @@ class EventStore {
 
   /// Every counter from one snapshot of the database. Throws pqxx errors.
   PipelineCounters counters();
+
+  /// Stored events with `after` < position <= `upto` in position order, at
+  /// most `limit`, only topics starting with `prefix` when it is not empty
+  /// (GET /subscribe). Throws pqxx errors.
+  std::vector<StoredEvent> events_between(EventPosition after, EventPosition upto,
+                                          std::size_t limit, const std::string& prefix);
+  /// The position just before the first event stored at or after `micros`.
+  std::optional<EventPosition> before_stored_since(std::int64_t micros);
 
   /// True when a trivial query succeeds.
   bool reachable();

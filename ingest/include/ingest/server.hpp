@@ -12,6 +12,8 @@ namespace ingest {
 
 /// The OpenAPI 3 document of the API (ingest/openapi.json, embedded).
 const char* openapi_document();
+/// The live page GET / serves (ingest/web/live.html, embedded).
+const char* live_page_html();
 
 /// The ingest service: the HTTP API (POST /publish, GET /events, /stats,
 /// /health) over a JetStream publisher and the PostgreSQL read side.

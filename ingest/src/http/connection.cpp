@@ -98,7 +98,7 @@ void Connection::shut_down() {
 void Connection::parse_locked(std::vector<std::pair<Request, Responder>>& ready) {
   while (!closing_ && in_flight_ < core_->limits.max_pipelined) {
     RequestReader::Result result = reader_.next();
-    if (reader_.take_continue()) out_ += "HTTP/1.1 100 Continue\r\n\r\n";
+    if (reader_.take_continue()) queue_locked("HTTP/1.1 100 Continue\r\n\r\n");
     if (result.kind == RequestReader::Result::Kind::kNeedMore) {
       if (reader_.phase() == RequestReader::Phase::kIdle) {
         read_started_.reset();
@@ -141,8 +141,22 @@ void Connection::answer_error_locked(int status, const std::string& message) {
 void Connection::flush_answers_locked() {
   for (auto it = answers_.find(next_to_write_); it != answers_.end();
        it = answers_.find(next_to_write_)) {
-    out_ += it->second.bytes;
+    queue_locked(it->second.bytes);
     const bool close_after = it->second.close_after;
+    if (it->second.stream_head) {
+      // The body follows; nothing after it goes out.
+      answers_.clear();
+      ++next_to_write_;
+      stream_started_ = true;
+      std::uint64_t end = queued_total_;
+      for (const Piece& piece : backlog_pieces_)
+        piece_ends_.push_back({end += piece.end, piece.weight});
+      queue_locked(stream_backlog_);
+      stream_backlog_.clear();
+      backlog_pieces_.clear();
+      if (stream_done_) close_after_write_ = true;
+      break;
+    }
     answers_.erase(it);
     ++next_to_write_;
     if (close_after) {
@@ -161,6 +175,7 @@ void Connection::write_locked() {
         ::send(fd_, out_.data() + written_, out_.size() - written_, MSG_NOSIGNAL | MSG_DONTWAIT);
     if (n > 0) {
       written_ += static_cast<std::size_t>(n);
+      account_written_locked(static_cast<std::size_t>(n));
       continue;
     }
     if (n < 0 && errno == EINTR) continue;

@@ -6,11 +6,13 @@
 
 #include <atomic>
 #include <chrono>
+#include <deque>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <unordered_map>
 #include <utility>
@@ -101,11 +103,32 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   int fd() const { return fd_; }
 
+  // A streamed response for `slot` (http/stream.cpp): its head now, its
+  // body in pieces; no further request of the connection is read.
+  void respond_stream(std::uint64_t slot, const Response& head, int version_minor);
+  bool stream_write(std::string_view piece, std::size_t weight);
+  std::size_t stream_pending();
+  bool stream_open();
+  void stream_end();
+  void stream_abort();
+
  private:
   struct Answer {
     std::string bytes;
     bool close_after = false;
+    bool stream_head = false;  ///< the head of a streamed body: nothing is flushed after it
   };
+
+  // Appends to the output (and counts it, for the stream's pending()).
+  void queue_locked(const std::string& bytes) {
+    out_ += bytes;
+    queued_total_ += bytes.size();
+  }
+  // Bytes of the stream's body, to `out_` once its head went out, to
+  // `stream_backlog_` before; each piece's end is remembered for pending().
+  void append_stream_locked(const std::string& bytes, std::size_t weight);
+  // What the socket took: pieces fully written are no longer pending.
+  void account_written_locked(std::size_t bytes);
 
   // Takes complete requests out of the reader while the connection may have
   // more in flight; each gets the next response slot.
@@ -150,6 +173,21 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::optional<Clock::time_point> write_deadline_;
   std::optional<Clock::time_point> linger_deadline_;
   Clock::time_point idle_deadline_;
+  // The streamed response, if any.
+  bool stream_ = false;          // respond_stream() was called
+  bool stream_started_ = false;  // its head is in out_
+  bool stream_done_ = false;     // ended or aborted
+  bool stream_chunked_ = true;   // HTTP/1.1: chunked; HTTP/1.0: delimited by the close
+  std::string stream_backlog_;
+  struct Piece {
+    std::uint64_t end;   // queued_total_ after it (in the backlog: its size)
+    std::size_t weight;  // what it counts for in stream_pending() (events)
+  };
+  std::vector<Piece> backlog_pieces_;
+  std::uint64_t queued_total_ = 0;  // bytes ever put in out_
+  std::uint64_t sent_total_ = 0;    // bytes of out_ ever sent
+  std::deque<Piece> piece_ends_;    // pieces in out_ not yet sent
+  std::size_t pending_weight_ = 0;  // their weights, summed
 };
 
 }  // namespace ingest::http

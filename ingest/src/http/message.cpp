@@ -131,4 +131,23 @@ std::string serialize(const Response& response, int version_minor, bool keep_ali
   return out;
 }
 
+std::string serialize_stream_head(const Response& head, int version_minor) {
+  std::string out = version_minor == 0 ? "HTTP/1.0 " : "HTTP/1.1 ";
+  out += std::to_string(head.status);
+  out += ' ';
+  out += reason_phrase(head.status);
+  out += "\r\nContent-Type: ";
+  out += head.content_type;
+  out += "\r\n";
+  for (const auto& [name, value] : head.headers) {
+    out += name;
+    out += ": ";
+    out += value;
+    out += "\r\n";
+  }
+  if (version_minor == 1) out += "Transfer-Encoding: chunked\r\n";
+  out += "Connection: close\r\n\r\n";
+  return out;
+}
+
 }  // namespace ingest::http

@@ -54,6 +54,10 @@ const char* reason_phrase(int status);
 /// false adds "Connection: close"; `head` leaves the body out.
 std::string serialize(const Response& response, int version_minor, bool keep_alive, bool head);
 
+/// The head of a streamed response: no Content-Length; chunked on HTTP/1.1,
+/// delimited by the close on HTTP/1.0; "Connection: close" either way.
+std::string serialize_stream_head(const Response& head, int version_minor);
+
 /// Percent-decodes `text` ('+' stays '+', RFC 3986); an invalid escape
 /// stays as it is.
 std::string percent_decode(std::string_view text);

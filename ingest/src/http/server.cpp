@@ -67,6 +67,13 @@ void Responder::send(Response response) {
   connection->respond(slot_, response, version_minor_, keep_alive_, head_);
 }
 
+std::shared_ptr<ResponseStream> Responder::stream(Response head) {
+  if (!connection_) return nullptr;
+  std::shared_ptr<Connection> connection = std::move(connection_);
+  connection->respond_stream(slot_, head, version_minor_);
+  return std::make_shared<ResponseStream>(std::move(connection), std::move(on_sent_));
+}
+
 // --- The Pistache handler ------------------------------------------------------
 
 namespace {

@@ -5,7 +5,9 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <string_view>
 
 #include "http/message.hpp"
 #include "http/request_reader.hpp"
@@ -26,6 +28,35 @@ struct ServerLimits {
 
 class Connection;
 
+/// The body of a streamed response (Server-Sent Events), written in pieces
+/// from any thread after Responder::stream(). The connection closes when it
+/// ends; no later request of that connection is read.
+class ResponseStream {
+ public:
+  ResponseStream(std::shared_ptr<Connection> connection, std::function<void(int)> on_done);
+  ~ResponseStream();  ///< abort() unless ended
+  ResponseStream(const ResponseStream&) = delete;
+  ResponseStream& operator=(const ResponseStream&) = delete;
+
+  /// Appends a piece to the body, written without blocking; it counts as
+  /// `weight` (say, the events in it) in pending() until the socket took it.
+  /// False once the stream is over (the client went away, end(), abort()).
+  bool write(std::string_view piece, std::size_t weight = 1);
+  /// The weights of the pieces the socket has not taken yet.
+  std::size_t pending() const;
+  bool open() const;
+  /// Ends the body; the connection closes after its last byte.
+  void end();
+  /// Cuts the connection at once (a client too slow to keep).
+  void abort();
+
+ private:
+  void finish();
+  std::shared_ptr<Connection> connection_;
+  std::mutex mutex_;
+  std::function<void(int)> on_done_;
+};
+
 /// The answer to one request: send() once, from any thread. Responses of a
 /// connection go out in the order of its requests, whatever order they are
 /// sent in. Destroyed without send(), it answers 500 (every request gets an
@@ -42,6 +73,9 @@ class Responder {
   ~Responder();
 
   void send(Response response);
+  /// Answers with `head` (its body is ignored) and a body written later
+  /// through the stream. on_sent's callback runs when the stream ends.
+  std::shared_ptr<ResponseStream> stream(Response head);
   /// Called with the status just before the response is queued (metrics).
   void on_sent(std::function<void(int status)> callback) { on_sent_ = std::move(callback); }
 

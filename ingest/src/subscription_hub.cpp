@@ -1,0 +1,281 @@
+#include "subscription_hub.hpp"
+
+#include <algorithm>
+
+#include "pipeline/logging.hpp"
+#include "pipeline/timestamp.hpp"
+
+namespace ingest {
+
+using Clock = std::chrono::steady_clock;
+
+const char* stream_end_name(StreamEnd reason) {
+  switch (reason) {
+    case StreamEnd::kClientGone:
+      return "client_gone";
+    case StreamEnd::kSlow:
+      return "slow";
+    case StreamEnd::kShutdown:
+      return "shutdown";
+    case StreamEnd::kError:
+      return "error";
+  }
+  return "error";
+}
+
+struct SubscriptionHub::Subscriber {
+  std::shared_ptr<EventSink> sink;
+  TopicPattern pattern;
+  EventPosition cursor;    ///< the last event it was sent (or skipped as not matching)
+  bool caught_up = false;  ///< cursor has reached read_upto_: it gets live events
+  std::string out;         ///< frames of this round, written once
+  std::size_t out_events = 0;
+  Clock::time_point last_write;  ///< {} until its first round
+};
+
+namespace {
+
+std::string frame(const StoredEvent& event) {
+  std::string out;
+  out.reserve(event.json.size() + 48);
+  out += "id: ";
+  out += event.position.token();
+  out += "\nevent: event\ndata: ";
+  out += event.json;
+  out += "\n\n";
+  return out;
+}
+
+EventPosition just_before(EventPosition position) {
+  if (position.seq > 0) --position.seq;
+  return position;
+}
+
+}  // namespace
+
+SubscriptionHub::SubscriptionHub(SettledSource& settled, StoredEventSource& store,
+                                 HubSettings settings, HubObserver* observer)
+    : settled_(settled), store_(store), settings_(settings), observer_(observer) {}
+
+SubscriptionHub::~SubscriptionHub() { stop(); }
+
+void SubscriptionHub::start() {
+  thread_ = std::thread([this] {
+    std::unique_lock<std::mutex> lock(wake_mutex_);
+    while (!quit_) {
+      lock.unlock();
+      tick(Clock::now());
+      lock.lock();
+      wake_.wait_for(lock, settings_.poll_interval, [&] { return quit_; });
+    }
+  });
+}
+
+void SubscriptionHub::stop() {
+  {
+    std::lock_guard<std::mutex> lock(wake_mutex_);
+    quit_ = true;
+  }
+  wake_.notify_all();
+  if (thread_.joinable()) thread_.join();
+  std::lock_guard<std::mutex> lock(mutex_);
+  while (!subscribers_.empty()) {
+    subscribers_.front().sink->end();
+    remove(subscribers_.begin(), StreamEnd::kShutdown);
+  }
+}
+
+std::size_t SubscriptionHub::size() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return subscribers_.size();
+}
+
+std::optional<SubscriptionHub::Ticket> SubscriptionHub::admit(TopicPattern pattern,
+                                                              SubscriptionStart start, Added* why) {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (subscribers_.size() + reserved_ >= settings_.max_clients) {
+      *why = Added::kFull;
+      return std::nullopt;
+    }
+    ++reserved_;
+  }
+  // Where it starts, resolved without the lock: these may wait on a server.
+  std::optional<EventPosition> cursor;
+  try {
+    if (start.kind == SubscriptionStart::Kind::kAfter) {
+      cursor = start.after;
+    } else if (start.kind == SubscriptionStart::Kind::kSince) {
+      cursor = store_.before_stored_since(start.since_micros);
+    }
+    if (!cursor) cursor = settled_.settled();  // from now on
+  } catch (const std::exception& e) {
+    pipeline::log::warn("subscribe_start_failed", {{"error", pipeline::log::first_line(e.what())}});
+  }
+  if (!cursor) {
+    release();
+    *why = Added::kUnavailable;
+    return std::nullopt;
+  }
+  *why = Added::kOk;
+  return Ticket{std::move(pattern), *cursor};
+}
+
+void SubscriptionHub::release() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (reserved_ > 0) --reserved_;
+}
+
+void SubscriptionHub::attach(Ticket ticket, std::shared_ptr<EventSink> sink) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (reserved_ > 0) --reserved_;
+  Subscriber subscriber;
+  subscriber.sink = std::move(sink);
+  subscriber.pattern = std::move(ticket.pattern);
+  subscriber.cursor = ticket.cursor;
+  subscribers_.push_back(std::move(subscriber));
+  if (observer_ != nullptr) observer_->subscribers(subscribers_.size());
+}
+
+SubscriptionHub::Added SubscriptionHub::add(std::shared_ptr<EventSink> sink, TopicPattern pattern,
+                                            SubscriptionStart start) {
+  Added why = Added::kOk;
+  auto ticket = admit(std::move(pattern), start, &why);
+  if (ticket) attach(std::move(*ticket), std::move(sink));
+  return why;
+}
+
+void SubscriptionHub::remove(std::list<Subscriber>::iterator it, StreamEnd reason) {
+  subscribers_.erase(it);
+  if (observer_ != nullptr) {
+    observer_->ended(reason);
+    observer_->subscribers(subscribers_.size());
+  }
+}
+
+void SubscriptionHub::send(Subscriber& subscriber, const std::string& bytes, std::size_t events,
+                           Clock::time_point now) {
+  subscriber.sink->write(bytes, events);  // a closed sink is found by sweep()
+  subscriber.last_write = now;
+  if (observer_ != nullptr && events > 0) observer_->delivered(events);
+}
+
+// How far events are settled. After the stream is made again, the old
+// incarnation stays bounded by its last floor for the grace period: a batch
+// of it still in flight may commit late, and must not land behind a
+// subscriber that already moved on to the new incarnation.
+std::optional<EventPosition> SubscriptionHub::bound(Clock::time_point now) {
+  const auto settled = settled_.settled();
+  if (!settled) return last_bound_;
+  if (incarnation_ && settled->created != *incarnation_ && last_bound_) {
+    old_bound_ = last_bound_;
+    grace_until_ = now + settings_.incarnation_grace;
+  }
+  incarnation_ = settled->created;
+  if (old_bound_ && now < grace_until_) return old_bound_;
+  old_bound_.reset();
+  // Never backwards: a floor that moves back (a broker failover, a consumer
+  // made again) changes nothing for what was already delivered.
+  if (!last_bound_ || *last_bound_ < *settled) last_bound_ = settled;
+  return last_bound_;
+}
+
+void SubscriptionHub::tick(Clock::time_point now) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (subscribers_.empty()) {
+    read_upto_.reset();  // nobody listens: no polling, and no backlog to read later
+    return;
+  }
+  try {
+    if (const auto settled = bound(now)) {
+      if (!read_upto_) read_upto_ = *settled;
+      deliver_live(*settled, now);
+    }
+    catch_up(now);
+  } catch (const std::exception& e) {
+    // The database is away: subscriptions wait (with their heartbeats).
+    pipeline::log::warn("subscribe_read_failed", {{"error", pipeline::log::first_line(e.what())}});
+  }
+  sweep(now);
+}
+
+void SubscriptionHub::deliver_live(EventPosition settled, Clock::time_point now) {
+  const std::int64_t now_micros = pipeline::now_utc().micros_since_epoch;
+  while (*read_upto_ < settled) {
+    const auto rows = store_.events_between(*read_upto_, settled, settings_.page, "");
+    for (const StoredEvent& event : rows) {
+      if (observer_ != nullptr) {
+        observer_->settled_after(static_cast<double>(now_micros - event.stored_at_micros) / 1e6);
+      }
+      std::string rendered;
+      for (Subscriber& subscriber : subscribers_) {
+        if (!subscriber.caught_up || !(subscriber.cursor < event.position)) continue;
+        subscriber.cursor = event.position;
+        if (!subscriber.pattern.matches(event.topic)) continue;
+        if (rendered.empty()) rendered = frame(event);
+        subscriber.out += rendered;
+        ++subscriber.out_events;
+      }
+    }
+    read_upto_ = rows.size() < settings_.page ? settled : rows.back().position;
+  }
+  for (Subscriber& subscriber : subscribers_) {
+    if (subscriber.caught_up && subscriber.cursor < *read_upto_) subscriber.cursor = *read_upto_;
+    if (subscriber.out_events == 0) continue;
+    send(subscriber, subscriber.out, subscriber.out_events, now);
+    subscriber.out.clear();
+    subscriber.out_events = 0;
+  }
+}
+
+// Subscribers behind the live position read their own pages, a few per
+// round, and only while their client keeps up; then they join the live ones.
+void SubscriptionHub::catch_up(Clock::time_point now) {
+  if (!read_upto_) return;
+  std::size_t reads = 4;
+  for (Subscriber& subscriber : subscribers_) {
+    if (subscriber.caught_up) continue;
+    if (!(subscriber.cursor < *read_upto_)) {
+      subscriber.caught_up = true;
+      continue;
+    }
+    if (reads == 0 || subscriber.sink->pending() > settings_.buffer_events / 2) continue;
+    --reads;
+    const auto rows = store_.events_between(subscriber.cursor, *read_upto_, settings_.page,
+                                            subscriber.pattern.literal_prefix());
+    std::string out;
+    std::size_t events = 0;
+    for (const StoredEvent& event : rows) {
+      if (!subscriber.pattern.matches(event.topic)) continue;
+      out += frame(event);
+      ++events;
+    }
+    if (rows.size() < settings_.page) {
+      subscriber.cursor = *read_upto_;
+      subscriber.caught_up = true;
+    } else {
+      subscriber.cursor = rows.back().position;
+    }
+    if (events > 0) send(subscriber, out, events, now);
+  }
+}
+
+// Gone, too slow, or quiet for a heartbeat.
+void SubscriptionHub::sweep(Clock::time_point now) {
+  for (auto it = subscribers_.begin(); it != subscribers_.end();) {
+    const auto current = it++;
+    Subscriber& subscriber = *current;
+    if (!subscriber.sink->open()) {
+      remove(current, StreamEnd::kClientGone);
+    } else if (subscriber.sink->pending() > settings_.buffer_events) {
+      subscriber.sink->abort();
+      remove(current, StreamEnd::kSlow);
+    } else if (subscriber.last_write == Clock::time_point{}) {
+      subscriber.last_write = now;  // new: its heartbeat counts from here
+    } else if (now - subscriber.last_write >= settings_.heartbeat) {
+      send(subscriber, ": ping\n\n", 0, now);
+    }
+  }
+}
+
+}  // namespace ingest
