@@ -32,6 +32,73 @@ void fill(jsCtx* js, const pn::StreamSettings& stream, const std::vector<pipelin
   pn::check(js_PublishAsyncComplete(js, &wait), "js_PublishAsyncComplete");
 }
 
+// One pull subscription per worker, all on the durable consumer.
+std::vector<pn::SubscriptionPtr> pull_subscribe(jsCtx* js, const pn::StreamSettings& stream,
+                                                const pn::ConsumerSettings& consumer,
+                                                std::size_t workers) {
+  std::vector<pn::SubscriptionPtr> subs;
+  for (std::size_t w = 0; w < workers; ++w) {
+    natsSubscription* raw = nullptr;
+    jsSubOptions so;
+    jsSubOptions_Init(&so);
+    so.Stream = stream.name.c_str();
+    so.Consumer = consumer.durable.c_str();
+    jsErrCode code = static_cast<jsErrCode>(0);
+    pn::check(js_PullSubscribe(&raw, js, stream.wildcard().c_str(), consumer.durable.c_str(),
+                               nullptr, &so, &code),
+              "js_PullSubscribe", code);
+    subs.emplace_back(raw);
+  }
+  return subs;
+}
+
+struct FetchCounts {
+  std::uint64_t fetched = 0;
+  std::uint64_t fetches = 0;
+  bool failed = false;  // a Fetch failed other than by timing out
+};
+
+// The timed part: a thread per subscription fetches and acks until `unique`
+// messages came (or the deadline passed).
+FetchCounts fetch_and_ack(const std::vector<pn::SubscriptionPtr>& subs, std::uint64_t unique,
+                          int fetch_batch, Clock::time_point deadline) {
+  std::atomic<std::uint64_t> fetched{0};
+  std::atomic<std::uint64_t> fetches{0};
+  std::atomic<bool> failed{false};
+  std::vector<std::thread> threads;
+  threads.reserve(subs.size());
+  for (const auto& sub : subs) {
+    threads.emplace_back([&, sub = sub.get()] {
+      while (fetched.load() < unique && Clock::now() < deadline) {
+        natsMsgList list{};
+        jsErrCode code = static_cast<jsErrCode>(0);
+        const natsStatus s = natsSubscription_Fetch(&list, sub, fetch_batch, 200, &code);
+        if (s == NATS_OK) {
+          for (int i = 0; i < list.Count; ++i) natsMsg_Ack(list.Msgs[i], nullptr);
+          fetched += static_cast<std::uint64_t>(list.Count);
+          ++fetches;
+        } else if (s != NATS_TIMEOUT) {
+          failed = true;
+        }
+        natsMsgList_Destroy(&list);
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  return {fetched.load(), fetches.load(), failed.load()};
+}
+
+// Done when the broker has every ack, not when the last one left.
+void wait_for_acks(natsConnection* conn, jsCtx* js, const pn::StreamSettings& stream,
+                   const pn::ConsumerSettings& consumer, Clock::time_point deadline) {
+  natsConnection_FlushTimeout(conn, 10000);
+  while (Clock::now() < deadline) {
+    const auto backlog = pn::consumer_backlog(js, stream.name, consumer.durable);
+    if (backlog && backlog->pending == 0 && backlog->ack_pending == 0) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+}
+
 int run(int argc, char** argv) {
   loadtest::Flags flags("bench_consume", "JetStream pull-consumer Fetch + ack, alone.");
   flags.add("nats-url", "nats://127.0.0.1:4222", "the stack's nats-server");
@@ -60,64 +127,24 @@ int run(int argc, char** argv) {
   const auto unique =
       static_cast<std::uint64_t>(std::count(duplicate.begin(), duplicate.end(), false));
 
-  std::atomic<std::uint64_t> fetched{0};
-  std::atomic<std::uint64_t> fetches{0};
-  std::atomic<bool> failed{false};
   const auto deadline = Clock::now() + std::chrono::minutes(5);
-  std::vector<pn::SubscriptionPtr> subs;
-  for (std::size_t w = 0; w < workers; ++w) {
-    natsSubscription* raw = nullptr;
-    jsSubOptions so;
-    jsSubOptions_Init(&so);
-    so.Stream = stream.name.c_str();
-    so.Consumer = consumer.durable.c_str();
-    jsErrCode code = static_cast<jsErrCode>(0);
-    pn::check(js_PullSubscribe(&raw, js.get(), stream.wildcard().c_str(), consumer.durable.c_str(),
-                               nullptr, &so, &code),
-              "js_PullSubscribe", code);
-    subs.emplace_back(raw);
-  }
-
+  auto subs = pull_subscribe(js.get(), stream, consumer, workers);
   const auto start = Clock::now();
-  std::vector<std::thread> threads;
-  for (std::size_t w = 0; w < workers; ++w) {
-    threads.emplace_back([&, w] {
-      while (fetched.load() < unique && Clock::now() < deadline) {
-        natsMsgList list{};
-        jsErrCode code = static_cast<jsErrCode>(0);
-        const natsStatus s = natsSubscription_Fetch(&list, subs[w].get(), fetch_batch, 200, &code);
-        if (s == NATS_OK) {
-          for (int i = 0; i < list.Count; ++i) natsMsg_Ack(list.Msgs[i], nullptr);
-          fetched += static_cast<std::uint64_t>(list.Count);
-          ++fetches;
-        } else if (s != NATS_TIMEOUT) {
-          failed = true;
-        }
-        natsMsgList_Destroy(&list);
-      }
-    });
-  }
-  for (auto& t : threads) t.join();
-  // Done when the broker has every ack, not when the last one left.
-  natsConnection_FlushTimeout(conn.get(), 10000);
-  while (Clock::now() < deadline) {
-    const auto backlog = pn::consumer_backlog(js.get(), stream.name, consumer.durable);
-    if (backlog && backlog->pending == 0 && backlog->ack_pending == 0) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(2));
-  }
+  const FetchCounts counts = fetch_and_ack(subs, unique, fetch_batch, deadline);
+  wait_for_acks(conn.get(), js.get(), stream, consumer, deadline);
   const double seconds = seconds_since(start);
 
   subs.clear();
   jsErrCode code = static_cast<jsErrCode>(0);
   js_DeleteStream(js.get(), stream.name.c_str(), nullptr, &code);
-  if (fetched.load() != unique || failed.load()) {
-    std::cerr << "bench_consume: fetched " << fetched.load() << " of " << unique
-              << (failed.load() ? " (a Fetch failed)" : "") << "\n";
+  if (counts.fetched != unique || counts.failed) {
+    std::cerr << "bench_consume: fetched " << counts.fetched << " of " << unique
+              << (counts.failed ? " (a Fetch failed)" : "") << "\n";
     return 1;
   }
   report("consume",
          {{"messages", unique},
-          {"fetches", fetches.load()},
+          {"fetches", counts.fetches},
           {"workers", workers},
           {"fetch_batch", fetch_batch},
           {"messages_per_second", static_cast<double>(unique) / seconds}},

@@ -58,6 +58,84 @@ std::size_t write_batch(pqxx::connection& conn, std::vector<const Row*> rows) {
   return inserted.size();
 }
 
+// The rows that reach the database: the workload's unique events, numbered
+// as the stream would number them.
+std::vector<Row> unique_rows(const std::vector<pipeline::Event>& events,
+                             const std::vector<bool>& duplicate) {
+  std::vector<Row> rows;
+  for (std::size_t i = 0; i < events.size(); ++i) {
+    if (!duplicate[i]) rows.push_back({events[i], rows.size() + 1});
+  }
+  return rows;
+}
+
+std::vector<std::vector<const Row*>> split_into_batches(const std::vector<Row>& rows,
+                                                        std::size_t batch_size) {
+  std::vector<std::vector<const Row*>> batches;
+  for (std::size_t i = 0; i < rows.size(); i += batch_size) {
+    std::vector<const Row*> batch;
+    for (std::size_t j = i; j < std::min(rows.size(), i + batch_size); ++j)
+      batch.push_back(&rows[j]);
+    batches.push_back(std::move(batch));
+  }
+  return batches;
+}
+
+void create_scratch_table(pqxx::connection& admin, const std::string& table) {
+  // A copy of the real table (columns, defaults, indexes, constraints),
+  // with a sequence of its own so the real one is not consumed.
+  pqxx::work tx(admin);
+  tx.exec0("CREATE TABLE " + table + " (LIKE events INCLUDING ALL)");
+  tx.exec0("CREATE SEQUENCE " + table + "_id_seq OWNED BY " + table + ".id");
+  tx.exec0("ALTER TABLE " + table + " ALTER COLUMN id SET DEFAULT nextval('" + table + "_id_seq')");
+  tx.commit();
+}
+
+// `count` connections, each with the insert statement prepared.
+std::vector<std::unique_ptr<pqxx::connection>> open_connections(const std::string& url,
+                                                                const std::string& table,
+                                                                std::size_t count) {
+  std::vector<std::unique_ptr<pqxx::connection>> conns;
+  for (std::size_t c = 0; c < count; ++c) {
+    conns.push_back(std::make_unique<pqxx::connection>(url));
+    conns.back()->prepare("bench_insert", insert_sql(table));
+  }
+  return conns;
+}
+
+struct InsertCounts {
+  std::size_t inserted = 0;
+  bool failed = false;
+  std::string first_error;
+};
+
+// The timed part: a thread per connection takes the next batch until none is
+// left (or a batch failed).
+InsertCounts insert_batches(const std::vector<std::unique_ptr<pqxx::connection>>& conns,
+                            const std::vector<std::vector<const Row*>>& batches) {
+  std::atomic<std::size_t> next{0};
+  std::atomic<std::size_t> inserted{0};
+  std::atomic<bool> failed{false};
+  std::string first_error;
+  std::mutex error_mutex;
+  std::vector<std::thread> threads;
+  threads.reserve(conns.size());
+  for (const auto& conn : conns) {
+    threads.emplace_back([&, conn = conn.get()] {
+      for (std::size_t b = next++; b < batches.size() && !failed.load(); b = next++) {
+        try {
+          inserted += write_batch(*conn, batches[b]);
+        } catch (const std::exception& e) {
+          std::lock_guard<std::mutex> lock(error_mutex);
+          if (!failed.exchange(true)) first_error = e.what();
+        }
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  return {inserted.load(), failed.load(), first_error};
+}
+
 int run(int argc, char** argv) {
   loadtest::Flags flags("bench_insert",
                         "PostgreSQL batch INSERT ... ON CONFLICT DO NOTHING, alone.");
@@ -72,30 +150,12 @@ int run(int argc, char** argv) {
 
   std::vector<bool> duplicate;
   const auto events = normalized_events(workload, &duplicate);
-  std::vector<Row> rows;
-  for (std::size_t i = 0; i < events.size(); ++i) {
-    if (!duplicate[i]) rows.push_back({events[i], rows.size() + 1});
-  }
-  std::vector<std::vector<const Row*>> batches;
-  for (std::size_t i = 0; i < rows.size(); i += workload.batch) {
-    std::vector<const Row*> batch;
-    for (std::size_t j = i; j < std::min(rows.size(), i + workload.batch); ++j)
-      batch.push_back(&rows[j]);
-    batches.push_back(std::move(batch));
-  }
+  const std::vector<Row> rows = unique_rows(events, duplicate);
+  const auto batches = split_into_batches(rows, workload.batch);
 
   const std::string table = scratch_name("loadtest_insert");
   pqxx::connection admin(url);
-  {
-    // A copy of the real table (columns, defaults, indexes, constraints),
-    // with a sequence of its own so the real one is not consumed.
-    pqxx::work tx(admin);
-    tx.exec0("CREATE TABLE " + table + " (LIKE events INCLUDING ALL)");
-    tx.exec0("CREATE SEQUENCE " + table + "_id_seq OWNED BY " + table + ".id");
-    tx.exec0("ALTER TABLE " + table + " ALTER COLUMN id SET DEFAULT nextval('" + table +
-             "_id_seq')");
-    tx.commit();
-  }
+  create_scratch_table(admin, table);
   auto drop = [&] {
     pqxx::work tx(admin);
     tx.exec0("DROP TABLE IF EXISTS " + table);
@@ -104,40 +164,19 @@ int run(int argc, char** argv) {
 
   std::vector<std::unique_ptr<pqxx::connection>> conns;
   try {
-    for (std::size_t c = 0; c < connections; ++c) {
-      conns.push_back(std::make_unique<pqxx::connection>(url));
-      conns.back()->prepare("bench_insert", insert_sql(table));
-    }
+    conns = open_connections(url, table, connections);
   } catch (...) {
     drop();
     throw;
   }
-  std::atomic<std::size_t> next{0};
-  std::atomic<std::size_t> inserted{0};
-  std::atomic<bool> failed{false};
-  std::string first_error;
-  std::mutex error_mutex;
   const auto start = Clock::now();
-  std::vector<std::thread> threads;
-  for (std::size_t c = 0; c < connections; ++c) {
-    threads.emplace_back([&, c] {
-      for (std::size_t b = next++; b < batches.size() && !failed.load(); b = next++) {
-        try {
-          inserted += write_batch(*conns[c], batches[b]);
-        } catch (const std::exception& e) {
-          std::lock_guard<std::mutex> lock(error_mutex);
-          if (!failed.exchange(true)) first_error = e.what();
-        }
-      }
-    });
-  }
-  for (auto& t : threads) t.join();
+  const InsertCounts counts = insert_batches(conns, batches);
   const double seconds = seconds_since(start);
   conns.clear();
   drop();
-  if (failed.load() || inserted.load() != rows.size()) {
-    std::cerr << "bench_insert: inserted " << inserted.load() << " of " << rows.size() << " rows"
-              << (first_error.empty() ? "" : ": " + first_error) << "\n";
+  if (counts.failed || counts.inserted != rows.size()) {
+    std::cerr << "bench_insert: inserted " << counts.inserted << " of " << rows.size() << " rows"
+              << (counts.first_error.empty() ? "" : ": " + counts.first_error) << "\n";
     return 1;
   }
   report("insert",

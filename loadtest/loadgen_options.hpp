@@ -3,12 +3,13 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include "workload.hpp"
 
-/// The pieces of the loadgen program (loadgen.cpp, publisher.cpp,
-/// pipeline_stats.cpp).
+/// The pieces of the loadgen program (loadgen.cpp, loadgen_options.cpp,
+/// loadgen_report.cpp, publisher.cpp, pipeline_stats.cpp).
 namespace loadgen {
 
 using Clock = std::chrono::steady_clock;
@@ -33,6 +34,10 @@ struct Options {
   std::string json_path;
   std::string get_path;  ///< GET this path instead of publishing (an HTTP baseline)
 };
+
+/// Reads and checks loadgen's flags (loadgen_options.cpp): nullopt after
+/// --help. Throws std::invalid_argument for a bad flag or combination.
+std::optional<Options> read_options(int argc, const char* const* argv);
 
 /// Set by SIGINT/SIGTERM: stop publishing, finish what is in flight.
 extern std::atomic<bool> g_interrupted;

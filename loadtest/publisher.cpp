@@ -13,8 +13,8 @@
 #include <nlohmann/json.hpp>
 #include <stdexcept>
 
-#include "format.hpp"
 #include "http.hpp"
+#include "progress_line.hpp"
 
 namespace loadgen {
 namespace {
@@ -40,8 +40,13 @@ struct Connection {
 
 class Publisher {
  public:
-  Publisher(const Options& o, loadtest::Workload& workload, StatsSampler& sampler)
-      : o_(o), workload_(workload), sampler_(sampler), connections_(o.connections) {
+  Publisher(const Options& o, loadtest::Workload& workload, const StatsSampler& sampler,
+            Clock::time_point start)
+      : o_(o),
+        workload_(workload),
+        connections_(o.connections),
+        start_(start),
+        progress_(o, sampler, start) {
     epoll_ = ::epoll_create1(EPOLL_CLOEXEC);
     if (epoll_ < 0) throw std::runtime_error("epoll_create1 failed");
   }
@@ -53,10 +58,7 @@ class Publisher {
   Publisher& operator=(const Publisher&) = delete;
 
   /// Runs until every planned event has an answer (or was given up on).
-  void run(Clock::time_point start) {
-    start_ = start;
-    last_tick_ = start;
-    next_progress_ = start + std::chrono::seconds(1);
+  void run() {
     std::vector<epoll_event> events(std::max<std::size_t>(64, connections_.size()));
     for (;;) {
       const auto now = Clock::now();
@@ -64,7 +66,7 @@ class Publisher {
       for (std::size_t i = 0; i < connections_.size(); ++i) {
         if (!connections_[i].request && !dispatch(i, now)) break;
       }
-      if (now >= next_progress_) progress(now);
+      if (now >= progress_.next()) progress_.print(now, totals_, dispatched_);
       if (finished()) break;
       const int n = ::epoll_wait(epoll_, events.data(), static_cast<int>(events.size()),
                                  wait_ms(Clock::now()));
@@ -95,7 +97,7 @@ class Publisher {
   }
 
   int wait_ms(Clock::time_point now) const {
-    auto wake = std::min(next_progress_, now + std::chrono::milliseconds(50));
+    auto wake = std::min(progress_.next(), now + std::chrono::milliseconds(50));
     if (o_.rate > 0) wake = std::min(wake, std::max(now, next_rate_slot_));
     for (const auto& r : retries_) wake = std::min(wake, std::max(now, r->not_before));
     const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(wake - now).count();
@@ -354,63 +356,24 @@ class Publisher {
     }
   }
 
-  void progress(Clock::time_point now) {
-    const double dt = seconds_between(last_tick_, now);
-    const std::size_t from = latencies_at_tick_;
-    std::vector<std::uint32_t> recent(
-        totals_.latencies_us.begin() + static_cast<std::ptrdiff_t>(from),
-        totals_.latencies_us.end());
-    std::string p99 = "-";
-    if (!recent.empty()) {
-      const std::size_t k = (recent.size() * 99 + 99) / 100 - 1;
-      std::nth_element(recent.begin(), recent.begin() + static_cast<std::ptrdiff_t>(k),
-                       recent.end());
-      p99 = loadtest::format_number(recent[k] / 1000.0, 1) + " ms";
-    }
-    const std::uint64_t events_done = totals_.accepted + totals_.duplicates;
-    if (!o_.quiet) {
-      std::string line = "loadgen [" + loadtest::format_number(seconds_between(start_, now), 0) +
-                         "s] events " + loadtest::format_count(dispatched_);
-      if (o_.workload.events > 0) line += "/" + loadtest::format_count(o_.workload.events);
-      line +=
-          "  " +
-          loadtest::format_number(loadtest::per_second(events_done - events_at_tick_, dt), 0) +
-          " ev/s  " + loadtest::format_number(loadtest::per_second(recent.size(), dt), 0) +
-          " req/s  p99 " + p99 + "  retries " + loadtest::format_count(totals_.retries) +
-          "  errors " +
-          loadtest::format_count(totals_.connection_errors + totals_.timeouts + totals_.permanent);
-      if (sampler_.last_pending() >= 0)
-        line +=
-            "  lag " + loadtest::format_count(static_cast<std::uint64_t>(sampler_.last_pending()));
-      std::cerr << line << "\n";
-    }
-    last_tick_ = now;
-    latencies_at_tick_ = totals_.latencies_us.size();
-    events_at_tick_ = events_done;
-    next_progress_ += std::chrono::seconds(1);
-    if (next_progress_ < now) next_progress_ = now + std::chrono::seconds(1);
-  }
-
   const Options& o_;
   loadtest::Workload& workload_;
-  StatsSampler& sampler_;
   std::vector<Connection> connections_;
   std::deque<std::unique_ptr<Request>> retries_;
   int epoll_ = -1;
   bool plan_done_ = false;
   std::uint64_t dispatched_ = 0;
   Totals totals_;
-  Clock::time_point start_, first_send_, end_, last_tick_, next_progress_, next_rate_slot_;
-  std::size_t latencies_at_tick_ = 0;
-  std::uint64_t events_at_tick_ = 0;
+  Clock::time_point start_, first_send_, end_, next_rate_slot_;
+  ProgressLine progress_;
 };
 
 }  // namespace
 
 PublishResult publish(const Options& o, loadtest::Workload& workload, StatsSampler& sampler,
                       Clock::time_point start) {
-  Publisher publisher(o, workload, sampler);
-  publisher.run(start);
+  Publisher publisher(o, workload, sampler, start);
+  publisher.run();
   return {publisher.totals(), publisher.first_send(), publisher.end()};
 }
 
