@@ -92,6 +92,8 @@ ingest::IngestConfig PipelineTest::ingest_config() {
   config.rate_limit_burst = rate_burst_;
   config.publish_timeout = publish_timeout_;
   config.header_timeout = header_timeout_;
+  config.subscribe_poll_interval = std::chrono::milliseconds(20);
+  if (configure_ingest_) configure_ingest_(config);
   return config;
 }
 

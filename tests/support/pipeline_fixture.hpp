@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <functional>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -75,7 +76,9 @@ class PipelineTest : public ::testing::Test {
   std::size_t rate_burst_ = 100;
   std::chrono::milliseconds publish_timeout_{5000};
   std::chrono::milliseconds header_timeout_{10000};
-  bool apply_schema_ = true;
+  bool apply_schema_ = true;  ///< start_ingest() applies the migrations first
+  /// Changes to ingest's configuration (after the fixture's own).
+  std::function<void(ingest::IngestConfig&)> configure_ingest_;
   /// The processor's /metrics listener: off unless a test reads it (its
   /// civetweb server takes 1.7 s to stop).
   bool processor_metrics_ = false;  ///< start_ingest() applies the migrations first
