@@ -33,6 +33,50 @@ TEST_F(Chaos, KillProcessorsRepeatedly) {
   stack_->verify("kill -9 processors x6", {&driver});
 }
 
+// Subscribers read while processors are killed: each gets every stored event
+// once, in cursor order, including one that drops and resumes with its
+// Last-Event-ID halfway through.
+TEST_F(Chaos, SubscribersMissNothingWhileProcessorsAreKilled) {
+  start_single();
+  const std::uint16_t port = stack_->ingest_port();
+  SseClient all(port, "/subscribe");
+  SseClient some(port, "/subscribe?topic=chaos.1");
+  auto resumer = std::make_unique<SseClient>(port, "/subscribe");
+  for (const SseClient* client : {&all, &some, resumer.get()}) {
+    ASSERT_TRUE(wait_until([&] { return !client->raw().empty(); }, 20s)) << "no stream";
+  }
+  std::vector<SseEvent> resumed_part;
+  LoadDriver driver(port, kSends, 21);
+  under_load(driver, [&](const std::atomic<bool>& done) {
+    for (int i = 0; i < 6; ++i) {
+      pause(done, 400ms);
+      const std::size_t victim = static_cast<std::size_t>(i % 2);
+      stack_->processor(victim).kill9();
+      stack_->start_processor(victim);
+      if (i == 2) {  // the third subscriber drops out and comes back
+        resumer->stop();
+        resumed_part = resumer->events();
+        const std::string last = resumed_part.empty() ? "" : resumed_part.back().id;
+        std::map<std::string, std::string> headers;
+        if (!last.empty()) headers["Last-Event-ID"] = last;
+        resumer = std::make_unique<SseClient>(port, "/subscribe", headers);
+      }
+    }
+  });
+  stack_->verify("kill -9 processors x6 with subscribers", {&driver});
+  const auto stored = stack_->stored_keys();
+  std::size_t stored_1 = 0;
+  for (const auto& key : stored) stored_1 += key.rfind("chaos.1:", 0) == 0 ? 1 : 0;
+  ASSERT_TRUE(all.wait_for(stored.size(), 60s)) << all.events().size() << " of " << stored.size();
+  ASSERT_TRUE(some.wait_for(stored_1, 60s));
+  ASSERT_TRUE(resumer->wait_for(stored.size() - resumed_part.size(), 60s));
+  std::vector<SseEvent> joined = resumed_part;
+  for (const auto& e : resumer->events()) joined.push_back(e);
+  expect_each_once(all.events(), stored, "");
+  expect_each_once(some.events(), stored, "chaos.1:");
+  expect_each_once(joined, stored, "");
+}
+
 // Repeats after the broker's window (1 s here) reach the database: its
 // UNIQUE constraint, its duplicate records and their pruning carry real
 // load, with processors killed meanwhile.

@@ -14,6 +14,7 @@
 //   being the requests a fault cut short;
 // - nothing went to dead_letters.
 #include "load_driver.hpp"
+#include "sse_client.hpp"
 
 namespace testsupport {
 
@@ -160,6 +161,17 @@ class ChaosStack {
 
   // Checks the database and /stats against what the drivers saw, prints the
   // case line.
+  // Every stored key, "<topic>:<event_id>".
+  std::set<std::string> stored_keys() {
+    pqxx::connection conn(postgres_.url("chaos"));
+    pqxx::read_transaction tx(conn);
+    std::set<std::string> keys;
+    for (const auto& row : tx.exec("SELECT topic || ':' || event_id FROM events")) {
+      keys.insert(row[0].as<std::string>());
+    }
+    return keys;
+  }
+
   void verify(const std::string& name, const std::vector<const LoadDriver*>& drivers,
               const std::string& extra = "") {
     double drain_s = 0;
@@ -265,6 +277,36 @@ class ChaosStack {
 // Runs `faults` on a thread while the driver publishes. Every fault is
 // carried out (the case names give their counts); `done` tells the fault
 // thread the load has ended, so that it stops pausing between faults.
+// A subscription's events against the stored keys that start with
+// `prefix`: each exactly once (nothing missing, nothing twice), in cursor
+// order.
+inline void expect_each_once(const std::vector<SseEvent>& events,
+                             const std::set<std::string>& stored, const std::string& prefix) {
+  std::map<std::string, int> seen;
+  std::pair<long long, unsigned long long> previous{-1, 0};
+  for (const auto& e : events) {
+    const json data = json::parse(e.data);
+    ++seen[data["topic"].get<std::string>() + ":" + data["event_id"].get<std::string>()];
+    const auto dash = e.id.find('-');
+    const std::pair<long long, unsigned long long> at{std::stoll(e.id.substr(0, dash)),
+                                                      std::stoull(e.id.substr(dash + 1))};
+    EXPECT_LT(previous, at) << "out of cursor order at " << e.id;
+    previous = at;
+  }
+  std::size_t missing = 0;
+  std::size_t expected = 0;
+  for (const auto& key : stored) {
+    if (key.rfind(prefix, 0) != 0) continue;
+    ++expected;
+    if (seen.count(key) == 0) ++missing;
+  }
+  std::size_t repeated = 0;
+  for (const auto& [key, count] : seen) repeated += count > 1 ? 1 : 0;
+  EXPECT_EQ(missing, 0U) << "of " << expected;
+  EXPECT_EQ(repeated, 0U);
+  EXPECT_EQ(seen.size(), expected) << "events not stored were delivered";
+}
+
 inline void under_load(LoadDriver& driver,
                        const std::function<void(const std::atomic<bool>&)>& faults) {
   std::atomic<bool> done{false};
