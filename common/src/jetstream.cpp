@@ -381,14 +381,14 @@ std::optional<ConsumerBacklog> consumer_backlog(jsCtx* js, const std::string& st
   return ConsumerBacklog{info->NumPending, static_cast<std::uint64_t>(info->NumAckPending)};
 }
 
-std::optional<std::uint64_t> ack_floor(jsCtx* js, const std::string& stream,
-                                       const std::string& durable) {
+std::optional<AckFloor> ack_floor(jsCtx* js, const std::string& stream,
+                                  const std::string& durable) {
   jsConsumerInfo* ci = nullptr;
   if (js_GetConsumerInfo(&ci, js, stream.c_str(), durable.c_str(), nullptr, nullptr) != NATS_OK) {
     return std::nullopt;
   }
   ConsumerInfoPtr info(ci);
-  return info->AckFloor.Stream;
+  return AckFloor{info->AckFloor.Stream, info->Created};
 }
 
 }  // namespace pipeline::nats

@@ -41,16 +41,24 @@ std::optional<pipeline::nats::ConsumerBacklog> BrokerAdmin::backlog() {
 }
 
 std::optional<EventPosition> BrokerAdmin::settled() {
+  using pipeline::nats::ack_floor;
+  using pipeline::nats::stream_identity;
   std::lock_guard<std::mutex> lock(mutex_);
-  // The stream before and after the consumer: a floor read across a
-  // re-creation of the stream would be paired with the wrong incarnation.
-  const auto before = pipeline::nats::stream_identity(js_.get(), stream_);
-  if (!before) return std::nullopt;
-  const auto floor = pipeline::nats::ack_floor(js_.get(), stream_, durable_);
+  auto floor = ack_floor(js_.get(), stream_, durable_);
   if (!floor) return std::nullopt;
-  const auto after = pipeline::nats::stream_identity(js_.get(), stream_);
-  if (!after || after->created != before->created) return std::nullopt;
-  return EventPosition{before->created, *floor};
+  // One request a round while the consumer is the one last seen: deleting
+  // the stream deletes its consumers, so the same consumer means the same
+  // stream. A new consumer: read the stream's incarnation around it, so
+  // that a floor is never paired with another incarnation's.
+  if (!stream_created_ || floor->consumer_created != consumer_created_) {
+    const auto before = stream_identity(js_.get(), stream_);
+    floor = ack_floor(js_.get(), stream_, durable_);
+    const auto after = stream_identity(js_.get(), stream_);
+    if (!before || !floor || !after || before->created != after->created) return std::nullopt;
+    stream_created_ = before->created;
+    consumer_created_ = floor->consumer_created;
+  }
+  return EventPosition{*stream_created_, floor->stream_seq};
 }
 
 }  // namespace ingest

@@ -29,6 +29,8 @@ class BrokerAdmin final : public BrokerProbe, public BacklogReader, public Settl
   std::string durable_;
   std::mutex mutex_;
   pipeline::nats::JetStreamPtr js_;
+  std::optional<std::int64_t> stream_created_;  // the incarnation of the consumer below
+  std::int64_t consumer_created_ = 0;
 };
 
 }  // namespace ingest

@@ -134,6 +134,7 @@ void SubscriptionHub::attach(Ticket ticket, std::shared_ptr<EventSink> sink) {
   subscriber.pattern = std::move(ticket.pattern);
   subscriber.cursor = ticket.cursor;
   subscribers_.push_back(std::move(subscriber));
+  index_stale_ = true;
   if (observer_ != nullptr) observer_->subscribers(subscribers_.size());
 }
 
@@ -147,6 +148,7 @@ SubscriptionHub::Added SubscriptionHub::add(std::shared_ptr<EventSink> sink, Top
 
 void SubscriptionHub::remove(std::list<Subscriber>::iterator it, StreamEnd reason) {
   subscribers_.erase(it);
+  index_stale_ = true;
   if (observer_ != nullptr) {
     observer_->ended(reason);
     observer_->subscribers(subscribers_.size());
@@ -199,26 +201,45 @@ void SubscriptionHub::tick(Clock::time_point now) {
   sweep(now);
 }
 
+void SubscriptionHub::reindex() {
+  by_topic_.clear();
+  by_pattern_.clear();
+  for (Subscriber& subscriber : subscribers_) {
+    if (subscriber.pattern.exact()) {
+      by_topic_[subscriber.pattern.text()].push_back(&subscriber);
+    } else {
+      by_pattern_.push_back(&subscriber);
+    }
+  }
+  index_stale_ = false;
+}
+
 void SubscriptionHub::deliver_live(EventPosition settled, Clock::time_point now) {
+  if (index_stale_) reindex();
   const std::int64_t now_micros = pipeline::now_utc().micros_since_epoch;
+  const auto offer = [](Subscriber* subscriber, const StoredEvent& event, std::string& rendered) {
+    if (!subscriber->caught_up || !(subscriber->cursor < event.position)) return;
+    if (!subscriber->pattern.matches(event.topic)) return;
+    if (rendered.empty()) rendered = frame(event);
+    subscriber->out += rendered;
+    ++subscriber->out_events;
+  };
   while (*read_upto_ < settled) {
     const auto rows = store_.events_between(*read_upto_, settled, settings_.page, "");
     for (const StoredEvent& event : rows) {
       if (observer_ != nullptr) {
         observer_->settled_after(static_cast<double>(now_micros - event.stored_at_micros) / 1e6);
       }
-      std::string rendered;
-      for (Subscriber& subscriber : subscribers_) {
-        if (!subscriber.caught_up || !(subscriber.cursor < event.position)) continue;
-        subscriber.cursor = event.position;
-        if (!subscriber.pattern.matches(event.topic)) continue;
-        if (rendered.empty()) rendered = frame(event);
-        subscriber.out += rendered;
-        ++subscriber.out_events;
+      std::string rendered;  // once, for every subscriber it goes to
+      const auto exact = by_topic_.find(event.topic);
+      if (exact != by_topic_.end()) {
+        for (Subscriber* subscriber : exact->second) offer(subscriber, event, rendered);
       }
+      for (Subscriber* subscriber : by_pattern_) offer(subscriber, event, rendered);
     }
     read_upto_ = rows.size() < settings_.page ? settled : rows.back().position;
   }
+  // Every caught-up subscriber has now seen (or skipped) all up to here.
   for (Subscriber& subscriber : subscribers_) {
     if (subscriber.caught_up && subscriber.cursor < *read_upto_) subscriber.cursor = *read_upto_;
     if (subscriber.out_events == 0) continue;

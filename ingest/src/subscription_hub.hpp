@@ -11,6 +11,7 @@
 #include <string>
 #include <string_view>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 #include "ingest/event_store.hpp"
@@ -150,7 +151,13 @@ class SubscriptionHub {
 
   mutable std::mutex mutex_;  // guards subscribers_ (the list), and the fields below
   std::list<Subscriber> subscribers_;
-  std::size_t reserved_ = 0;                // tickets not yet attached
+  std::size_t reserved_ = 0;  // tickets not yet attached
+  // Who gets an event of a topic: subscribers of that exact topic, and the
+  // pattern subscribers (checked per event). Rebuilt when the set changes.
+  std::unordered_map<std::string, std::vector<Subscriber*>> by_topic_;
+  std::vector<Subscriber*> by_pattern_;
+  bool index_stale_ = true;
+  void reindex();
   std::optional<EventPosition> read_upto_;  // live events read up to here
   std::optional<EventPosition> last_bound_;
   std::optional<std::int64_t> incarnation_;  // the stream's creation time last seen

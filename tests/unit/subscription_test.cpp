@@ -171,7 +171,7 @@ class Hub : public ::testing::Test {
     settings_.page = 3;  // small pages: every walk takes several reads
     settings_.buffer_events = 10;
     settings_.heartbeat = std::chrono::seconds(15);
-    settings_.max_clients = 3;
+    settings_.max_clients = 3;  // the limit test opens three
   }
   std::shared_ptr<FakeClient> subscribe(const std::string& topics = ">",
                                         SubscriptionStart start = {}) {
@@ -196,6 +196,7 @@ class Hub : public ::testing::Test {
 TEST_F(Hub, EachSettledEventOnceInPositionOrderWhateverTheCommitOrder) {
   auto all = subscribe();
   auto orders = subscribe("orders.*");
+  auto exact = subscribe("orders.a");
   tick();
   // Rows commit out of order; the floor says what is settled.
   store_.store({7, 3}, "orders.a", "3");
@@ -215,6 +216,7 @@ TEST_F(Hub, EachSettledEventOnceInPositionOrderWhateverTheCommitOrder) {
   tick(3);
   EXPECT_EQ(all->ids(), (std::vector<std::string>{"1", "2", "3", "5", "6", "7", "8", "9"}));
   EXPECT_EQ(orders->ids(), (std::vector<std::string>{"1", "3", "5", "6", "7", "8", "9"}));
+  EXPECT_EQ(exact->ids(), (std::vector<std::string>{"1", "3"}));
 }
 
 TEST_F(Hub, NowMeansEventsSettledAfterTheSubscriptionStarts) {

@@ -182,10 +182,16 @@ struct ConsumerBacklog {
 std::optional<ConsumerBacklog> consumer_backlog(jsCtx* js, const std::string& stream,
                                                 const std::string& durable);
 
-/// The stream sequence at or below which the durable consumer has every
-/// message acked (its ack floor), or nullopt when the broker cannot say.
-std::optional<std::uint64_t> ack_floor(jsCtx* js, const std::string& stream,
-                                       const std::string& durable);
+/// The durable consumer's ack floor (the stream sequence at or below which
+/// every message is acked) and its creation time (nanoseconds: a consumer
+/// made again, as it must be after its stream was, has another).
+struct AckFloor {
+  std::uint64_t stream_seq = 0;
+  std::int64_t consumer_created = 0;
+};
+
+/// The consumer's ack floor, or nullopt when the broker cannot say.
+std::optional<AckFloor> ack_floor(jsCtx* js, const std::string& stream, const std::string& durable);
 
 /// True when the stream exists (throws NatsError if the broker cannot say
 /// within `wait`; zero means the context's own timeout).
