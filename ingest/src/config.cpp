@@ -4,12 +4,10 @@
 #include <iostream>
 
 namespace ingest {
+namespace {
 
-bool load_config(int argc, const char* const* argv, IngestConfig& config) {
-  using std::chrono::milliseconds;
-  pipeline::SettingsReader reader("ingest",
-                                  "HTTP API that validates events and publishes them to JetStream");
-  pipeline::bind_common_settings(reader, config.common);
+// The listener, its threads and the limits of the HTTP layer.
+void bind_http_settings(pipeline::SettingsReader& reader, IngestConfig& config) {
   reader.text("INGEST_HTTP_ADDRESS", &config.http_address, "address to listen on");
   reader.integer("INGEST_HTTP_PORT", &config.http_port, 0, 65535, "HTTP port (0 = any free port)");
   reader.size("INGEST_HTTP_THREADS", &config.http_threads, 1, 64,
@@ -27,6 +25,10 @@ bool load_config(int argc, const char* const* argv, IngestConfig& config) {
               "open connections at most; one more is answered 503 and closed");
   reader.size("INGEST_MAX_PIPELINED_REQUESTS", &config.max_pipelined, 1, 1024,
               "requests of one connection handled at once (more wait, in order)");
+}
+
+// What one request and one event may hold.
+void bind_event_limits(pipeline::SettingsReader& reader, IngestConfig& config) {
   reader.size("INGEST_MAX_EVENTS_PER_REQUEST", &config.limits.max_events_per_request, 1, 100'000,
               "most events in one request (413 beyond)");
   reader.size("INGEST_MAX_PAYLOAD_BYTES", &config.limits.max_payload_bytes, 2, 64u << 20,
@@ -38,6 +40,11 @@ bool load_config(int argc, const char* const* argv, IngestConfig& config) {
               "at least INGEST_MAX_JSON_DEPTH + 3");
   reader.size("INGEST_MAX_FIELD_LENGTH", &config.limits.max_field_length, 1, 4096,
               "longest topic, event_id or source, in characters");
+}
+
+// How long ingest waits for the broker and for clients.
+void bind_timeouts(pipeline::SettingsReader& reader, IngestConfig& config) {
+  using std::chrono::milliseconds;
   reader.duration("INGEST_PUBLISH_TIMEOUT", &config.publish_timeout, milliseconds(10),
                   "how long to wait for JetStream PubAcks before answering 503");
   reader.duration("INGEST_HEADER_TIMEOUT", &config.header_timeout, milliseconds(100),
@@ -48,6 +55,10 @@ bool load_config(int argc, const char* const* argv, IngestConfig& config) {
                   "a kept-alive connection with no request for this long is closed");
   reader.duration("INGEST_WRITE_TIMEOUT", &config.write_timeout, milliseconds(100),
                   "a client that does not read its response for this long is cut off");
+}
+
+// The database pool, tokens and rate limits.
+void bind_access_settings(pipeline::SettingsReader& reader, IngestConfig& config) {
   reader.size("INGEST_DB_POOL_SIZE", &config.db_pool_size, 1, 256,
               "PostgreSQL connections for /events and /stats");
   reader.secret("INGEST_API_TOKENS", &config.api_tokens,
@@ -63,6 +74,11 @@ bool load_config(int argc, const char* const* argv, IngestConfig& config) {
                 "0 = off");
   reader.size("INGEST_AUTH_FAILURE_BURST", &config.auth_failure_burst, 1, 1'000'000,
               "failed authentications a client address may make at once");
+}
+
+// GET /subscribe.
+void bind_subscribe_settings(pipeline::SettingsReader& reader, IngestConfig& config) {
+  using std::chrono::milliseconds;
   reader.duration("SUBSCRIBE_HEARTBEAT", &config.subscribe_heartbeat, milliseconds(100),
                   "GET /subscribe sends a comment line after this long without an event, so "
                   "proxies keep the connection");
@@ -75,6 +91,19 @@ bool load_config(int argc, const char* const* argv, IngestConfig& config) {
               "resumes from its last id");
   reader.size("SUBSCRIBE_MAX_CLIENTS", &config.subscribe_max_clients, 0, 1'000'000,
               "open GET /subscribe streams at most (503 beyond)");
+}
+
+}  // namespace
+
+bool load_config(int argc, const char* const* argv, IngestConfig& config) {
+  pipeline::SettingsReader reader("ingest",
+                                  "HTTP API that validates events and publishes them to JetStream");
+  pipeline::bind_common_settings(reader, config.common);
+  bind_http_settings(reader, config);
+  bind_event_limits(reader, config);
+  bind_timeouts(reader, config);
+  bind_access_settings(reader, config);
+  bind_subscribe_settings(reader, config);
   if (!reader.read(argc, argv)) {
     std::cout << reader.help();
     return false;
