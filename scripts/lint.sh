@@ -11,3 +11,4 @@ run-clang-tidy -quiet -p "$build" -j "$(nproc)" "${files[@]}" >"$build/clang-tid
   exit 1
 }
 echo "lint: clean (${#files[@]} files)"
+scripts/check-sizes.sh

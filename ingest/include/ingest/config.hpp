@@ -19,8 +19,8 @@ struct IngestConfig {
   std::size_t http_threads = 2;   ///< I/O threads: they never wait
   std::size_t query_threads = 8;  ///< threads for /events, /stats, /ready, /metrics
   std::size_t max_body_bytes = std::size_t{1024} * 1024;
-  std::size_t max_request_line_bytes = 8 * 1024;
-  std::size_t max_header_bytes = 16 * 1024;
+  std::size_t max_request_line_bytes = std::size_t{8} * 1024;
+  std::size_t max_header_bytes = std::size_t{16} * 1024;
   std::size_t max_connections = 10000;
   std::size_t max_pipelined = 32;
   pipeline::ValidationLimits limits;
