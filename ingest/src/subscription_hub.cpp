@@ -46,11 +46,6 @@ std::string frame(const StoredEvent& event) {
   return out;
 }
 
-EventPosition just_before(EventPosition position) {
-  if (position.seq > 0) --position.seq;
-  return position;
-}
-
 }  // namespace
 
 SubscriptionHub::SubscriptionHub(SettledSource& settled, StoredEventSource& store,
