@@ -1,6 +1,7 @@
 #pragma once
 
 #include <atomic>
+#include <cstddef>
 #include <functional>
 #include <string>
 #include <vector>
@@ -76,6 +77,7 @@ class IngestApi {
   ApiServices services_;
   IngestMetrics& metrics_;
   WorkerPool& workers_;
+  std::size_t max_body_bytes_;  ///< INGEST_MAX_BODY_BYTES, also for an inflated body
   TokenAuthenticator authenticator_;
   RateLimiter limiter_;
   RateLimiter auth_failures_;
