@@ -104,23 +104,27 @@ TEST_F(Formats, UnknownOrCorruptEncodingsGetJsonErrors) {
 
 // 64 MB of zeros compress to about 64 KB, well under INGEST_MAX_BODY_BYTES
 // (1 MiB): ingest stops inflating at 1 MiB and answers 413. Without the cap
-// each request would hold 64 MB; the peak memory of this process (ingest
-// runs in it) shows it did not.
+// the request would hold 64 MB; the peak memory of this process (ingest runs
+// in it) shows it did not. (The bound leaves room for the sanitizers' shadow
+// memory: a capped inflate costs about 2 MB, an uncapped one 64 MB and more.)
 TEST_F(Formats, AGzipBombIs413AndCostsNothing) {
   const std::string bomb = gzip_of_zeros(64u << 20);
   ASSERT_LT(bomb.size(), 128u << 10);
-  reset_peak_rss();
-  const long peak_before = peak_rss_kb();
-  for (int i = 0; i < 3; ++i) {
+  const auto send_bomb = [&] {
     const HttpResponse response =
         post(bomb, "application/x-ndjson", {{"Content-Encoding", "gzip"}});
-    ASSERT_EQ(response.status, 413) << response.body;
-    EXPECT_NE(json::parse(response.body)["error"].get<std::string>().find(
-                  "decompressed body larger than INGEST_MAX_BODY_BYTES (1048576 bytes)"),
-              std::string::npos)
+    EXPECT_EQ(response.status, 413) << response.body;
+    EXPECT_NE(
+        response.body.find("decompressed body larger than INGEST_MAX_BODY_BYTES (1048576 bytes)"),
+        std::string::npos)
         << response.body;
-  }
-  EXPECT_LT(peak_rss_kb() - peak_before, 16 * 1024) << "kB more at the peak";
+  };
+  reset_peak_rss();
+  const long peak_before = peak_rss_kb();
+  send_bomb();
+  EXPECT_LT(peak_rss_kb() - peak_before, 32 * 1024) << "kB more at the peak";
+  send_bomb();
+  send_bomb();
   EXPECT_EQ(http().get("/health").status, 200);
   const HttpResponse next = post(event("after", "bomb").dump(), "application/json");
   EXPECT_EQ(next.status, 200) << next.body;
