@@ -199,7 +199,7 @@ void IngestApi::publish(const Request& request, Responder responder) {
   metrics_.body_bytes->Observe(static_cast<double>(request.body.size()));
   const std::string id = request_id(request);
   auto pending = std::make_shared<Responder>(std::move(responder));
-  services_.publish.publish(input, id, [pending, id](PublishReport report) {
+  services_.publish.publish(input, id, [pending, id](const PublishReport& report) {
     pipeline::fault::crash_point("ingest.after_publish_before_response");
     Response response = json_response(publish_status(report.kind), report.to_json());
     if (report.kind == PublishOutcomeKind::kRetryLater) response.header("Retry-After", "1");

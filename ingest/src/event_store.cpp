@@ -182,7 +182,7 @@ bool EventStore::schema_ready() {
   schema_ready_ = with_connection([&](pqxx::connection& conn) {
     pqxx::nontransaction tx(conn);
     // Asked first so that a database without the table logs no error.
-    if (tx.exec("SELECT to_regclass('schema_migrations') IS NOT NULL")[0][0].as<bool>() == false) {
+    if (!tx.exec("SELECT to_regclass('schema_migrations') IS NOT NULL")[0][0].as<bool>()) {
       return false;
     }
     return tx.exec("SELECT COALESCE(MAX(version), 0) FROM schema_migrations")[0][0].as<int>() >=

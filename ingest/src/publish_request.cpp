@@ -61,6 +61,18 @@ std::optional<http::Response> find_format(const http::Request& request, PublishI
   return std::nullopt;
 }
 
+// Every Content-Encoding field as one list (RFC 9110 §5.3: repeated fields
+// are one list), so that a second field is never overlooked.
+std::string content_codings(const http::Request& request) {
+  std::string codings;
+  for (const auto& [name, value] : request.headers) {
+    if (name != "content-encoding") continue;
+    if (!codings.empty()) codings += ", ";
+    codings += value;
+  }
+  return codings;
+}
+
 }  // namespace
 
 bool acceptable_content_type(std::string_view header) {
@@ -74,7 +86,7 @@ std::optional<http::Response> read_publish_request(const http::Request& request,
                                                    std::size_t max_body_bytes, std::string* decoded,
                                                    PublishInput* input) {
   if (auto refusal = find_format(request, input)) return refusal;
-  http::DecodedBody body = http::decode_content(request.header("content-encoding"), request.body,
+  http::DecodedBody body = http::decode_content(content_codings(request), request.body,
                                                 max_body_bytes, "INGEST_MAX_BODY_BYTES");
   switch (body.kind) {
     case http::DecodedBody::Kind::kIdentity:

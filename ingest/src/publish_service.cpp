@@ -216,9 +216,10 @@ void PublishService::publish(const PublishInput& input, const std::string& reque
     finish(call);
     return;
   }
-  publisher_.publish(
-      std::move(messages), request_id,
-      [this, call](std::vector<PublishOutcome> outcomes) { on_events_published(call, outcomes); });
+  publisher_.publish(std::move(messages), request_id,
+                     [this, call](const std::vector<PublishOutcome>& outcomes) {
+                       on_events_published(call, outcomes);
+                     });
 }
 
 void PublishService::on_events_published(const std::shared_ptr<PublishCall>& call,
