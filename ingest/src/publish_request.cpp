@@ -19,6 +19,12 @@ std::string media_type(std::string_view header) {
   return base;
 }
 
+// A media type (from media_type) a native JSON body may come with.
+bool is_json_type(const std::string& type) {
+  return type == "application/json" || type == "application/x-www-form-urlencoded" ||
+         (type.size() > 5 && type.compare(type.size() - 5, 5, "+json") == 0);
+}
+
 // The CloudEvents attributes of a binary-mode request: every ce- header,
 // its value percent-decoded (the HTTP binding, §3.1.3.2).
 std::vector<std::pair<std::string, std::string>> binary_attributes(const http::Request& request) {
@@ -51,7 +57,7 @@ std::optional<http::Response> find_format(const http::Request& request, PublishI
     input->attributes = std::move(attributes);
   } else if (type == "application/x-ndjson" || type == "application/ndjson") {
     input->format = BodyFormat::kNdjson;
-  } else if (acceptable_content_type(content_type)) {
+  } else if (content_type.empty() || is_json_type(type)) {
     input->format = BodyFormat::kJson;
   } else {
     return http::json_error(415,
@@ -76,10 +82,7 @@ std::string content_codings(const http::Request& request) {
 }  // namespace
 
 bool acceptable_content_type(std::string_view header) {
-  if (header.empty()) return true;
-  const std::string base = media_type(header);
-  return base == "application/json" || base == "application/x-www-form-urlencoded" ||
-         (base.size() > 5 && base.compare(base.size() - 5, 5, "+json") == 0);
+  return header.empty() || is_json_type(media_type(header));
 }
 
 std::optional<http::Response> read_publish_request(const http::Request& request,
