@@ -12,7 +12,7 @@ CHECK_CMAKE = cmake -S . -G Ninja -DPIPELINE_WARNINGS_AS_ERRORS=ON
 
 help:
 	@echo "make deps              install the missing packages of scripts/packages.txt (idempotent)"
-	@echo "make test-deps         deps plus scripts/packages-test.txt (prometheus, docker-compose)"
+	@echo "make test-deps         deps plus scripts/packages-test.txt (prometheus, docker-compose, node), npm ci in tests/clients"
 	@echo "make dev-deps          test-deps plus scripts/packages-dev.txt (clang-format/-tidy, gcovr)"
 	@echo "make build             install deps, configure $(BUILD_DIR)/ (Ninja, ccache if found), build all"
 	@echo "make test              test-deps, build, then run every CTest test (all labels)"
@@ -36,6 +36,7 @@ deps:
 
 test-deps:
 	@scripts/deps.sh scripts/packages.txt scripts/packages-test.txt
+	@scripts/client-deps.sh
 
 dev-deps:
 	@scripts/deps.sh scripts/packages.txt scripts/packages-test.txt scripts/packages-dev.txt

@@ -21,7 +21,15 @@ constexpr std::int64_t kMaxDigitsAfter = 16383;
 
 class Skimmer {
  public:
-  explicit Skimmer(std::string_view text) : text_(text) {}
+  explicit Skimmer(std::string_view text, std::string_view payload_member = "payload")
+      : text_(text), payload_member_(payload_member) {}
+
+  // The first problem of the text read as one value.
+  std::string whole_value() {
+    std::string problem;
+    value(&problem);
+    return problem;
+  }
 
   BodyLayout run() {
     skip_ws();
@@ -252,7 +260,7 @@ class Skimmer {
         skip_ws();
       }
       ++pos_;  // ]
-    } else if (event != nullptr && name == "payload") {
+    } else if (event != nullptr && name == payload_member_) {
       std::string payload_problem;
       value(&payload_problem);
       if (!payload_problem.empty() && problem->empty()) {
@@ -262,7 +270,9 @@ class Skimmer {
     } else {
       value(problem);
     }
-    if (event != nullptr && name == "payload") event->payload = text_.substr(start, pos_ - start);
+    if (event != nullptr && name == payload_member_) {
+      event->payload = text_.substr(start, pos_ - start);
+    }
   }
 
   // One event: an object (anything else is judged by the validator).
@@ -280,13 +290,18 @@ class Skimmer {
   void root_object() { object(&layout_.root_event.problem, &layout_.root_event, true); }
 
   std::string_view text_;
+  std::string_view payload_member_;
   std::size_t pos_ = 0;
   BodyLayout layout_;
 };
 
 }  // namespace
 
-BodyLayout scan_body_layout(std::string_view text) { return Skimmer(text).run(); }
+BodyLayout scan_body_layout(std::string_view text, std::string_view payload_member) {
+  return Skimmer(text, payload_member).run();
+}
+
+std::string value_problem(std::string_view text) { return Skimmer(text).whole_value(); }
 
 std::optional<std::string> without_overflowing_numbers(std::string_view text) {
   std::string out;

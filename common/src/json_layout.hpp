@@ -31,7 +31,13 @@ struct BodyLayout {
   std::string envelope_problem;
 };
 
-BodyLayout scan_body_layout(std::string_view text);
+/// `payload_member` names the member whose exact text is kept: "payload" in
+/// a native event, "data" in a CloudEvent.
+BodyLayout scan_body_layout(std::string_view text, std::string_view payload_member = "payload");
+
+/// The first problem (as in EventLayout::problem) anywhere in the JSON text
+/// `text`, read as one value; "" when none.
+std::string value_problem(std::string_view text);
 
 /// `text` with each number a double cannot hold (1e400: the JSON parser
 /// refuses it, PostgreSQL's numeric does not) written as 0, so that the

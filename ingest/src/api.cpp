@@ -12,6 +12,7 @@
 #include "pipeline/fault.hpp"
 #include "pipeline/logging.hpp"
 #include "pipeline/metrics.hpp"
+#include "publish_request.hpp"
 #include "readiness.hpp"
 #include "stats_service.hpp"
 #include "worker_pool.hpp"
@@ -39,18 +40,6 @@ Response retry_later(int status, const std::string& message, std::int64_t second
 
 std::int64_t whole_seconds(std::chrono::milliseconds wait) {
   return std::max<std::int64_t>(1, (wait.count() + 999) / 1000);
-}
-
-// Content types a JSON body may arrive with: application/json and the
-// structured +json types. curl -d sends application/x-www-form-urlencoded, so
-// that one is read as JSON too; anything else (text/plain included) is 415.
-bool acceptable_content_type(std::string_view header) {
-  if (header.empty()) return true;
-  std::string base(header.substr(0, header.find(';')));
-  base.erase(base.find_last_not_of(" \t") + 1);
-  for (char& c : base) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return base == "application/json" || base == "application/x-www-form-urlencoded" ||
-         (base.size() > 5 && base.compare(base.size() - 5, 5, "+json") == 0);
 }
 
 // The request's id: the client's X-Request-Id when it is a sane one, else a
@@ -88,6 +77,12 @@ int publish_status(PublishOutcomeKind kind) {
 
 }  // namespace
 
+bool accepts_cloudevents(const http::Request& request) {
+  std::string accept(request.header("accept"));
+  for (char& c : accept) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return accept.find("application/cloudevents") != std::string::npos;
+}
+
 const std::vector<IngestApi::Route>& IngestApi::routes() {
   using A = Access;
   using D = Drain;
@@ -115,6 +110,7 @@ IngestApi::IngestApi(const IngestConfig& config, ApiServices services, IngestMet
       subscribe_retry_(config.subscribe_retry),
       metrics_(metrics),
       workers_(workers),
+      max_body_bytes_(config.max_body_bytes),
       authenticator_(config.token_list()),
       limiter_(config.rate_limit_rps, config.rate_limit_burst),
       auth_failures_(config.auth_failure_rate, config.auth_failure_burst) {}
@@ -210,14 +206,16 @@ std::optional<Response> IngestApi::admit(const Request& request, Access access) 
 }
 
 void IngestApi::publish(const Request& request, Responder responder) {
-  if (!acceptable_content_type(request.header("content-type"))) {
-    responder.send(json_error(415, "Content-Type must be application/json"));
+  std::string decoded;  // the body inflated, when it came compressed
+  PublishInput input;
+  if (auto refusal = read_publish_request(request, max_body_bytes_, &decoded, &input)) {
+    responder.send(std::move(*refusal));
     return;
   }
   metrics_.body_bytes->Observe(static_cast<double>(request.body.size()));
   const std::string id = request_id(request);
   auto pending = std::make_shared<Responder>(std::move(responder));
-  services_.publish.publish(request.body, id, [pending, id](PublishReport report) {
+  services_.publish.publish(input, id, [pending, id](const PublishReport& report) {
     pipeline::fault::crash_point("ingest.after_publish_before_response");
     Response response = json_response(publish_status(report.kind), report.to_json());
     if (report.kind == PublishOutcomeKind::kRetryLater) response.header("Retry-After", "1");
@@ -227,8 +225,14 @@ void IngestApi::publish(const Request& request, Responder responder) {
 }
 
 void IngestApi::events(const Request& request, Responder responder) {
-  const EventQueryResult result =
-      services_.events.run([&](const std::string& name) { return request.param(name); });
+  // Accept: application/cloudevents+json asks for format=cloudevents, unless
+  // the query names a format itself.
+  const bool cloudevents = accepts_cloudevents(request);
+  const EventQueryResult result = services_.events.run([&](const std::string& name) {
+    auto value = request.param(name);
+    if (!value && name == "format" && cloudevents) value = "cloudevents";
+    return value;
+  });
   switch (result.kind) {
     case EventQueryResult::Kind::kPage:
       responder.send(json_response(200, result.body));

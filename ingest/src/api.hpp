@@ -1,6 +1,7 @@
 #pragma once
 
 #include <atomic>
+#include <cstddef>
 #include <functional>
 #include <string>
 #include <vector>
@@ -19,6 +20,11 @@ class ReadinessService;
 class SubscriptionHub;
 class WorkerPool;
 struct IngestMetrics;
+
+/// True when the Accept header names a CloudEvents media type
+/// (application/cloudevents+json): GET /events and GET /subscribe then
+/// render events as CloudEvents, unless `format` says otherwise.
+bool accepts_cloudevents(const http::Request& request);
 
 /// What the HTTP handlers adapt: the transport-free services, and a hook
 /// that refreshes the up-gauges before /metrics is rendered.
@@ -82,6 +88,7 @@ class IngestApi {
   std::chrono::milliseconds subscribe_retry_;
   IngestMetrics& metrics_;
   WorkerPool& workers_;
+  std::size_t max_body_bytes_;  ///< INGEST_MAX_BODY_BYTES, also for an inflated body
   TokenAuthenticator authenticator_;
   RateLimiter limiter_;
   RateLimiter auth_failures_;

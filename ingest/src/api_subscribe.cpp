@@ -36,9 +36,9 @@ http::Response event_stream_head() {
 
 void IngestApi::subscribe(const http::Request& request, http::Responder responder) {
   std::string error;
-  auto parsed =
-      parse_subscribe_request([&](const std::string& name) { return request.param(name); },
-                              request.header("last-event-id"), max_field_length_, &error);
+  auto parsed = parse_subscribe_request(
+      [&](const std::string& name) { return request.param(name); }, request.header("last-event-id"),
+      max_field_length_, &error, accepts_cloudevents(request));
   if (!parsed) {
     responder.send(http::json_error(400, error));
     return;
@@ -58,6 +58,7 @@ void IngestApi::subscribe(const http::Request& request, http::Responder responde
     responder.send(std::move(response));
     return;
   }
+  ticket->cloudevents = parsed->cloudevents;
   auto stream = responder.stream(event_stream_head());
   // The reconnection delay for EventSource; a field alone dispatches nothing.
   stream->write("retry: " + std::to_string(subscribe_retry_.count()) + "\n\n", 0);

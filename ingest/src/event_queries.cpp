@@ -72,6 +72,13 @@ std::optional<EventQuery> EventQueryService::parse(const Params& params, std::st
     if (!value) *error = "limit must be a whole number from 1 to " + std::to_string(kMaxLimit);
     query.limit = value.value_or(kDefaultLimit);
   }
+  if (const auto format = params("format")) {
+    if (*format == "cloudevents") {
+      query.cloudevents = true;
+    } else if (*format != "json") {
+      *error = "format must be json or cloudevents";
+    }
+  }
   if (const auto cursor = params("cursor")) {
     query.cursor = EventCursor::decode(*cursor, query.descending);
     if (!query.cursor) *error = "cursor is not one this server gave for this order";

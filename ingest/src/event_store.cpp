@@ -2,6 +2,7 @@
 
 #include <pqxx/pqxx>
 
+#include "pipeline/cloudevents.hpp"
 #include "pipeline/migrations.hpp"
 #include "pipeline/timestamp.hpp"
 
@@ -9,6 +10,7 @@ namespace ingest {
 namespace {
 
 constexpr auto kAcquireTimeout = std::chrono::seconds(5);
+constexpr const char* kUtcFormat = "'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'";
 
 // One stored event as GET /events and GET /subscribe return it.
 constexpr const char* kEventJson =
@@ -17,6 +19,32 @@ constexpr const char* kEventJson =
     "'source', source, 'payload', payload, "
     "'stored_at', to_char(stored_at AT TIME ZONE 'UTC', "
     "'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'))::text";
+// ts as GET /events prints it (the same format as kEventJson's).
+
+// The columns of a page after (id, ts in micros, stream_seq): the native
+// event as one JSON text built by PostgreSQL, or the fields one by one for
+// the CloudEvents rendering.
+std::string event_columns(bool cloudevents) {
+  const std::string ts = std::string("to_char(ts AT TIME ZONE 'UTC', ") + kUtcFormat + ")";
+  if (cloudevents) return "topic, event_id, " + ts + ", source, payload::text";
+  return kEventJson;
+}
+
+// Row `row` of a page (columns of event_columns from index 3) appended to
+// the JSON array `out`.
+void append_event(std::string& out, const pqxx::row& row, bool cloudevents) {
+  if (!cloudevents) {
+    out += row[3].c_str();
+    return;
+  }
+  pipeline::Event event;
+  event.topic = row[3].c_str();
+  event.event_id = row[4].c_str();
+  event.timestamp = row[5].c_str();
+  event.source = row[6].c_str();
+  event.payload_json = row[7].c_str();
+  pipeline::cloudevents::append_json(out, event);
+}
 
 // LIKE's wildcards and escape character, escaped.
 std::string like_prefix(const std::string& prefix) {
@@ -93,8 +121,8 @@ std::string events_page_sql(const EventQuery& query, std::int64_t snapshot_id,
                             const std::function<std::string(const std::string&)>& quote) {
   // Only the filters in use go into the statement, so each shape of query
   // can use its index.
-  std::string sql = std::string("SELECT id, (extract(epoch FROM ts) * 1000000)::bigint, ") +
-                    "stream_seq, " + kEventJson +
+  std::string sql = "SELECT id, (extract(epoch FROM ts) * 1000000)::bigint, stream_seq, " +
+                    event_columns(query.cloudevents) +
                     " FROM events WHERE id <= " + std::to_string(snapshot_id);
   const auto timestamp = [&](std::int64_t micros) {
     return quote(pipeline::format_rfc3339(pipeline::UtcTimestamp{micros})) + "::timestamptz";
@@ -127,7 +155,7 @@ EventPage EventStore::events(const EventQuery& query) {
     page.events_json = "[";
     for (std::size_t i = 0; i < page.count; ++i) {
       if (i != 0) page.events_json += ',';
-      page.events_json += rows[static_cast<int>(i)][3].c_str();
+      append_event(page.events_json, rows[static_cast<int>(i)], query.cloudevents);
     }
     page.events_json += ']';
     if (rows.size() > query.limit) {
@@ -211,7 +239,7 @@ bool EventStore::schema_ready() {
   schema_ready_ = with_connection([&](pqxx::connection& conn) {
     pqxx::nontransaction tx(conn);
     // Asked first so that a database without the table logs no error.
-    if (tx.exec("SELECT to_regclass('schema_migrations') IS NOT NULL")[0][0].as<bool>() == false) {
+    if (!tx.exec("SELECT to_regclass('schema_migrations') IS NOT NULL")[0][0].as<bool>()) {
       return false;
     }
     return tx.exec("SELECT COALESCE(MAX(version), 0) FROM schema_migrations")[0][0].as<int>() >=

@@ -7,9 +7,11 @@
 
 #include "ingest/publisher.hpp"
 #include "metrics.hpp"
+#include "pipeline/cloudevents.hpp"
 #include "pipeline/fault.hpp"
 #include "pipeline/json_text.hpp"
 #include "pipeline/logging.hpp"
+#include "pipeline/timestamp.hpp"
 
 namespace ingest {
 namespace {
@@ -133,6 +135,10 @@ std::string PublishReport::to_json() const {
     }
     out += "\"event_id\":";
     pipeline::append_json_string(out, r.event_id);
+    if (!r.field.empty()) {
+      out += ",\"field\":";
+      pipeline::append_json_string(out, r.field);
+    }
     out += ",\"index\":" + std::to_string(r.index);
     out += ",\"status\":\"";
     out += event_status_name(r.status);
@@ -154,12 +160,29 @@ struct PublishCall {
   PublishService::Done done;
 };
 
-void PublishService::publish(std::string_view body, const std::string& request_id, Done done) {
+pipeline::PublishBody PublishService::parse(const PublishInput& input) const {
+  namespace ce = pipeline::cloudevents;
+  switch (input.format) {
+    case BodyFormat::kJson:
+      break;
+    case BodyFormat::kNdjson:
+      return pipeline::parse_ndjson_body(input.body, limits_);
+    case BodyFormat::kCloudEvent:
+    case BodyFormat::kCloudEventBatch:
+      return ce::parse_structured(input.body, input.format == BodyFormat::kCloudEventBatch, limits_,
+                                  pipeline::now_utc());
+    case BodyFormat::kCloudEventBinary:
+      return ce::parse_binary(input.attributes, input.body, limits_, pipeline::now_utc());
+  }
+  return pipeline::parse_publish_body(input.body, limits_);
+}
+
+void PublishService::publish(const PublishInput& input, const std::string& request_id, Done done) {
   auto call = std::make_shared<PublishCall>();
   call->request_id = request_id;
   call->done = std::move(done);
   PublishReport& report = call->report;
-  call->parsed = pipeline::parse_publish_body(body, limits_);
+  call->parsed = parse(input);
   if (call->parsed.error) {
     report.kind = call->parsed.error->kind == pipeline::BodyErrorKind::kTooManyEvents
                       ? PublishOutcomeKind::kTooManyEvents
@@ -184,6 +207,7 @@ void PublishService::publish(std::string_view body, const std::string& request_i
     } else {
       result.status = EventStatus::kRejected;
       result.reason = reason_of(verdict.field);
+      result.field = verdict.attribute;
       result.error = verdict.error;
       ++report.rejected;
     }
@@ -192,9 +216,10 @@ void PublishService::publish(std::string_view body, const std::string& request_i
     finish(call);
     return;
   }
-  publisher_.publish(
-      std::move(messages), request_id,
-      [this, call](std::vector<PublishOutcome> outcomes) { on_events_published(call, outcomes); });
+  publisher_.publish(std::move(messages), request_id,
+                     [this, call](const std::vector<PublishOutcome>& outcomes) {
+                       on_events_published(call, outcomes);
+                     });
 }
 
 void PublishService::on_events_published(const std::shared_ptr<PublishCall>& call,
@@ -305,9 +330,14 @@ void PublishService::finish(const std::shared_ptr<PublishCall>& call) {
 
 PublishReport PublishService::publish_and_wait(std::string_view body,
                                                const std::string& request_id) {
+  return publish_and_wait(PublishInput{BodyFormat::kJson, body, {}}, request_id);
+}
+
+PublishReport PublishService::publish_and_wait(const PublishInput& input,
+                                               const std::string& request_id) {
   std::promise<PublishReport> promise;
   auto future = promise.get_future();
-  publish(body, request_id,
+  publish(input, request_id,
           [&promise](PublishReport report) { promise.set_value(std::move(report)); });
   return future.get();
 }

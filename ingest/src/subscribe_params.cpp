@@ -6,8 +6,17 @@ namespace ingest {
 
 std::optional<SubscribeRequest> parse_subscribe_request(
     const std::function<std::optional<std::string>(const std::string&)>& params,
-    std::string_view last_event_id, std::size_t max_field_length, std::string* error) {
+    std::string_view last_event_id, std::size_t max_field_length, std::string* error,
+    bool accepts_cloudevents) {
   SubscribeRequest request;
+  request.cloudevents = accepts_cloudevents;
+  if (const auto format = params("format")) {
+    if (*format != "json" && *format != "cloudevents") {
+      *error = "format must be json or cloudevents";
+      return std::nullopt;
+    }
+    request.cloudevents = *format == "cloudevents";
+  }
   if (const auto topic = params("topic")) {
     auto pattern = TopicPattern::parse(*topic, max_field_length, error);
     if (!pattern) return std::nullopt;

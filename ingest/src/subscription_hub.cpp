@@ -1,7 +1,9 @@
 #include "subscription_hub.hpp"
 
 #include <algorithm>
+#include <array>
 
+#include "pipeline/cloudevents.hpp"
 #include "pipeline/logging.hpp"
 #include "pipeline/timestamp.hpp"
 
@@ -26,22 +28,27 @@ const char* stream_end_name(StreamEnd reason) {
 struct SubscriptionHub::Subscriber {
   std::shared_ptr<EventSink> sink;
   TopicPattern pattern;
-  EventPosition cursor;    ///< the last event it was sent (or skipped as not matching)
-  bool caught_up = false;  ///< cursor has reached read_upto_: it gets live events
-  std::string out;         ///< frames of this round, written once
+  bool cloudevents = false;  ///< data: the event as a CloudEvent
+  EventPosition cursor;      ///< the last event it was sent (or skipped as not matching)
+  bool caught_up = false;    ///< cursor has reached read_upto_: it gets live events
+  std::string out;           ///< frames of this round, written once
   std::size_t out_events = 0;
   Clock::time_point last_write;  ///< {} until its first round
 };
 
 namespace {
 
-std::string frame(const StoredEvent& event) {
+// One SSE event: the stored event natively, or as a CloudEvent.
+std::string frame(const StoredEvent& event, bool cloudevents) {
+  std::string cloudevent;
+  if (cloudevents) cloudevent = pipeline::cloudevents::from_stored_json(event.json);
+  const std::string& data = cloudevent.empty() ? event.json : cloudevent;
   std::string out;
-  out.reserve(event.json.size() + 48);
+  out.reserve(data.size() + 48);
   out += "id: ";
   out += event.position.token();
   out += "\nevent: event\ndata: ";
-  out += event.json;
+  out += data;
   out += "\n\n";
   return out;
 }
@@ -128,6 +135,7 @@ void SubscriptionHub::attach(Ticket ticket, std::shared_ptr<EventSink> sink) {
   subscriber.sink = std::move(sink);
   subscriber.pattern = std::move(ticket.pattern);
   subscriber.cursor = ticket.cursor;
+  subscriber.cloudevents = ticket.cloudevents;
   subscribers_.push_back(std::move(subscriber));
   index_stale_ = true;
   if (observer_ != nullptr) observer_->subscribers(subscribers_.size());
@@ -212,11 +220,14 @@ void SubscriptionHub::reindex() {
 void SubscriptionHub::deliver_live(EventPosition settled, Clock::time_point now) {
   if (index_stale_) reindex();
   const std::int64_t now_micros = pipeline::now_utc().micros_since_epoch;
-  const auto offer = [](Subscriber* subscriber, const StoredEvent& event, std::string& rendered) {
+  // Each event is rendered once per format, for every subscriber it goes to.
+  using Rendered = std::array<std::string, 2>;
+  const auto offer = [](Subscriber* subscriber, const StoredEvent& event, Rendered& rendered) {
     if (!subscriber->caught_up || !(subscriber->cursor < event.position)) return;
     if (!subscriber->pattern.matches(event.topic)) return;
-    if (rendered.empty()) rendered = frame(event);
-    subscriber->out += rendered;
+    std::string& frame_text = rendered[subscriber->cloudevents ? 1 : 0];
+    if (frame_text.empty()) frame_text = frame(event, subscriber->cloudevents);
+    subscriber->out += frame_text;
     ++subscriber->out_events;
   };
   while (*read_upto_ < settled) {
@@ -225,7 +236,7 @@ void SubscriptionHub::deliver_live(EventPosition settled, Clock::time_point now)
       if (observer_ != nullptr) {
         observer_->settled_after(static_cast<double>(now_micros - event.stored_at_micros) / 1e6);
       }
-      std::string rendered;  // once, for every subscriber it goes to
+      Rendered rendered;
       const auto exact = by_topic_.find(event.topic);
       if (exact != by_topic_.end()) {
         for (Subscriber* subscriber : exact->second) offer(subscriber, event, rendered);
@@ -263,7 +274,7 @@ void SubscriptionHub::catch_up(Clock::time_point now) {
     std::size_t events = 0;
     for (const StoredEvent& event : rows) {
       if (!subscriber.pattern.matches(event.topic)) continue;
-      out += frame(event);
+      out += frame(event, subscriber.cloudevents);
       ++events;
     }
     if (rows.size() < settings_.page) {

@@ -118,6 +118,7 @@ class SubscriptionHub {
   struct Ticket {
     TopicPattern pattern;
     EventPosition cursor;
+    bool cloudevents = false;  ///< each event's data rendered as a CloudEvent
   };
   /// Takes a place (any thread; may ask the broker or the database where
   /// `start` is): a ticket, or why not: kFull past SUBSCRIBE_MAX_CLIENTS,

@@ -22,13 +22,7 @@ namespace {
 
 using nlohmann::json;
 
-class Api : public PipelineTest {
- protected:
-  void start_all() {
-    start_processor();
-    start_ingest();
-  }
-};
+class Api : public PipelineTest {};
 
 // Everything the services log while it lives, at every level.
 class LogCapture {

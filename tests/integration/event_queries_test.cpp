@@ -13,10 +13,6 @@ using nlohmann::json;
 
 class EventQueries : public PipelineTest {
  protected:
-  void start_all() {
-    start_processor();
-    start_ingest();
-  }
   // Pages through /events with `query` (which must end in '&' or be empty),
   // returning every event_id seen, in order.
   std::vector<std::string> walk(const std::string& query, std::size_t* pages = nullptr,

@@ -21,10 +21,6 @@ using namespace std::chrono_literals;
 
 class Subscribe : public PipelineTest {
  protected:
-  void start_all() {
-    start_processor();
-    start_ingest();
-  }
   std::unique_ptr<SseClient> subscribe(const std::string& query = "",
                                        std::map<std::string, std::string> headers = {}) {
     auto client =

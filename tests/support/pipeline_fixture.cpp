@@ -143,6 +143,16 @@ HttpResponse PipelineTest::publish(const nlohmann::json& body) {
   return http().post("/publish", body.dump());
 }
 
+HttpResponse PipelineTest::post(const std::string& body, const std::string& content_type,
+                                const std::map<std::string, std::string>& headers) {
+  return http().request("POST", "/publish", body, content_type, headers);
+}
+
+void PipelineTest::start_all() {
+  start_processor();
+  start_ingest();
+}
+
 nlohmann::json PipelineTest::stats() {
   const HttpResponse response = http().get("/stats");
   EXPECT_EQ(response.status, 200) << response.body;

@@ -56,6 +56,11 @@ class PipelineTest : public ::testing::Test {
 
   HttpClient& http();
   HttpResponse publish(const nlohmann::json& body);
+  /// POST /publish with a body of any format and headers of its own.
+  HttpResponse post(const std::string& body, const std::string& content_type,
+                    const std::map<std::string, std::string>& headers = {});
+  /// start_processor() then start_ingest().
+  void start_all();
   nlohmann::json stats();
   /// Polls /stats until received == unique_processed + duplicate_dropped with
   /// nothing pending and `unique` events stored; fails the test on timeout.

@@ -44,7 +44,8 @@ TEST(EventQueryService, PassesEveryParameterToTheReader) {
                                           {"since", "2026-11-24T10:00:00Z"},
                                           {"until", "2026-11-24T11:00:00.5Z"},
                                           {"order", "desc"},
-                                          {"limit", "7"}}));
+                                          {"limit", "7"},
+                                          {"format", "cloudevents"}}));
   ASSERT_EQ(result.kind, EventQueryResult::Kind::kPage) << result.error;
   ASSERT_EQ(reader.queries.size(), 1U);
   const EventQuery& query = reader.queries[0];
@@ -55,6 +56,9 @@ TEST(EventQueryService, PassesEveryParameterToTheReader) {
   EXPECT_TRUE(query.descending);
   EXPECT_EQ(query.limit, 7U);
   EXPECT_FALSE(query.cursor);
+  EXPECT_TRUE(query.cloudevents);
+  ASSERT_EQ(service.run(params({{"format", "json"}})).kind, EventQueryResult::Kind::kPage);
+  EXPECT_FALSE(reader.queries.back().cloudevents);
 }
 
 TEST(EventQueryService, NamesTheWrongParameterAndNeverAsksTheReader) {
@@ -71,6 +75,7 @@ TEST(EventQueryService, NamesTheWrongParameterAndNeverAsksTheReader) {
       {{{"limit", "1001"}}, "limit"},
       {{{"limit", "10x"}}, "limit"},
       {{{"cursor", "not-a-cursor"}}, "cursor"},
+      {{{"format", "xml"}}, "format"},
       {{{"cursor", EventCursor{1, 2, 3, 4}.encode(false)}, {"order", "desc"}}, "cursor"},
   };
   for (const auto& [values, parameter] : cases) {

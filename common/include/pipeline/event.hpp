@@ -45,11 +45,14 @@ const char* field_name(EventField field);
 /// The verdict on one element of a publish request.
 struct EventVerdict {
   std::size_t index = 0;
-  std::optional<Event> event;  ///< set when valid
-  std::string topic;           ///< as sent (if it was a string), for the response
-  std::string event_id;        ///< as sent (if it was a string), for the response
+  std::optional<Event> event;             ///< set when valid
+  std::string topic;                      ///< as sent (if it was a string), for the response
+  std::string event_id;                   ///< as sent (if it was a string), for the response
   EventField field = EventField::kEvent;  ///< when invalid: the part whose rule was broken
-  std::string error;                      ///< "field: rule" when invalid
+  /// When invalid: that part as the body's format names it ("topic" in a
+  /// native event, "type" in a CloudEvent), the first word of `error`.
+  std::string attribute;
+  std::string error;  ///< "attribute: rule" when invalid
 };
 
 /// Why a whole request body was refused.
@@ -71,6 +74,14 @@ struct PublishBody {
 /// or {"events": [...]}. Each event is validated on its own, so one bad event
 /// never hides its valid neighbours. Never throws.
 PublishBody parse_publish_body(std::string_view body, const ValidationLimits& limits);
+
+/// Parses an NDJSON body (application/x-ndjson): one native event object per
+/// line; blank lines are skipped, a line may end in CRLF. Each line is judged
+/// on its own, a malformed one included (its error starts "line N: "), so a
+/// bad line never costs its neighbours. `index` counts the events (the
+/// non-blank lines) from 0. Body errors: no events, or more than
+/// max_events_per_request. Never throws.
+PublishBody parse_ndjson_body(std::string_view body, const ValidationLimits& limits);
 
 /// Serialises a valid event for the broker (a JSON object).
 std::string encode_event(const Event& event);

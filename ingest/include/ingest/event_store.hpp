@@ -53,6 +53,9 @@ struct EventQuery {
   bool descending = false;
   std::size_t limit = 100;
   std::optional<EventCursor> cursor;
+  /// Each event as a structured CloudEvent (pipeline::cloudevents::append_json)
+  /// instead of the native shape.
+  bool cloudevents = false;
 };
 
 /// One page of events.

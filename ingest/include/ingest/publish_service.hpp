@@ -5,6 +5,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "pipeline/event.hpp"
@@ -47,7 +48,26 @@ struct EventResult {
   std::string event_id;
   EventStatus status = EventStatus::kFailed;
   RejectReason reason = RejectReason::kEvent;  ///< for kRejected
+  std::string field;  ///< for kRejected: the field or attribute the error is about
   std::string error;
+};
+
+/// The format of a POST /publish body, as the HTTP layer found it.
+enum class BodyFormat {
+  kJson,              ///< one event, an array of events, or {"events": [...]}
+  kNdjson,            ///< one event per line (application/x-ndjson)
+  kCloudEvent,        ///< structured-mode CloudEvent (application/cloudevents+json)
+  kCloudEventBatch,   ///< a CloudEvents batch (application/cloudevents-batch+json)
+  kCloudEventBinary,  ///< binary-mode CloudEvent: attributes in ce- headers, body = data
+};
+
+/// One publish request, free of HTTP.
+struct PublishInput {
+  BodyFormat format = BodyFormat::kJson;
+  std::string_view body;  ///< decoded (no Content-Encoding left); must outlive publish()
+  /// Binary mode: the CloudEvents attributes (header names without "ce-",
+  /// in lower case; values percent-decoded).
+  std::vector<std::pair<std::string, std::string>> attributes;
 };
 
 struct PublishReport {
@@ -77,16 +97,23 @@ class PublishService {
                  IngestMetrics* metrics = nullptr)
       : publisher_(publisher), limits_(limits), metrics_(metrics) {}
 
-  /// Reads `body`, publishes, and calls `done` once with the report: at once
-  /// (on this thread) when nothing is to be published, else when the
-  /// broker's answers are in (on a broker thread; `done` must not block).
-  /// `request_id` travels with each event to the processor's logs.
-  void publish(std::string_view body, const std::string& request_id, Done done);
+  /// Reads the body in its format, publishes, and calls `done` once with the
+  /// report: at once (on this thread) when nothing is to be published, else
+  /// when the broker's answers are in (on a broker thread; `done` must not
+  /// block). `request_id` travels with each event to the processor's logs.
+  /// The body is read before publish() returns.
+  void publish(const PublishInput& input, const std::string& request_id, Done done);
+  /// publish() of a native JSON body.
+  void publish(std::string_view body, const std::string& request_id, Done done) {
+    publish(PublishInput{BodyFormat::kJson, body, {}}, request_id, std::move(done));
+  }
 
   /// publish() and wait for the report: for tools and tests.
   PublishReport publish_and_wait(std::string_view body, const std::string& request_id = "");
+  PublishReport publish_and_wait(const PublishInput& input, const std::string& request_id = "");
 
  private:
+  pipeline::PublishBody parse(const PublishInput& input) const;
   void on_events_published(const std::shared_ptr<PublishCall>& call,
                            const std::vector<PublishOutcome>& outcomes);
   void on_marker_published(const std::shared_ptr<PublishCall>& call,

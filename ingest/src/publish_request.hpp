@@ -1,0 +1,34 @@
+#pragma once
+
+#include <cstddef>
+#include <optional>
+#include <string>
+
+#include "http/message.hpp"
+#include "ingest/publish_service.hpp"
+
+namespace ingest {
+
+/// Reads a POST /publish request for PublishService: undoes its
+/// Content-Encoding (gzip, deflate; the inflated body capped at
+/// `max_body_bytes`, INGEST_MAX_BODY_BYTES) and finds its format from its
+/// headers:
+///   application/cloudevents+json        a structured CloudEvent
+///   application/cloudevents-batch+json  a CloudEvents batch
+///   any ce- header                      a binary-mode CloudEvent (the body: JSON data)
+///   application/x-ndjson                one event per line
+///   JSON (as acceptable_content_type)   one event, an array, or {"events": [...]}
+/// Returns the answer when the request cannot be read (415 for a type or
+/// coding not taken, 413 for a body that inflates past the cap, 400 for a
+/// corrupt one), else fills `input`, whose body views `request.body` (no
+/// copy) or `*decoded`; both must outlive its use.
+std::optional<http::Response> read_publish_request(const http::Request& request,
+                                                   std::size_t max_body_bytes, std::string* decoded,
+                                                   PublishInput* input);
+
+/// True for the Content-Types a native JSON body may come with:
+/// application/json, structured +json types, none at all, and
+/// application/x-www-form-urlencoded (curl -d's default).
+bool acceptable_content_type(std::string_view header);
+
+}  // namespace ingest

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# The npm packages of the client tests (tests/clients: the CloudEvents SDK for
+# JavaScript, Redocly's OpenAPI linter, Ajv), installed exactly as
+# package-lock.json pins them with `npm ci`, and only when node_modules is
+# missing or older than the lock file. Node.js comes from
+# scripts/packages-test.txt (Debian's nodejs); npm too, from Debian's npm
+# package, unless the installed Node.js brings its own (NodeSource's does,
+# and conflicts with Debian's npm).
+set -euo pipefail
+cd "$(dirname "$0")/../tests/clients"
+
+if ! command -v npm >/dev/null; then
+  echo "client-deps: installing npm"
+  sudo_cmd=()
+  [[ $(id -u) -eq 0 ]] || sudo_cmd=(sudo)
+  export DEBIAN_FRONTEND=noninteractive
+  "${sudo_cmd[@]}" apt-get update -qq
+  "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends npm >/dev/null
+fi
+stamp=node_modules/.package-lock.json
+if [[ -f $stamp && ! package-lock.json -nt $stamp ]]; then
+  exit 0
+fi
+echo "client-deps: npm ci in tests/clients"
+npm ci --no-audit --no-fund --loglevel=error
