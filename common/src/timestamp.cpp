@@ -13,8 +13,8 @@ using SysMicros = std::chrono::time_point<std::chrono::system_clock, Micros>;
 
 // The first instant of year 0001 and the first of 10000: the range the UTC
 // form "YYYY-..." (and the processor re-reading it) can hold.
-const SysMicros kFirstInstant{date::sys_days{date::year{1} / 1 / 1}};
-const SysMicros kEndInstant{date::sys_days{date::year{10000} / 1 / 1}};
+constexpr SysMicros kFirstInstant{date::sys_days{date::year{1} / 1 / 1}};
+constexpr SysMicros kEndInstant{date::sys_days{date::year{10000} / 1 / 1}};
 
 class Cursor {
  public:

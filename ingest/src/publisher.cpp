@@ -296,7 +296,7 @@ void JetStreamPublisher::on_ack(jsCtx* /*js*/, natsMsg* msg, jsPubAck* pa, jsPub
 }
 
 void JetStreamPublisher::on_outcome(const std::shared_ptr<Request>& request, std::size_t index,
-                                    PublishOutcome outcome, Clock::time_point sent_at) {
+                                    const PublishOutcome& outcome, Clock::time_point sent_at) {
   int attempts = 0;
   {
     std::lock_guard<std::mutex> lock(request->mutex);

@@ -119,7 +119,7 @@ struct IngestServer::Impl {
         metrics, *workers);
   }
 
-  void refresh_gauges() {
+  void refresh_gauges() const {
     metrics.up.nats_up->Set(broker->connected() ? 1 : 0);
     metrics.up.postgres_up->Set(store->reachable() ? 1 : 0);
   }

@@ -138,7 +138,7 @@ class SubscriptionHub {
  private:
   struct Subscriber;
   std::optional<EventPosition> bound(std::chrono::steady_clock::time_point now);
-  void deliver_live(EventPosition bound, std::chrono::steady_clock::time_point now);
+  void deliver_live(EventPosition settled, std::chrono::steady_clock::time_point now);
   void catch_up(std::chrono::steady_clock::time_point now);
   void sweep(std::chrono::steady_clock::time_point now);
   void remove(std::list<Subscriber>::iterator it, StreamEnd reason);

@@ -53,13 +53,13 @@ bool TopicPattern::matches(std::string_view topic) const {
   if (tokens_.empty()) return true;
   if (!wildcard_) return topic == text_;
   std::size_t start = 0;
-  for (std::size_t i = 0; i < tokens_.size(); ++i) {
+  for (const std::string& pattern_token : tokens_) {
     if (start > topic.size()) return false;  // the topic has fewer tokens
-    if (tokens_[i] == ">") return start < topic.size();
+    if (pattern_token == ">") return start < topic.size();
     const std::size_t dot = topic.find('.', start);
     const std::size_t end = dot == std::string_view::npos ? topic.size() : dot;
     const std::string_view token = topic.substr(start, end - start);
-    if (tokens_[i] != "*" && token != tokens_[i]) return false;
+    if (pattern_token != "*" && token != pattern_token) return false;
     start = end + 1;  // past the dot, or past the end when there is none
   }
   return start == topic.size() + 1;  // every token of the topic used

@@ -142,7 +142,7 @@ class ChaosStack {
   // Waits until the broker holds nothing unsettled; returns /stats then.
   // /stats reads the broker before the database, so once `pending` is 0
   // every message was committed before the counters were read.
-  json drain(double* seconds) {
+  json drain(double* seconds) const {
     const auto started = std::chrono::steady_clock::now();
     HttpClient client(ingest_port_, 5000);
     json last;

@@ -18,7 +18,7 @@ TEST_F(Chaos, PostgresRunsOutOfDisk) {
   bool restarted = false;
   under_load(driver, [&](const std::atomic<bool>& done) {
     pause(done, 800ms);
-    disk.fill(64 * 1024);
+    disk.fill(std::size_t{64} * 1024);
     std::this_thread::sleep_for(3s);
     disk.make_room();
     if (!wait_until(

@@ -120,6 +120,7 @@ class LoadDriver {
     std::sort(found.begin(), found.end(),
               [](const auto& a, const auto& b) { return a.first < b.first; });
     std::vector<Fate> out;
+    out.reserve(found.size());
     for (const auto& f : found) out.push_back(f.second);
     return out;
   }

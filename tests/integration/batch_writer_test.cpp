@@ -121,6 +121,7 @@ TEST_F(BatchWriterTest, CountsEachMessageOnceWhateverTheRedeliveries) {
 // (std::sort on the key alone kept whichever copy it happened to put first.)
 TEST_F(BatchWriterTest, FirstWriteWinsInsideOneBatch) {
   std::vector<IncomingMessage> batch;
+  batch.reserve(400);
   for (int k = 0; k < 200; ++k) {
     batch.push_back(
         message(1000 + static_cast<std::uint64_t>(k), "k" + std::to_string(k), R"({"copy":"B"})"));

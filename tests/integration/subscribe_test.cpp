@@ -22,9 +22,8 @@ using namespace std::chrono_literals;
 class Subscribe : public PipelineTest {
  protected:
   std::unique_ptr<SseClient> subscribe(const std::string& query = "",
-                                       std::map<std::string, std::string> headers = {}) {
-    auto client =
-        std::make_unique<SseClient>(ingest_->port(), "/subscribe" + query, std::move(headers));
+                                       const std::map<std::string, std::string>& headers = {}) {
+    auto client = std::make_unique<SseClient>(ingest_->port(), "/subscribe" + query, headers);
     EXPECT_TRUE(wait_until([&] { return client->status() != 0; }, 10s));
     // The hub has it once its first bytes (the retry field) arrived.
     EXPECT_TRUE(wait_until([&] { return !client->raw().empty(); }, 10s));
@@ -143,6 +142,7 @@ TEST_F(Subscribe, ResumeWithLastEventIdAfterOutOfOrderCommits) {
   first->stop();
   // While it is away, many small batches from four workers.
   std::vector<std::thread> publishers;
+  publishers.reserve(4);
   for (int t = 0; t < 4; ++t) {
     publishers.emplace_back([&, t] {
       HttpClient client(ingest_->port());

@@ -21,6 +21,7 @@ TEST_F(Robustness, FuzzedRequestsGetJsonAnswersAndNothingHangs) {
       post(R"({"events":[)" + event_json("c") + "]}"),
       "GET /events?topic=robust&limit=5&order=desc HTTP/1.1\r\nHost: x\r\n\r\n",
       "GET /stats HTTP/1.1\r\nHost: x\r\n\r\n",
+      // NOLINTNEXTLINE(bugprone-suspicious-missing-comma): one request, two lines
       "POST /publish HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: "
       "chunked\r\n\r\n5\r\n[1,2]\r\n0\r\n\r\n",
   };
@@ -29,7 +30,7 @@ TEST_F(Robustness, FuzzedRequestsGetJsonAnswersAndNothingHangs) {
                                   "\r\n",
                                   " ",
                                   ":",
-                                  "\0",
+                                  std::string(1, '\0'),
                                   "\xff",
                                   "\xc3",
                                   "%",
@@ -85,6 +86,7 @@ TEST_F(Robustness, FuzzedRequestsGetJsonAnswersAndNothingHangs) {
   }
   const auto started = std::chrono::steady_clock::now();
   std::vector<std::thread> workers;
+  workers.reserve(32);
   for (int w = 0; w < 32; ++w) {
     workers.emplace_back([&] {
       for (int i; (i = next++) < kCases;) {

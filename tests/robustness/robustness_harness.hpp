@@ -68,7 +68,7 @@ class RawConnection {
   RawConnection& operator=(const RawConnection&) = delete;
 
   bool connected() const { return connected_; }
-  bool send(const std::string& bytes) {
+  bool send(const std::string& bytes) const {
     std::size_t sent = 0;
     while (sent < bytes.size()) {
       const ssize_t n = ::send(fd_, bytes.data() + sent, bytes.size() - sent, MSG_NOSIGNAL);
@@ -77,7 +77,7 @@ class RawConnection {
     }
     return true;
   }
-  void finish_sending() { ::shutdown(fd_, SHUT_WR); }
+  void finish_sending() const { ::shutdown(fd_, SHUT_WR); }
 
   // The next response, or nullopt when none came within `timeout` (or the
   // connection closed first).
@@ -281,7 +281,7 @@ class Robustness : public ::testing::Test {
   }
 
   // /health answers within 200 ms on a fresh connection: nothing is stuck.
-  void expect_healthy() {
+  void expect_healthy() const {
     const auto t0 = std::chrono::steady_clock::now();
     EXPECT_EQ(HttpClient(port_, 2000).get("/health").status, 200);
     EXPECT_LT(std::chrono::steady_clock::now() - t0, 200ms);

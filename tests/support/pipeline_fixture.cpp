@@ -36,8 +36,8 @@ std::string SharedPostgres::create_database() {
   // Processes share the cluster: the name carries the pid and a random part.
   static std::mt19937_64 random(std::random_device{}());
   static int count = 0;
-  const std::string name = "test_" + std::to_string(::getpid()) + "_" + std::to_string(++count) +
-                           "_" + std::to_string(random() % 1000000);
+  std::string name = "test_" + std::to_string(::getpid()) + "_" + std::to_string(++count) + "_" +
+                     std::to_string(random() % 1000000);
   pqxx::connection conn(url());
   pqxx::nontransaction tx(conn);
   tx.exec("CREATE DATABASE " + name);

@@ -150,6 +150,7 @@ TmpfsMount::TmpfsMount(std::size_t bytes) : dir_("tmpfs") {
   const std::string options = "size=" + std::to_string(bytes) + ",mode=0777";
   if (::mount("tmpfs", dir_.path().c_str(), "tmpfs", 0, options.c_str()) != 0) {
     throw std::runtime_error("cannot mount a tmpfs on " + dir_.path() + " (" +
+                             // NOLINTNEXTLINE(concurrency-mt-unsafe): one thread mounts
                              std::strerror(errno) + "): the disk-full fault needs root");
   }
 }
@@ -169,7 +170,7 @@ void TmpfsMount::fill(std::size_t leave) {
   const std::string ballast = dir_.path() + "/ballast";
   const int fd = ::open(ballast.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
   if (fd < 0) throw std::runtime_error("cannot create " + ballast);
-  std::vector<char> block(64 * 1024, 'x');
+  std::vector<char> block(std::size_t{64} * 1024, 'x');
   while (free_bytes() > leave) {
     const std::size_t want = std::min(block.size(), free_bytes() - leave);
     if (::write(fd, block.data(), std::max<std::size_t>(want, 1)) <= 0) break;

@@ -5,12 +5,12 @@
 namespace testsupport {
 
 SseClient::SseClient(std::uint16_t port, const std::string& path,
-                     std::map<std::string, std::string> headers)
+                     const std::map<std::string, std::string>& headers)
     : client_(std::make_unique<httplib::Client>("127.0.0.1", port)) {
   client_->set_read_timeout(std::chrono::seconds(60));
   client_->set_url_encode(false);
   httplib::Headers request_headers;
-  for (auto& [name, value] : headers) request_headers.emplace(name, value);
+  for (const auto& [name, value] : headers) request_headers.emplace(name, value);
   thread_ = std::thread([this, path, request_headers] {
     const httplib::Result result = client_->Get(
         path, request_headers,

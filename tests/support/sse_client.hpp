@@ -29,7 +29,7 @@ struct SseEvent {
 class SseClient {
  public:
   SseClient(std::uint16_t port, const std::string& path,
-            std::map<std::string, std::string> headers = {});
+            const std::map<std::string, std::string>& headers = {});
   ~SseClient();  ///< stop()
   SseClient(const SseClient&) = delete;
   SseClient& operator=(const SseClient&) = delete;

@@ -66,7 +66,7 @@ bool has(const std::vector<IncomingMessage>& messages, const std::string& subjec
   return false;
 }
 
-const RetryPolicy kRetry{std::chrono::milliseconds(100), std::chrono::milliseconds(1000)};
+constexpr RetryPolicy kRetry{std::chrono::milliseconds(100), std::chrono::milliseconds(1000)};
 
 TEST(SettleBatch, ACommittedBatchIsAckedWhole) {
   FakeWriter writer([](const auto&) { return std::exception_ptr(); });

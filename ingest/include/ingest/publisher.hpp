@@ -109,7 +109,7 @@ class JetStreamPublisher {
   };
   void send(const std::shared_ptr<Request>& request, std::size_t index);
   void on_outcome(const std::shared_ptr<Request>& request, std::size_t index,
-                  PublishOutcome outcome, std::chrono::steady_clock::time_point sent_at);
+                  const PublishOutcome& outcome, std::chrono::steady_clock::time_point sent_at);
   void check_owner(const std::shared_ptr<Request>& request, std::size_t index,
                    PublishOutcome duplicate);
   void settle(const std::shared_ptr<Request>& request, std::size_t index,

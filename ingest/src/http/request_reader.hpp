@@ -11,9 +11,11 @@ namespace ingest::http {
 
 /// Limits of one request; each breach is answered with the status named.
 struct ReaderLimits {
-  std::size_t max_request_line = 8 * 1024;   ///< INGEST_MAX_REQUEST_LINE_BYTES: 414 beyond
-  std::size_t max_header_bytes = 16 * 1024;  ///< INGEST_MAX_HEADER_BYTES (all fields): 431 beyond
-  std::size_t max_body_bytes = 1024 * 1024;  ///< INGEST_MAX_BODY_BYTES: 413 beyond
+  std::size_t max_request_line =
+      std::size_t{8} * 1024;  ///< INGEST_MAX_REQUEST_LINE_BYTES: 414 beyond
+  std::size_t max_header_bytes =
+      std::size_t{16} * 1024;  ///< INGEST_MAX_HEADER_BYTES (all fields): 431 beyond
+  std::size_t max_body_bytes = std::size_t{1024} * 1024;  ///< INGEST_MAX_BODY_BYTES: 413 beyond
 };
 
 /// Frames the requests of one connection strictly (RFC 9112), with

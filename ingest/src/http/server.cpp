@@ -57,7 +57,7 @@ Responder::~Responder() {
   if (connection_) send(json_error(500, "internal error: request not answered"));
 }
 
-void Responder::send(Response response) {
+void Responder::send(Response&& response) {
   if (!connection_) return;
   std::shared_ptr<Connection> connection = std::move(connection_);
   if (on_sent_) {
@@ -67,7 +67,7 @@ void Responder::send(Response response) {
   connection->respond(slot_, response, version_minor_, keep_alive_, head_);
 }
 
-std::shared_ptr<ResponseStream> Responder::stream(Response head) {
+std::shared_ptr<ResponseStream> Responder::stream(const Response& head) {
   if (!connection_) return nullptr;
   std::shared_ptr<Connection> connection = std::move(connection_);
   connection->respond_stream(slot_, head, version_minor_);

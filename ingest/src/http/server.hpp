@@ -72,10 +72,10 @@ class Responder {
   Responder& operator=(const Responder&) = delete;
   ~Responder();
 
-  void send(Response response);
+  void send(Response&& response);
   /// Answers with `head` (its body is ignored) and a body written later
   /// through the stream. on_sent's callback runs when the stream ends.
-  std::shared_ptr<ResponseStream> stream(Response head);
+  std::shared_ptr<ResponseStream> stream(const Response& head);
   /// Called with the status just before the response is queued (metrics).
   void on_sent(std::function<void(int status)> callback) { on_sent_ = std::move(callback); }
 
