@@ -8,8 +8,8 @@
 namespace loadtest {
 namespace {
 
-constexpr std::size_t kMaxHead = 64 * 1024;
-constexpr std::size_t kCompactAfter = 64 * 1024;
+constexpr std::size_t kMaxHead = std::size_t{64} * 1024;
+constexpr std::size_t kCompactAfter = std::size_t{64} * 1024;
 
 bool iequals(std::string_view a, std::string_view b) {
   return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
@@ -123,7 +123,8 @@ bool SseReader::read_head() {
   if (status_line.substr(0, 7) != "HTTP/1." || status_line.size() < 12) {
     return fail("not an HTTP/1.x status line: " + std::string(status_line.substr(0, 80)));
   }
-  status_ = std::atoi(std::string(status_line.substr(9, 3)).c_str());
+  status_ =
+      static_cast<int>(std::strtol(std::string(status_line.substr(9, 3)).c_str(), nullptr, 10));
   while (line_end != std::string_view::npos && line_end < head.size()) {
     const std::size_t start = line_end + 2;
     line_end = head.find("\r\n", start);
