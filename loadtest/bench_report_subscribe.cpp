@@ -55,6 +55,16 @@ std::string deliveries_text(const json& r) {
 
 double slow_ends(const json& r) { return number(r["run"], "ingest_stream_ends", "slow"); }
 
+// "slow 5, client_gone 1", or "none".
+std::string ends_text(const json& r) {
+  std::string out;
+  for (const auto& [reason, n] : r["run"]["ingest_stream_ends"].items()) {
+    if (!n.is_number() || n.get<double>() == 0) continue;
+    out += (out.empty() ? "" : ", ") + reason + " " + num(n.get<double>());
+  }
+  return out.empty() ? "none" : out;
+}
+
 double rss_growth_mib(const json& hold) {
   const json& rss = hold["run"]["ingest_rss_kib"];
   return mib(rss.value("peak_kib", 0.0) - rss.value("before_kib", 0.0));
@@ -87,7 +97,11 @@ void held_targets(const SubscribeFiles& run, std::vector<Target>& out) {
     const json& h = *run.hold;
     const double growth = rss_growth_mib(h);
     const std::string count = num(h["config"].value("subscribers", 0.0));
-    out.push_back({count + " subscriptions: ingest RSS growth", "< 50 MiB", num(growth, 1) + " MiB",
+    const json& rss = h["run"]["ingest_rss_kib"];
+    out.push_back({count + " subscriptions: ingest RSS growth", "< 50 MiB",
+                   num(growth, 1) + " MiB (" + num(mib(rss.value("before_kib", 0.0)), 1) +
+                       " MiB before they opened, " + num(mib(rss.value("peak_kib", 0.0)), 1) +
+                       " MiB at most while open)",
                    growth < 50});
     out.push_back({count + " subscriptions: each got every matching event once, in order", "all",
                    deliveries_text(h), h.value("complete", false)});
@@ -113,13 +127,14 @@ std::string latency_cell(const json& r) {
 void render_delivery_row(std::ostream& md, const char* label, const json& r) {
   md << "| " << label << " | " << num(r.value("events_published", 0.0)) << " ("
      << num(number(r, "publish", "events_per_second")) << "/s) | " << latency_cell(r) << " | "
-     << deliveries_text(r) << " | " << r["run"]["ingest_stream_ends"].dump() << " |\n";
+     << deliveries_text(r) << " | " << ends_text(r) << " |\n";
 }
 
 void render_deliveries(std::ostream& md, const SubscribeFiles& run) {
   if (!run.latency && !run.stalled) return;
   md << "| Scenario | Events published | 200 to arrival p50 / p90 / p99 / max (ms) | "
-        "Deliveries (reading subscribers) | Streams ended meanwhile (ingest metrics) |\n"
+        "Deliveries (reading subscribers; missing = not arrived within the drain timeout) | "
+        "Streams ended meanwhile (ingest metrics) |\n"
         "|---|---:|---:|---|---|\n";
   if (run.latency) {
     render_delivery_row(md, "5. 100 subscribers of bench.lat.*, 1,000 events/s", *run.latency);
