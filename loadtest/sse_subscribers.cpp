@@ -103,8 +103,11 @@ void Subscriptions::connect(std::size_t index) {
                errno_text(errno);
     return;
   }
-  const std::string request = loadtest::request_head(
-      "GET", "/subscribe?topic=" + percent_encode(pattern), o_.port, o_.authorization, 0);
+  std::string request = loadtest::request_head("GET", "/subscribe?topic=" + percent_encode(pattern),
+                                               o_.port, o_.authorization, 0);
+  // What EventSource sends (WHATWG HTML, "Server-sent events"); the head ends
+  // with an empty line.
+  request.insert(request.size() - 2, "Accept: text/event-stream\r\nCache-Control: no-cache\r\n");
   // A fresh loopback socket takes a few hundred bytes at once.
   if (::send(c.fd, request.data(), request.size(), MSG_NOSIGNAL) !=
       static_cast<ssize_t>(request.size())) {
