@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2154  # bin, url, run_dir and small are scripts/bench.sh's
 # The GET /subscribe scenarios of issue 14 (sourced by scripts/bench.sh, which
 # sets bin, url, run_dir, small and the stack's DATA_DIR):
 #   5.  delivery: 100 subscribers of every bench topic (bench.lat.*), 1,000
