@@ -13,6 +13,7 @@
 #include "bench_report_figures.hpp"
 #include "bench_report_inputs.hpp"
 #include "bench_report_markdown.hpp"
+#include "bench_report_subscribe.hpp"
 #include "flags.hpp"
 
 namespace bench_report {
@@ -20,27 +21,43 @@ namespace {
 
 using nlohmann::json;
 
+json targets_json(const std::vector<Target>& targets) {
+  json out = json::array();
+  for (const auto& t : targets) {
+    out.push_back({{"name", t.name}, {"goal", t.goal}, {"measured", t.measured}, {"met", t.met}});
+  }
+  return out;
+}
+
+void print_targets(const std::vector<Target>& targets) {
+  for (const auto& t : targets) {
+    std::cout << "  " << (t.met ? "met     " : "MISSED  ") << t.name << ": " << t.measured
+              << " (goal " << t.goal << ")\n";
+  }
+}
+
+json machine_json(const Facts& facts) {
+  return {{"cores", std::stoi(facts.at("cores"))},
+          {"memory_mib", std::stoi(facts.at("memory_mib"))},
+          {"cpu", facts.at("cpu")},
+          {"kernel", facts.at("kernel")}};
+}
+
+json versions_json(const Facts& facts) {
+  return {{"nats_server", facts.at("nats_server")},
+          {"postgres", facts.at("postgres")},
+          {"gxx", facts.at("gxx")},
+          {"commit", facts.at("commit")},
+          {"build_type", facts.at("build_type")}};
+}
+
 // Every raw output of the run, with the figures derived from them.
 json results_json(const RunFiles& run, const Figures& f, const std::vector<Target>& targets) {
-  json target_json = json::array();
-  for (const auto& t : targets) {
-    target_json.push_back(
-        {{"name", t.name}, {"goal", t.goal}, {"measured", t.measured}, {"met", t.met}});
-  }
   const Facts& facts = run.facts;
   return {
       {"date", facts.at("date")},
-      {"machine",
-       {{"cores", std::stoi(facts.at("cores"))},
-        {"memory_mib", std::stoi(facts.at("memory_mib"))},
-        {"cpu", facts.at("cpu")},
-        {"kernel", facts.at("kernel")}}},
-      {"versions",
-       {{"nats_server", facts.at("nats_server")},
-        {"postgres", facts.at("postgres")},
-        {"gxx", facts.at("gxx")},
-        {"commit", facts.at("commit")},
-        {"build_type", facts.at("build_type")}}},
+      {"machine", machine_json(facts)},
+      {"versions", versions_json(facts)},
       {"scenarios",
        {{"seed", run.seed},
         {"seed_runs_end_to_end_events_per_second", run.seed_all},
@@ -62,7 +79,7 @@ json results_json(const RunFiles& run, const Figures& f, const std::vector<Targe
           {"combined_events_per_second", f.combined},
           {"seed_end_to_end_ratio", f.ratio}}}}},
       {"cpu_seconds", run.cpu},
-      {"targets", target_json},
+      {"targets", targets_json(targets)},
   };
 }
 
@@ -72,28 +89,63 @@ void write_results(const std::string& path, const json& results) {
   if (!out) throw std::runtime_error("cannot write " + path);
 }
 
+// Writes the subscribe scenarios' section of the markdown (every run) and,
+// with --only=subscribe, a results file of their own.
+std::vector<Target> report_subscribe(const SubscribeFiles& sub, const Facts& facts,
+                                     const std::string& results, const std::string& markdown,
+                                     bool only) {
+  std::vector<Target> targets = subscribe_targets(sub);
+  if (only) {
+    write_results(results, {{"date", facts.at("date")},
+                            {"machine", machine_json(facts)},
+                            {"versions", versions_json(facts)},
+                            {"scenarios", {{"subscribe", subscribe_json(sub)}}},
+                            {"targets", targets_json(targets)}});
+  }
+  if (sub.any() || only) {
+    replace_marked_section(markdown, subscribe_section(sub, facts, targets, results),
+                           kSubscribeBegin, kSubscribeEnd);
+  }
+  return targets;
+}
+
 int run(int argc, char** argv) {
   loadtest::Flags flags("bench_report", "Writes the results of a bench run (scripts/bench.sh).");
   flags.add("dir", "", "the run's directory of raw outputs");
   flags.add("results", "bench-results/latest.json", "results file to write");
   flags.add("markdown", "BENCHMARKS.md", "markdown file whose generated section to replace");
+  flags.add("only", "", "subscribe: the run had only the subscribe scenarios (BENCH_ONLY)");
   if (!flags.parse(argc, argv)) return 0;
   const std::string dir = flags.str("dir");
   if (dir.empty()) throw std::invalid_argument("--dir is required");
+  const std::string only = flags.str("only");
+  if (!only.empty() && only != "subscribe") throw std::invalid_argument("--only must be subscribe");
+  const std::string& results = flags.str("results");
+  const std::string& markdown = flags.str("markdown");
 
+  if (only == "subscribe") {
+    const auto targets =
+        report_subscribe(read_subscribe_files(dir), read_run_facts(dir), results, markdown, true);
+    std::cout << "bench: results in " << results << ", table in " << markdown << "\n";
+    print_targets(targets);
+    return 0;
+  }
   const RunFiles files = read_run_files(dir);
   const Figures figures = derive_figures(files);
   const std::vector<Target> targets = assess_targets(files, figures);
-  write_results(flags.str("results"), results_json(files, figures, targets));
-  replace_generated_section(flags.str("markdown"),
-                            generated_section(files, figures, targets, flags.str("results")));
-
-  std::cout << "bench: results in " << flags.str("results") << ", table in "
-            << flags.str("markdown") << "\n";
-  for (const auto& t : targets) {
-    std::cout << "  " << (t.met ? "met     " : "MISSED  ") << t.name << ": " << t.measured
-              << " (goal " << t.goal << ")\n";
+  json all = results_json(files, figures, targets);
+  const SubscribeFiles sub = read_subscribe_files(dir);
+  const auto sub_targets = report_subscribe(sub, files.facts, results, markdown, false);
+  if (sub.any()) {
+    all["scenarios"]["subscribe"] = subscribe_json(sub);
+    all["subscribe_targets"] = targets_json(sub_targets);
   }
+  write_results(results, all);
+  replace_generated_section(markdown, generated_section(files, figures, targets, results));
+
+  std::cout << "bench: results in " << results << ", table in " << markdown << "\n";
+  print_targets(targets);
+  print_targets(sub_targets);
   return 0;
 }
 

@@ -98,6 +98,8 @@ json read_cpu_seconds(const std::string& dir, const RunFiles& run) {
 
 }  // namespace
 
+Facts read_run_facts(const std::string& dir) { return read_facts(dir + "/env.txt"); }
+
 RunFiles read_run_files(const std::string& dir) {
   RunFiles run;
   run.facts = read_facts(dir + "/env.txt");

@@ -37,6 +37,10 @@ struct RunFiles {
   nlohmann::json cpu;  ///< CPU seconds per component per scenario (the .cpu files)
 };
 
+/// The machine and versions of the run directory `dir` (env.txt). Throws
+/// std::runtime_error when it is missing.
+Facts read_run_facts(const std::string& dir);
+
 /// Reads the run directory `dir`. Throws std::runtime_error naming the first
 /// missing file.
 RunFiles read_run_files(const std::string& dir);

@@ -216,27 +216,49 @@ std::string generated_section(const RunFiles& run, const Figures& f,
   return md.str();
 }
 
-void replace_generated_section(const std::string& path, const std::string& section) {
-  std::string doc;
-  {
-    std::ifstream in(path);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    doc = ss.str();
-  }
-  const auto b = doc.find(kBegin);
-  const auto e = doc.find(kEnd);
-  if (b != std::string::npos && e != std::string::npos && e > b) {
-    std::size_t end = e + std::string(kEnd).size();
-    if (end < doc.size() && doc[end] == '\n') ++end;
-    doc.replace(b, end - b, section);
-  } else {
-    doc = "# Benchmarks\n\n`make bench` (scripts/bench.sh) regenerates the section below.\n\n" +
-          section + doc;
-  }
+namespace {
+
+std::string read_document(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+void write_document(const std::string& path, const std::string& doc) {
   std::ofstream out(path);
   out << doc;
   if (!out) throw std::runtime_error("cannot write " + path);
+}
+
+// Replaces begin...end (and the newline after) in `doc`; false without them.
+bool replace_between(std::string& doc, const std::string& section, const std::string& begin,
+                     const std::string& end) {
+  const auto b = doc.find(begin);
+  const auto e = doc.find(end);
+  if (b == std::string::npos || e == std::string::npos || e < b) return false;
+  std::size_t stop = e + end.size();
+  if (stop < doc.size() && doc[stop] == '\n') ++stop;
+  doc.replace(b, stop - b, section);
+  return true;
+}
+
+}  // namespace
+
+void replace_generated_section(const std::string& path, const std::string& section) {
+  std::string doc = read_document(path);
+  if (!replace_between(doc, section, kBegin, kEnd)) {
+    doc = "# Benchmarks\n\n`make bench` (scripts/bench.sh) regenerates the section below.\n\n" +
+          section + doc;
+  }
+  write_document(path, doc);
+}
+
+void replace_marked_section(const std::string& path, const std::string& section,
+                            const std::string& begin, const std::string& end) {
+  std::string doc = read_document(path);
+  if (!replace_between(doc, section, begin, end)) doc += "\n" + section;
+  write_document(path, doc);
 }
 
 }  // namespace bench_report

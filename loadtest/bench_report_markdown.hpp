@@ -20,4 +20,9 @@ std::string generated_section(const RunFiles& run, const Figures& f,
 /// gets it at the top, under a title.
 void replace_generated_section(const std::string& path, const std::string& section);
 
+/// Replaces the part of the markdown file at `path` from `begin` to `end`
+/// (markers included) with `section`; a file without them gets it at its end.
+void replace_marked_section(const std::string& path, const std::string& section,
+                            const std::string& begin, const std::string& end);
+
 }  // namespace bench_report

@@ -98,11 +98,12 @@ std::uint16_t loopback_port(const std::string& url) {
   return static_cast<std::uint16_t>(port);
 }
 
-int connect_loopback(std::uint16_t port, bool nonblocking) {
+int connect_loopback(std::uint16_t port, bool nonblocking, int rcvbuf) {
   const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return -1;
   int one = 1;
   ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  if (rcvbuf > 0) ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_port = htons(port);

@@ -28,8 +28,10 @@ ParseResult take_response(std::string& buffer, HttpResponse& out, std::string* e
 /// std::invalid_argument for any other host: load only ever goes to loopback.
 std::uint16_t loopback_port(const std::string& url);
 
-/// A TCP connection to 127.0.0.1:port with TCP_NODELAY, or -1.
-int connect_loopback(std::uint16_t port, bool nonblocking);
+/// A TCP connection to 127.0.0.1:port with TCP_NODELAY, or -1. A `rcvbuf`
+/// above 0 sets SO_RCVBUF before connecting (a small window: a client that
+/// does not read fills it at once).
+int connect_loopback(std::uint16_t port, bool nonblocking, int rcvbuf = 0);
 
 /// A blocking keep-alive client for the few control requests (GET /stats):
 /// cpp-httplib's. The load itself goes through publisher.cpp's epoll engine,

@@ -22,9 +22,6 @@
 #include "workload.hpp"
 
 namespace loadgen {
-
-std::atomic<bool> g_interrupted{false};
-
 namespace {
 
 using loadtest::format_count;

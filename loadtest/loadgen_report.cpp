@@ -104,6 +104,7 @@ json results_json(const Options& o, const loadtest::Workload& workload, const Ru
         {"duplicates", w.duplicate_ratio},
         {"within_request", w.within_request_share},
         {"topics", w.topics},
+        {"topic_prefix", w.topic_prefix},
         {"payload_bytes", w.payload_bytes},
         {"rate", o.rate},
         {"seed", w.seed},

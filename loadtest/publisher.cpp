@@ -12,11 +12,15 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <stdexcept>
+#include <utility>
 
 #include "http.hpp"
 #include "progress_line.hpp"
 
 namespace loadgen {
+
+std::atomic<bool> g_interrupted{false};
+
 namespace {
 
 using loadtest::PlannedEvent;
@@ -41,9 +45,10 @@ struct Connection {
 class Publisher {
  public:
   Publisher(const Options& o, loadtest::Workload& workload, const StatsSampler& sampler,
-            Clock::time_point start)
+            Clock::time_point start, AcceptedCallback on_accepted)
       : o_(o),
         workload_(workload),
+        on_accepted_(std::move(on_accepted)),
         connections_(o.connections),
         start_(start),
         progress_(o, sampler, start) {
@@ -248,7 +253,7 @@ class Publisher {
     }
     const bool has_results = results.is_array();
     if (response.status == 200 && has_results) {
-      count_results(*request, results, nullptr);
+      count_results(*request, results, nullptr, now);
       return;
     }
     if (response.status == 429 || (response.status >= 500 && response.status != 501)) {
@@ -257,7 +262,7 @@ class Publisher {
         // back as duplicates, or the exact check could not hold.
         auto again = std::make_unique<Request>();
         again->attempts = request->attempts;
-        count_results(*request, results, &again->events);
+        count_results(*request, results, &again->events, now);
         totals_.ambiguous += again->events.size();
         if (!again->events.empty()) retry_later(std::move(again), now, response.retry_after);
         return;
@@ -272,9 +277,10 @@ class Publisher {
     note_error("HTTP " + std::to_string(response.status) + ": " + response.body.substr(0, 300));
   }
 
-  // Adds the per-event results of an answer; collects the failed ones.
-  void count_results(const Request& request, const json& results,
-                     std::vector<PlannedEvent>* failed) {
+  // Adds the per-event results of an answer (which arrived at `answered`);
+  // collects the failed ones.
+  void count_results(const Request& request, const json& results, std::vector<PlannedEvent>* failed,
+                     Clock::time_point answered) {
     std::size_t seen = 0;
     for (const auto& r : results) {
       if (!r.is_object() || !r.contains("status") || !r.contains("index")) continue;
@@ -287,6 +293,7 @@ class Publisher {
       ++seen;
       if (status == "accepted") {
         ++totals_.accepted;
+        if (on_accepted_) on_accepted_(request.events[i].key, answered);
       } else if (status == "duplicate") {
         ++totals_.duplicates;
       } else if (status == "failed") {
@@ -358,6 +365,7 @@ class Publisher {
 
   const Options& o_;
   loadtest::Workload& workload_;
+  AcceptedCallback on_accepted_;
   std::vector<Connection> connections_;
   std::deque<std::unique_ptr<Request>> retries_;
   int epoll_ = -1;
@@ -371,8 +379,8 @@ class Publisher {
 }  // namespace
 
 PublishResult publish(const Options& o, loadtest::Workload& workload, StatsSampler& sampler,
-                      Clock::time_point start) {
-  Publisher publisher(o, workload, sampler, start);
+                      Clock::time_point start, AcceptedCallback on_accepted) {
+  Publisher publisher(o, workload, sampler, start, std::move(on_accepted));
   publisher.run();
   return {publisher.totals(), publisher.first_send(), publisher.end()};
 }

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -38,11 +39,15 @@ struct PublishResult {
   Clock::time_point end;         ///< the last answer came
 };
 
+/// Called for each event an answer reported accepted: its key and the time
+/// the answer arrived (bench_subscribe measures delivery from there).
+using AcceptedCallback = std::function<void(std::uint64_t key, Clock::time_point answered)>;
+
 /// Publishes the workload's events over o.connections keep-alive connections
 /// from one epoll loop, retrying (bounded) requests without an answer and
 /// the failed events of a 503 or 429, until every planned event has an
 /// answer or was given up on. Prints a progress line every second.
 PublishResult publish(const Options& o, loadtest::Workload& workload, StatsSampler& sampler,
-                      Clock::time_point start);
+                      Clock::time_point start, AcceptedCallback on_accepted = {});
 
 }  // namespace loadgen

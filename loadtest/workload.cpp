@@ -86,7 +86,7 @@ bool Workload::next_batch(std::vector<PlannedEvent>& out) {
 }
 
 std::string Workload::topic(std::uint64_t key) const {
-  return "loadtest.t" + std::to_string(key % config_.topics);
+  return config_.topic_prefix + std::to_string(key % config_.topics);
 }
 
 std::string Workload::event_id(std::uint64_t key) const {

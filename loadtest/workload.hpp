@@ -14,6 +14,8 @@ struct WorkloadConfig {
   std::size_t batch = 100;       ///< events per request
   double duplicate_ratio = 0.3;  ///< share of events that repeat an earlier key
   std::size_t topics = 10;
+  /// Key k's topic is this followed by k % topics ("loadtest.t3").
+  std::string topic_prefix = "loadtest.t";
   std::size_t payload_bytes = 200;  ///< serialised size of each payload object
   std::uint64_t seed = 42;
   /// Part of every event_id, so that two runs against the same stack never

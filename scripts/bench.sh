@@ -9,6 +9,9 @@
 #   3. sustained: 1,000,000 events, 30% duplicates, batches of 100 (RSS and
 #      consumer lag sampled every second)
 #   4. stage ceilings: bench_publish, bench_consume, bench_insert alone
+#   5, 5b, 6. GET /subscribe (issue 14; scripts/bench/subscribe.sh): delivery
+#      latency and exactly-once with 100 subscribers, the same with stalled
+#      subscribers, and 1,000 subscriptions held open under single events
 # then writes bench-results/latest.json and the generated table of
 # BENCHMARKS.md. The stack is stopped and removed afterwards.
 #
@@ -16,17 +19,24 @@
 # BENCH_MARKDOWN (default BENCHMARKS.md), BENCH_QUIET_WAIT (seconds to wait
 # for a quiet machine first, default 300), BENCH_SMALL=1 (a quick trial of
 # the script with small sizes; its figures mean nothing), BENCH_KEEP=1 (keep
-# the raw outputs directory).
+# the raw outputs directory), BENCH_ONLY=subscribe (only the warm-up and the
+# subscribe scenarios, on a fresh stack all the same; the results go to
+# bench-results/subscribe.json unless BENCH_RESULTS says otherwise, and only
+# the subscribe section of BENCHMARKS.md is rewritten).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 build=${BUILD_DIR:-$root/build}
-results=${BENCH_RESULTS:-bench-results/latest.json}  # relative to the repository root
+only=${BENCH_ONLY:-}
+[[ -z $only || $only == subscribe ]] || { echo "bench: BENCH_ONLY must be empty or subscribe" >&2; exit 2; }
+default_results=bench-results/latest.json
+[[ $only == subscribe ]] && default_results=bench-results/subscribe.json
+results=${BENCH_RESULTS:-$default_results}  # relative to the repository root
 markdown=${BENCH_MARKDOWN:-BENCHMARKS.md}
 small=${BENCH_SMALL:-0}
 bin=$build/loadtest
 
-for exe in loadgen bench_publish bench_consume bench_insert bench_report; do
+for exe in loadgen bench_publish bench_consume bench_insert bench_subscribe bench_report; do
   [[ -x $bin/$exe ]] || { echo "bench: $bin/$exe missing; run make build" >&2; exit 1; }
 done
 
@@ -40,6 +50,7 @@ run_dir=$(mktemp -d "${TMPDIR:-/tmp}/bench.XXXXXX")
 chmod 755 "$run_dir"  # the postgres user must reach the data directory
 export DATA_DIR=$run_dir/stack BUILD_DIR=$build
 source "$root/scripts/bench/lib.sh"
+source "$root/scripts/bench/subscribe.sh"
 NATS_PORT=$(free_port) && taken=$NATS_PORT
 PG_PORT=$(free_port) && taken="$taken $PG_PORT"
 INGEST_HTTP_PORT=$(free_port)
@@ -70,6 +81,13 @@ write_env "$run_dir/env.txt"
 # segments and the services their connections and caches on first use.
 echo "bench: warm-up (20,000 events, not recorded)"
 "$bin/loadgen" --url="$url" --events=20000 --quiet --timeout=120s >/dev/null
+
+if [[ $only == subscribe ]]; then
+  subscribe_scenarios
+  mkdir -p "$(dirname "$results")"
+  "$bin/bench_report" --dir="$run_dir" --results="$results" --markdown="$markdown" --only=subscribe
+  exit 0
+fi
 
 echo "bench: scenario 1 (seed): $seed_events events, 30% duplicates, batch 100, 8 connections, 3 runs"
 # Three runs, the median reported: its end-to-end figure includes the drain
@@ -108,6 +126,8 @@ kill "$sampler_pid" 2>/dev/null || true
 wait "$sampler_pid" 2>/dev/null || true
 sampler_pid=""
 peak_rss >"$run_dir/hwm.txt"
+
+subscribe_scenarios
 
 mkdir -p "$(dirname "$results")"
 "$bin/bench_report" --dir="$run_dir" --results="$results" --markdown="$markdown"
