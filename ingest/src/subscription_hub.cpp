@@ -34,7 +34,15 @@ struct SubscriptionHub::Subscriber {
   std::string out;           ///< frames of this round, written once
   std::size_t out_events = 0;
   Clock::time_point last_write;  ///< {} until its first round
+  // Behind and waiting for its client to read (catch_up, too_slow).
+  std::size_t last_pending = 0;
+  Clock::time_point waiting_since;
 };
+
+namespace {
+constexpr std::size_t kCatchUpReads = 4;  // shared catch-up reads per round
+constexpr std::size_t kNearPages = 4;     // "near the live position": within 4 pages
+}  // namespace
 
 namespace {
 
@@ -255,36 +263,89 @@ void SubscriptionHub::deliver_live(EventPosition settled, Clock::time_point now)
   }
 }
 
-// Subscribers behind the live position read their own pages, a few per
-// round, and only while their client keeps up; then they join the live ones.
+// Subscribers behind the live position (a resume, a `since`, or one that
+// arrived while a round was being read) are caught up by reads shared among
+// them: a page from the lowest cursor of a group serves every subscriber of
+// the group whose cursor lies inside it. Two groups take turns: the ones
+// near the live position (they join it within a round or two, however many
+// they are) and all of them (a `since` far back goes on meanwhile). A
+// subscriber whose client has half its buffer unread waits for it.
 void SubscriptionHub::catch_up(Clock::time_point now) {
   if (!read_upto_) return;
-  std::size_t reads = 4;
+  std::vector<Subscriber*> behind;
   for (Subscriber& subscriber : subscribers_) {
     if (subscriber.caught_up) continue;
     if (!(subscriber.cursor < *read_upto_)) {
       subscriber.caught_up = true;
       continue;
     }
-    if (reads == 0 || subscriber.sink->pending() > settings_.buffer_events / 2) continue;
-    --reads;
-    const auto rows = store_.events_between(subscriber.cursor, *read_upto_, settings_.page,
-                                            subscriber.pattern.literal_prefix());
+    if (subscriber.sink->pending() <= settings_.buffer_events / 2) behind.push_back(&subscriber);
+  }
+  const auto near = [&](const Subscriber* subscriber) {
+    return subscriber->cursor.created == read_upto_->created &&
+           subscriber->cursor.seq + kNearPages * settings_.page >= read_upto_->seq;
+  };
+  for (std::size_t read = 0; read < kCatchUpReads && !behind.empty(); ++read) {
+    std::vector<Subscriber*> group;
+    if (read % 2 == 0) std::copy_if(behind.begin(), behind.end(), std::back_inserter(group), near);
+    if (group.empty()) group = behind;
+    read_for(group, now);
+    behind.erase(std::remove_if(behind.begin(), behind.end(),
+                                [&](const Subscriber* s) {
+                                  return s->caught_up ||
+                                         s->sink->pending() > settings_.buffer_events / 2;
+                                }),
+                 behind.end());
+  }
+}
+
+// One page from the group's lowest cursor (only topics under the prefix its
+// patterns share), handed to each member whose cursor lies inside it.
+void SubscriptionHub::read_for(const std::vector<Subscriber*>& group, Clock::time_point now) {
+  EventPosition from = group.front()->cursor;
+  std::string prefix = group.front()->pattern.literal_prefix();
+  for (const Subscriber* subscriber : group) {
+    if (subscriber->cursor < from) from = subscriber->cursor;
+    const std::string own = subscriber->pattern.literal_prefix();
+    std::size_t common = 0;
+    while (common < prefix.size() && common < own.size() && prefix[common] == own[common]) {
+      ++common;
+    }
+    prefix.resize(common);
+  }
+  const auto rows = store_.events_between(from, *read_upto_, settings_.page, prefix);
+  const bool to_live = rows.size() < settings_.page;
+  const EventPosition end = to_live ? *read_upto_ : rows.back().position;
+  for (Subscriber* subscriber : group) {
+    if (!(subscriber->cursor < end)) continue;  // the page ends before its cursor
     std::string out;
     std::size_t events = 0;
     for (const StoredEvent& event : rows) {
-      if (!subscriber.pattern.matches(event.topic)) continue;
-      out += frame(event, subscriber.cloudevents);
+      if (!(subscriber->cursor < event.position) || !subscriber->pattern.matches(event.topic)) {
+        continue;
+      }
+      out += frame(event, subscriber->cloudevents);
       ++events;
     }
-    if (rows.size() < settings_.page) {
-      subscriber.cursor = *read_upto_;
-      subscriber.caught_up = true;
-    } else {
-      subscriber.cursor = rows.back().position;
-    }
-    if (events > 0) send(subscriber, out, events, now);
+    subscriber->cursor = end;
+    subscriber->caught_up = to_live;
+    if (events > 0) send(*subscriber, out, events, now);
   }
+}
+
+// More than SUBSCRIBE_BUFFER_EVENTS unread; or, behind the live position,
+// half of that unread (catch_up sends no more then) without the client
+// reading any of it for a heartbeat interval.
+bool SubscriptionHub::too_slow(Subscriber& subscriber, Clock::time_point now) const {
+  const std::size_t pending = subscriber.sink->pending();
+  if (pending > settings_.buffer_events) return true;
+  const bool waiting = !subscriber.caught_up && pending > settings_.buffer_events / 2 &&
+                       pending >= subscriber.last_pending;
+  if (!waiting || subscriber.waiting_since == Clock::time_point{}) {
+    subscriber.waiting_since = now;
+  }
+  subscriber.last_pending = pending;
+  return waiting && now - subscriber.waiting_since >= settings_.heartbeat;
 }
 
 // Gone, too slow, or quiet for a heartbeat.
@@ -294,7 +355,7 @@ void SubscriptionHub::sweep(Clock::time_point now) {
     Subscriber& subscriber = *current;
     if (!subscriber.sink->open()) {
       remove(current, StreamEnd::kClientGone);
-    } else if (subscriber.sink->pending() > settings_.buffer_events) {
+    } else if (too_slow(subscriber, now)) {
       subscriber.sink->abort();
       remove(current, StreamEnd::kSlow);
     } else if (subscriber.last_write == Clock::time_point{}) {

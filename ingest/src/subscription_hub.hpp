@@ -140,6 +140,8 @@ class SubscriptionHub {
   std::optional<EventPosition> bound(std::chrono::steady_clock::time_point now);
   void deliver_live(EventPosition settled, std::chrono::steady_clock::time_point now);
   void catch_up(std::chrono::steady_clock::time_point now);
+  void read_for(const std::vector<Subscriber*>& group, std::chrono::steady_clock::time_point now);
+  bool too_slow(Subscriber& subscriber, std::chrono::steady_clock::time_point now) const;
   void sweep(std::chrono::steady_clock::time_point now);
   void remove(std::list<Subscriber>::iterator it, StreamEnd reason);
   void send(Subscriber& subscriber, const std::string& bytes, std::size_t events,

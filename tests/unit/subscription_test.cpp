@@ -272,6 +272,59 @@ TEST_F(Hub, ASlowSubscriberIsCutAndTheOthersGoOn) {
   EXPECT_EQ(hub().size(), 1U);
 }
 
+// A hundred subscribers behind, at different cursors, while events keep
+// coming: reads shared among them bring every one to the live position
+// (one read each, four a round, never converged: they fell further behind).
+TEST_F(Hub, ManySubscribersBehindShareTheirReadsAndAllJoinTheLiveEvents) {
+  settings_.max_clients = 200;
+  settings_.buffer_events = 1000;
+  std::uint64_t last = 30;
+  for (std::uint64_t seq = 1; seq <= last; ++seq) store_.store({7, seq}, "t", std::to_string(seq));
+  broker_.floor = EventPosition{7, last};
+  std::vector<std::shared_ptr<FakeClient>> clients;
+  for (std::uint64_t i = 0; i < 100; ++i) {
+    clients.push_back(subscribe(">", {SubscriptionStart::Kind::kAfter, {7, i % 5}, 0}));
+  }
+  for (int round = 0; round < 12; ++round) {
+    for (int k = 0; k < 2; ++k, ++last) store_.store({7, last + 1}, "t", std::to_string(last + 1));
+    broker_.floor = EventPosition{7, last};
+    tick();
+  }
+  const int reads = store_.reads;
+  tick();
+  EXPECT_LE(store_.reads - reads, 1) << "once caught up, one read a round serves them all";
+  for (std::size_t i = 0; i < clients.size(); ++i) {
+    std::vector<std::string> expected;
+    for (std::uint64_t seq = i % 5 + 1; seq <= last; ++seq) expected.push_back(std::to_string(seq));
+    EXPECT_EQ(clients[i]->ids(), expected) << "subscriber " << i;
+  }
+}
+
+// Behind the live position, a client that reads nothing is sent half its
+// buffer, then cut after a heartbeat interval; one that reads slowly is not.
+TEST_F(Hub, AStalledSubscriberBehindIsCutAfterAHeartbeatAndASlowReaderIsNot) {
+  settings_.heartbeat = std::chrono::seconds(1);  // 20 rounds
+  for (std::uint64_t seq = 1; seq <= 60; ++seq) store_.store({7, seq}, "t", std::to_string(seq));
+  broker_.floor = EventPosition{7, 60};
+  auto stalled = std::make_shared<FakeClient>();
+  auto slow = std::make_shared<FakeClient>();
+  stalled->stalled = slow->stalled = true;
+  const SubscriptionStart from_start{SubscriptionStart::Kind::kAfter, {7, 0}, 0};
+  ASSERT_EQ(hub().add(stalled, pattern(">"), from_start), SubscriptionHub::Added::kOk);
+  ASSERT_EQ(hub().add(slow, pattern(">"), from_start), SubscriptionHub::Added::kOk);
+  auto other = subscribe(">", from_start);
+  tick(10);
+  EXPECT_FALSE(stalled->aborted) << "waited on, within a heartbeat";
+  EXPECT_LE(stalled->unread, settings_.buffer_events) << "no more than its buffer";
+  for (int round = 0; round < 30; ++round) {
+    if (round % 5 == 0 && slow->unread > 0) --slow->unread;  // reads one now and then
+    tick();
+  }
+  EXPECT_TRUE(stalled->aborted) << "nothing read for a heartbeat";
+  EXPECT_FALSE(slow->aborted);
+  EXPECT_EQ(other->ids().size(), 60U) << "the others go on";
+}
+
 TEST_F(Hub, ClientLimitHeartbeatsGoneClientsAndShutdown) {
   auto a = subscribe();
   auto b = subscribe();
