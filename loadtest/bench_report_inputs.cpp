@@ -111,6 +111,9 @@ RunFiles read_run_files(const std::string& dir) {
   run.insert = read_json(dir + "/insert.json");
   run.health = read_json_if_present(dir + "/health.json");
   run.single_header = read_json_if_present(dir + "/single_header.json");
+  run.body_json = read_json_if_present(dir + "/body_json.json");
+  run.body_ndjson = read_json_if_present(dir + "/body_ndjson.json");
+  run.body_ndjson_gzip = read_json_if_present(dir + "/body_ndjson_gzip.json");
   run.usage = read_table(dir + "/rss.tsv");
   run.hwm = read_facts(dir + "/hwm.txt");
   run.cpu = read_cpu_seconds(dir, run);

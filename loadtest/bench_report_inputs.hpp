@@ -32,6 +32,9 @@ struct RunFiles {
   nlohmann::json insert;
   std::optional<nlohmann::json> health;         ///< the HTTP baseline (absent in older runs)
   std::optional<nlohmann::json> single_header;  ///< single events with "Connection: keep-alive"
+  /// Scenario 7, the same events as a JSON array, as NDJSON and as gzip
+  /// NDJSON (absent in older runs).
+  std::optional<nlohmann::json> body_json, body_ndjson, body_ndjson_gzip;
   Table usage;         ///< rss.tsv: RSS and CPU ticks of each component, every second of scenario 3
   Facts hwm;           ///< hwm.txt: name=VmHWM kB
   nlohmann::json cpu;  ///< CPU seconds per component per scenario (the .cpu files)

@@ -120,7 +120,7 @@ int connect_loopback(std::uint16_t port, bool nonblocking, int rcvbuf) {
 
 std::string request_head(const std::string& method, const std::string& path, std::uint16_t port,
                          const std::string& authorization, std::size_t content_length,
-                         bool keep_alive_header) {
+                         bool keep_alive_header, const BodyCoding& coding) {
   // Like curl, wrk, Go and k6: HTTP/1.1 keeps the connection by default, so
   // no Connection header unless asked for (to compare with clients that send
   // one).
@@ -129,8 +129,9 @@ std::string request_head(const std::string& method, const std::string& path, std
   if (keep_alive_header) head += "Connection: keep-alive\r\n";
   if (!authorization.empty()) head += "Authorization: " + authorization + "\r\n";
   if (method == "POST") {
-    head += "Content-Type: application/json\r\nContent-Length: " + std::to_string(content_length) +
-            "\r\n";
+    head += std::string("Content-Type: ") + coding.content_type() + "\r\n";
+    if (coding.gzip) head += std::string("Content-Encoding: ") + coding.content_encoding() + "\r\n";
+    head += "Content-Length: " + std::to_string(content_length) + "\r\n";
   }
   head += "\r\n";
   return head;

@@ -4,6 +4,8 @@
 #include <memory>
 #include <string>
 
+#include "body_coding.hpp"
+
 namespace httplib {
 class Client;
 }
@@ -54,9 +56,10 @@ class BlockingClient {
 
 /// The request line and headers of a request to 127.0.0.1. HTTP/1.1 keeps
 /// the connection by default; `keep_alive_header` adds "Connection:
-/// keep-alive" anyway (what this project's clients used to send).
+/// keep-alive" anyway (what this project's clients used to send). A POST
+/// carries `coding`'s Content-Type (and Content-Encoding when compressed).
 std::string request_head(const std::string& method, const std::string& path, std::uint16_t port,
                          const std::string& authorization, std::size_t content_length,
-                         bool keep_alive_header = false);
+                         bool keep_alive_header = false, const BodyCoding& coding = {});
 
 }  // namespace loadtest

@@ -39,6 +39,10 @@ std::optional<Options> read_options(int argc, const char* const* argv) {
   flags.add("keep-alive-header", "false",
             "send \"Connection: keep-alive\" with every request (standard clients do not; "
             "to compare)");
+  flags.add("body", "json",
+            "request body format: json (a JSON array of the batch) or ndjson (one event per line, "
+            "application/x-ndjson)");
+  flags.add("gzip", "false", "compress each body with gzip (Content-Encoding: gzip)");
   flags.add("rate", "0", "target events per second over all connections (0 = unbounded)");
   flags.add("run-id", "", "prefix of every event_id (default: new for each run)");
   flags.add("token", "", "bearer token for ingest's API (INGEST_API_TOKENS)");
@@ -59,6 +63,13 @@ std::optional<Options> read_options(int argc, const char* const* argv) {
   o.port = loadtest::loopback_port(o.url);
   if (!flags.str("token").empty()) o.authorization = "Bearer " + flags.str("token");
   o.keep_alive_header = flags.boolean("keep-alive-header");
+  const std::string body = flags.str("body");
+  if (body != "json" && body != "ndjson") {
+    throw std::invalid_argument("--body must be json or ndjson");
+  }
+  o.coding.format =
+      body == "ndjson" ? loadtest::BodyFormat::kNdjson : loadtest::BodyFormat::kJsonArray;
+  o.coding.gzip = flags.boolean("gzip");
   o.workload = loadtest::workload_from_flags(flags);
   auto& w = o.workload;
   w.run_id = flags.str("run-id");

@@ -6,6 +6,7 @@
 #include <optional>
 #include <string>
 
+#include "body_coding.hpp"
 #include "workload.hpp"
 
 /// The pieces of the loadgen program (loadgen.cpp, loadgen_options.cpp,
@@ -21,6 +22,8 @@ struct Options {
   std::string authorization;
   /// Send "Connection: keep-alive" (standard clients send no Connection header).
   bool keep_alive_header = false;
+  /// The body's format and coding (--body, --gzip): a JSON array by default.
+  loadtest::BodyCoding coding;
   loadtest::WorkloadConfig workload;
   std::size_t connections = 8;
   double rate = 0;  // events per second, 0 = unbounded

@@ -61,6 +61,11 @@ std::string summary(const Options& o, const loadtest::Workload& workload, const 
   out << "  requests           " << format_count(t.requests) << " (" << format_count(t.retries)
       << " retries, " << format_count(t.connection_errors) << " connection errors, "
       << format_count(t.timeouts) << " timeouts)\n";
+  out << "  bytes on the wire  " << format_count(t.bytes_sent) << " sent ("
+      << format_number(
+             r.sent > 0 ? static_cast<double>(t.bytes_sent) / static_cast<double>(r.sent) : 0.0, 1)
+      << " per event; " << (o.coding.format == loadtest::BodyFormat::kNdjson ? "NDJSON" : "JSON")
+      << (o.coding.gzip ? ", gzip" : "") << ")\n";
   out << "  HTTP status        ";
   for (const auto& [status, count] : t.status_counts)
     out << status << ": " << format_count(count) << "  ";
@@ -105,6 +110,8 @@ json results_json(const Options& o, const loadtest::Workload& workload, const Ru
         {"within_request", w.within_request_share},
         {"topics", w.topics},
         {"topic_prefix", w.topic_prefix},
+        {"body", o.coding.format == loadtest::BodyFormat::kNdjson ? "ndjson" : "json"},
+        {"gzip", o.coding.gzip},
         {"payload_bytes", w.payload_bytes},
         {"rate", o.rate},
         {"seed", w.seed},
@@ -115,6 +122,9 @@ json results_json(const Options& o, const loadtest::Workload& workload, const Ru
       {"duplicates_within_request", workload.duplicates_within_request()},
       {"duplicates_across_requests", workload.duplicates_across_requests()},
       {"requests", t.requests},
+      {"bytes_sent", t.bytes_sent},
+      {"bytes_per_event",
+       r.sent > 0 ? static_cast<double>(t.bytes_sent) / static_cast<double>(r.sent) : 0.0},
       {"retries", t.retries},
       {"connection_errors", t.connection_errors},
       {"timeouts", t.timeouts},

@@ -154,9 +154,9 @@ class Publisher {
       ::epoll_ctl(epoll_, EPOLL_CTL_ADD, c.fd, &ev);
     }
     if (o_.get_path.empty()) {
-      const std::string body = workload_.request_body(request->events);
+      const std::string body = loadtest::encode_body(workload_, request->events, o_.coding);
       c.out = loadtest::request_head("POST", "/publish", o_.port, o_.authorization, body.size(),
-                                     o_.keep_alive_header) +
+                                     o_.keep_alive_header, o_.coding) +
               body;
     } else {
       c.out = loadtest::request_head("GET", o_.get_path, o_.port, o_.authorization, 0,
@@ -166,6 +166,7 @@ class Publisher {
     c.sent_at = now;
     if (totals_.requests == 0) first_send_ = now;
     ++totals_.requests;
+    totals_.bytes_sent += c.out.size();
     ++request->attempts;
     c.request = std::move(request);
     flush(index);

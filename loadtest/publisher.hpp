@@ -14,7 +14,8 @@ namespace loadgen {
 
 /// What the publishing phase did, counted from the answers.
 struct Totals {
-  std::uint64_t requests = 0;  // attempts sent, retries included
+  std::uint64_t requests = 0;    // attempts sent, retries included
+  std::uint64_t bytes_sent = 0;  // of those attempts: request line, headers and body
   std::uint64_t retries = 0;
   std::uint64_t responses = 0;
   std::map<int, std::uint64_t> status_counts;

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The loadgen smoke test of `make test` (CTest label loadtest): a fresh stack
 # (scripts/stack.sh) on free loopback ports in a temporary directory, a few
-# thousand events with 30% duplicates, and loadgen's exact check of /stats.
+# thousand events with 30% duplicates (as JSON arrays, then as gzip NDJSON),
+# and loadgen's exact check of /stats after each.
 # The stack is stopped and its directory removed whatever happens.
 #
 #   loadtest/smoke_test.sh LOADGEN BUILD_DIR [loadgen flags...]
@@ -42,7 +43,11 @@ if ! "$root/scripts/stack.sh" start; then
   tail -n 30 "$DATA_DIR"/logs/*.log >&2 || true
   exit 1
 fi
-# Bounded well below CTest's TIMEOUT (stack start <= 140 s, this <= 120 s):
-# a test killed by CTest would never run the cleanup above.
-timeout --foreground 120 "$loadgen" --url="http://127.0.0.1:$INGEST_HTTP_PORT" --events=3000 \
+# Bounded below CTest's TIMEOUT of 300 s (stack start <= 140 s, these two
+# <= 90 + 50 s): a test killed by CTest would never run the cleanup above.
+timeout --foreground 90 "$loadgen" --url="http://127.0.0.1:$INGEST_HTTP_PORT" --events=3000 \
   --batch=50 --connections=4 --duplicates=0.3 --timeout=60s --request-timeout=10s --max-retries=5 "$@"
+# The same check with the bodies log shippers send: NDJSON, gzip-compressed.
+timeout --foreground 50 "$loadgen" --url="http://127.0.0.1:$INGEST_HTTP_PORT" --events=2000 \
+  --batch=50 --connections=4 --duplicates=0.3 --timeout=30s --request-timeout=10s --max-retries=5 \
+  --body=ndjson --gzip "$@"

@@ -42,9 +42,11 @@ Workload::Workload(WorkloadConfig config)
     target_duplicates_ = std::min(target_duplicates_, config_.events - 1);
   }
   // Letters drawn from the seed's own generator (not rng_, so that the
-  // payload size does not change the plan).
+  // payload size does not change the plan). Each key's pad is its own
+  // stretch of them (payload_json), so that a body of many events does not
+  // compress better than its events do (gzip would remove a repeated pad).
   std::mt19937_64 pad_rng(config_.seed ^ 0x9e3779b97f4a7c15ULL);
-  pad_.resize(config_.payload_bytes);
+  pad_.resize(kPadSource + config_.payload_bytes);
   for (auto& c : pad_) c = static_cast<char>('a' + pad_rng() % 26);
 }
 
@@ -103,7 +105,11 @@ std::string Workload::payload_json(std::uint64_t key) const {
   std::string out = "{\"i\":" + std::to_string(key) + ",\"pad\":\"";
   const std::size_t fixed = out.size() + 2;
   const std::size_t pad = config_.payload_bytes > fixed ? config_.payload_bytes - fixed : 0;
-  out.append(pad_, 0, pad);
+  // A stretch of pad_ at an offset of the key's own (SplitMix64 of the key).
+  std::uint64_t z = key + 0x9e3779b97f4a7c15ULL;
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  out.append(pad_, static_cast<std::size_t>((z ^ (z >> 31)) % kPadSource), pad);
   out += "\"}";
   return out;
 }

@@ -70,6 +70,7 @@ class Workload {
   WorkloadConfig config_;
   std::mt19937_64 rng_;
   std::int64_t base_ms_;  ///< timestamp of key 0 (a fixed date, so runs are reproducible)
+  static constexpr std::size_t kPadSource = std::size_t{1} << 20;  ///< letters to take pads from
   std::string pad_;
   std::uint64_t planned_ = 0;
   std::uint64_t unique_ = 0;

@@ -41,9 +41,10 @@ for exe in loadgen bench_publish bench_consume bench_insert bench_subscribe benc
 done
 
 if [[ $small == 1 ]]; then
-  seed_events=3000 single_duration=5s sustained_events=20000 stage_events=20000
+  seed_events=3000 single_duration=5s sustained_events=20000 stage_events=20000 format_events=5000
 else
   seed_events=20000 single_duration=30s sustained_events=1000000 stage_events=100000
+  format_events=100000
 fi
 
 run_dir=$(mktemp -d "${TMPDIR:-/tmp}/bench.XXXXXX")
@@ -126,6 +127,17 @@ kill "$sampler_pid" 2>/dev/null || true
 wait "$sampler_pid" 2>/dev/null || true
 sampler_pid=""
 peak_rss >"$run_dir/hwm.txt"
+
+echo "bench: scenario 7 (body formats): $format_events events, 30% duplicates, batch 100, 8 connections, as a JSON array, NDJSON and gzip NDJSON"
+for body in json ndjson ndjson_gzip; do
+  case $body in
+    json) coding=(--body=json) ;;
+    ndjson) coding=(--body=ndjson) ;;
+    ndjson_gzip) coding=(--body=ndjson --gzip) ;;
+  esac
+  scenario "body_$body" "$bin/loadgen" --url="$url" --events="$format_events" --duplicates=0.3 \
+    --batch=100 --connections=8 --timeout=300s "${coding[@]}" --json="$run_dir/body_$body.json"
+done
 
 subscribe_scenarios
 
