@@ -4,7 +4,11 @@
 free_port() {  # a loopback port nothing listens on, not in $taken
   local port
   for _ in $(seq 1 200); do
-    port=$((20000 + RANDOM % 40000))
+    # Below Linux's ephemeral range (32768-): a port from that range can be
+    # taken as the source port of any outgoing connection (the stack's own
+    # connections to nats-server and PostgreSQL) between this check and the
+    # server's bind; seen as "Address already in use".
+    port=$((20000 + RANDOM % 12000))
     [[ " ${taken:-} " == *" $port "* ]] && continue
     if ! (echo >"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then echo "$port"; return 0; fi
   done
