@@ -19,22 +19,38 @@
 namespace loadtest {
 namespace {
 
-bool iequals(const std::string& a, const char* b) {
-  const std::size_t n = std::strlen(b);
-  if (a.size() != n) return false;
-  for (std::size_t i = 0; i < n; ++i) {
-    if (std::tolower(static_cast<unsigned char>(a[i])) != b[i]) return false;
-  }
-  return true;
-}
-
-std::string trim(const std::string& s) {
-  const auto first = s.find_first_not_of(" \t");
-  if (first == std::string::npos) return {};
-  return s.substr(first, s.find_last_not_of(" \t") - first + 1);
+std::string_view trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r'))
+    s.remove_suffix(1);
+  return s;
 }
 
 }  // namespace
+
+bool iequals(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+           return std::tolower(static_cast<unsigned char>(x)) ==
+                  std::tolower(static_cast<unsigned char>(y));
+         });
+}
+
+int read_response_head(std::string_view head, const HeaderField& field, std::string* error) {
+  std::size_t line_end = head.find("\r\n");
+  const std::string_view status_line = head.substr(0, line_end);
+  if (status_line.substr(0, 7) != "HTTP/1." || status_line.size() < 12) {
+    *error = "not an HTTP/1.x status line: " + std::string(status_line.substr(0, 80));
+    return 0;
+  }
+  while (line_end != std::string_view::npos && line_end < head.size()) {
+    const std::size_t start = line_end + 2;
+    line_end = head.find("\r\n", start);
+    const std::string_view line = head.substr(start, line_end - start);
+    const auto colon = line.find(':');
+    if (colon != std::string_view::npos) field(line.substr(0, colon), trim(line.substr(colon + 1)));
+  }
+  return static_cast<int>(std::strtol(std::string(status_line.substr(9, 3)).c_str(), nullptr, 10));
+}
 
 ParseResult take_response(std::string& buffer, HttpResponse& out, std::string* error) {
   const std::size_t header_end = buffer.find("\r\n\r\n");
@@ -46,33 +62,27 @@ ParseResult take_response(std::string& buffer, HttpResponse& out, std::string* e
     return ParseResult::kIncomplete;
   }
   HttpResponse response;
-  std::size_t line_end = buffer.find("\r\n");
-  const std::string status_line = buffer.substr(0, line_end);
-  if (status_line.rfind("HTTP/1.", 0) != 0 || status_line.size() < 12) {
-    *error = "not an HTTP/1.x status line: " + status_line.substr(0, 80);
-    return ParseResult::kError;
-  }
-  response.status = static_cast<int>(std::strtol(status_line.c_str() + 9, nullptr, 10));
-  response.close = status_line.compare(0, 8, "HTTP/1.0") == 0;
+  response.close = buffer.compare(0, 8, "HTTP/1.0") == 0;
   std::size_t content_length = 0;
-  while (line_end < header_end) {
-    const std::size_t start = line_end + 2;
-    line_end = buffer.find("\r\n", start);
-    const std::string line = buffer.substr(start, line_end - start);
-    const auto colon = line.find(':');
-    if (colon == std::string::npos) continue;
-    const std::string name = line.substr(0, colon);
-    const std::string value = trim(line.substr(colon + 1));
-    if (iequals(name, "content-length")) {
-      content_length = std::strtoul(value.c_str(), nullptr, 10);
-    } else if (iequals(name, "connection")) {
-      response.close = iequals(value, "close");
-    } else if (iequals(name, "retry-after")) {
-      response.retry_after = value;
-    } else if (iequals(name, "transfer-encoding") && !iequals(value, "identity")) {
-      *error = "unsupported Transfer-Encoding: " + value;
-      return ParseResult::kError;
-    }
+  std::string unsupported;
+  response.status = read_response_head(
+      std::string_view(buffer).substr(0, header_end),
+      [&](std::string_view name, std::string_view value) {
+        if (iequals(name, "content-length")) {
+          content_length = std::strtoul(std::string(value).c_str(), nullptr, 10);
+        } else if (iequals(name, "connection")) {
+          response.close = iequals(value, "close");
+        } else if (iequals(name, "retry-after")) {
+          response.retry_after = std::string(value);
+        } else if (iequals(name, "transfer-encoding") && !iequals(value, "identity")) {
+          unsupported = "unsupported Transfer-Encoding: " + std::string(value);
+        }
+      },
+      error);
+  if (response.status == 0) return ParseResult::kError;
+  if (!unsupported.empty()) {
+    *error = unsupported;
+    return ParseResult::kError;
   }
   const std::size_t body_start = header_end + 4;
   if (buffer.size() < body_start + content_length) return ParseResult::kIncomplete;

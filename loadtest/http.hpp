@@ -1,8 +1,10 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include "body_coding.hpp"
 
@@ -25,6 +27,15 @@ enum class ParseResult { kIncomplete, kComplete, kError };
 /// Takes one complete response off the front of `buffer` (Content-Length
 /// framing; chunked bodies are an error: ingest never sends them).
 ParseResult take_response(std::string& buffer, HttpResponse& out, std::string* error);
+
+/// Case-insensitive equality (header names, tokens).
+bool iequals(std::string_view a, std::string_view b);
+
+/// Called with each header field's name and value (trimmed).
+using HeaderField = std::function<void(std::string_view name, std::string_view value)>;
+/// Reads a response head (status line and fields, without the blank line):
+/// its status, or 0 with `error` set when the status line is not HTTP/1.x.
+int read_response_head(std::string_view head, const HeaderField& field, std::string* error);
 
 /// The port of "http://127.0.0.1:PORT" or "http://localhost:PORT". Throws
 /// std::invalid_argument for any other host: load only ever goes to loopback.

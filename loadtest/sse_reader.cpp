@@ -5,25 +5,13 @@
 #include <cstdlib>
 #include <nlohmann/json.hpp>
 
+#include "http.hpp"
+
 namespace loadtest {
 namespace {
 
 constexpr std::size_t kMaxHead = std::size_t{64} * 1024;
 constexpr std::size_t kCompactAfter = std::size_t{64} * 1024;
-
-bool iequals(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           return std::tolower(static_cast<unsigned char>(x)) ==
-                  std::tolower(static_cast<unsigned char>(y));
-         });
-}
-
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r'))
-    s.remove_suffix(1);
-  return s;
-}
 
 // The string value of the first member `name` of a JSON object's text, when
 // it has no escapes (topics and the bench's event ids never do).
@@ -117,27 +105,17 @@ bool SseReader::read_head() {
   if (end == std::string::npos) {
     return raw_.size() > kMaxHead ? fail("response head over 64 KiB") : true;
   }
-  const std::string_view head(raw_.data(), end);
-  std::size_t line_end = head.find("\r\n");
-  const std::string_view status_line = head.substr(0, line_end);
-  if (status_line.substr(0, 7) != "HTTP/1." || status_line.size() < 12) {
-    return fail("not an HTTP/1.x status line: " + std::string(status_line.substr(0, 80)));
-  }
-  status_ =
-      static_cast<int>(std::strtol(std::string(status_line.substr(9, 3)).c_str(), nullptr, 10));
-  while (line_end != std::string_view::npos && line_end < head.size()) {
-    const std::size_t start = line_end + 2;
-    line_end = head.find("\r\n", start);
-    const std::string_view line = head.substr(start, line_end - start);
-    const auto colon = line.find(':');
-    if (colon == std::string_view::npos) continue;
-    const std::string_view name = line.substr(0, colon);
-    const std::string_view value = trim(line.substr(colon + 1));
-    if (iequals(name, "transfer-encoding")) chunked_ = iequals(value, "chunked");
-    if (iequals(name, "content-length")) {
-      content_length_ = std::strtoul(std::string(value).c_str(), nullptr, 10);
-    }
-  }
+  std::string error;
+  status_ = read_response_head(
+      std::string_view(raw_.data(), end),
+      [&](std::string_view name, std::string_view value) {
+        if (iequals(name, "transfer-encoding")) chunked_ = iequals(value, "chunked");
+        if (iequals(name, "content-length")) {
+          content_length_ = std::strtoul(std::string(value).c_str(), nullptr, 10);
+        }
+      },
+      &error);
+  if (status_ == 0) return fail(error);
   head_done_ = true;
   raw_pos_ = end + 4;
   return true;
