@@ -34,6 +34,9 @@ std::unique_ptr<pqxx::connection> connect(const std::string& url,
 int apply_migrations(pqxx::connection& conn) {
   {
     pqxx::nontransaction lock(conn);
+    // A migration (or the wait for another process's) may take longer than
+    // a statement of the services may: no limit for this session.
+    lock.exec("SET statement_timeout = 0");
     lock.exec("SELECT pg_advisory_lock(" + std::to_string(kMigrationLockKey) + ")");
   }
   int applied = 0;

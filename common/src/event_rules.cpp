@@ -137,6 +137,14 @@ std::size_t text_depth(std::string_view text, std::size_t limit) {
 
 std::optional<json> parse_json_text(std::string_view text, std::size_t max_depth,
                                     BodyError* error) {
+  // The JSON parser skips a byte order mark, the layout scan does not: the
+  // two must read the same text (the HTTP layer strips one that starts a
+  // body; one anywhere else is an error, RFC 8259 §8.1).
+  if (text.size() >= 3 && text.compare(0, 3, "\xEF\xBB\xBF") == 0) {
+    *error = BodyError{BodyErrorKind::kMalformedJson,
+                       "malformed JSON: a byte order mark (U+FEFF) before the JSON text"};
+    return std::nullopt;
+  }
   if (text_depth(text, max_depth) > max_depth) {
     *error = BodyError{BodyErrorKind::kTooDeep, "JSON nesting deeper than max_body_depth (" +
                                                     std::to_string(max_depth) + ")"};

@@ -34,6 +34,12 @@ void bind_common_settings(SettingsReader& reader, CommonSettings& s) {
                  "delivered-but-unacked messages before the broker pauses delivery");
   reader.duration("CONNECT_TIMEOUT", &s.connect_timeout, milliseconds(0),
                   "how long to keep retrying NATS and PostgreSQL at start-up");
+  reader.duration("DATABASE_STATEMENT_TIMEOUT", &s.statement_timeout, milliseconds(100),
+                  "PostgreSQL cancels a statement of the processor running longer; a batch that "
+                  "takes 2 s more than this in all is cut on the client's side (a silent server)");
+  reader.duration("NATS_PING_INTERVAL", &s.nats_ping_interval, milliseconds(100),
+                  "ping the broker this often; 3 unanswered pings in a row end the connection "
+                  "(and a new one is made)");
   reader.text("LOG_LEVEL", &s.log_level, "trace, debug, info, warn, error or off");
   reader.text("LOG_FORMAT", &s.log_format, "text (key=value) or json (one JSON object a line)");
 }

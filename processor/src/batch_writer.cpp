@@ -1,5 +1,7 @@
 #include "processor/batch_writer.hpp"
 
+#include "pipeline/database.hpp"
+
 #include <map>
 #include <pqxx/pqxx>
 #include <random>
@@ -203,8 +205,10 @@ std::string to_pg_array(const std::vector<std::string>& values) {
   return out;
 }
 
-BatchWriter::BatchWriter(std::string database_url)
-    : database_url_(std::move(database_url)), shard_seed_(std::random_device{}()) {}
+BatchWriter::BatchWriter(std::string database_url, std::chrono::milliseconds deadline)
+    : database_url_(std::move(database_url)),
+      deadline_(deadline),
+      shard_seed_(std::random_device{}()) {}
 
 BatchWriter::~BatchWriter() = default;
 
@@ -216,6 +220,7 @@ void BatchWriter::connect() {
   if (connected()) return;
   conn_.reset();
   conn_ = std::make_unique<pqxx::connection>(database_url_);
+  const pipeline::db::Deadline deadline(*conn_, deadline_);
   sql::prepare(*conn_);
 }
 
@@ -225,6 +230,7 @@ BatchResult BatchWriter::write(const std::vector<IncomingMessage>& messages) {
   if (messages.empty()) return result;
   BatchPlan plan = plan_batch(messages, result.outcomes);
   connect();
+  const pipeline::db::Deadline deadline(*conn_, deadline_);
   pqxx::work tx(*conn_);
   insert_firsts(tx, messages, plan, result.outcomes);
   result.duplicates = record_duplicates(tx, plan.duplicates, result.outcomes);
@@ -238,6 +244,7 @@ BatchResult BatchWriter::write(const std::vector<IncomingMessage>& messages) {
 
 void BatchWriter::dead_letter(const IncomingMessage& message, const std::string& reason) {
   connect();
+  const pipeline::db::Deadline deadline(*conn_, deadline_);
   pqxx::work tx(*conn_);
   const pqxx::result fresh = tx.exec_prepared("dead_letter", message.position.created,
                                               static_cast<std::int64_t>(message.position.seq),
@@ -255,6 +262,7 @@ void BatchWriter::dead_letter(const IncomingMessage& message, const std::string&
 
 std::size_t BatchWriter::prune(std::int64_t current, std::uint64_t first_seq) {
   connect();
+  const pipeline::db::Deadline deadline(*conn_, deadline_);
   pqxx::work tx(*conn_);
   const auto first = static_cast<std::int64_t>(first_seq);
   const pqxx::result deliveries = tx.exec_prepared("prune_duplicates", current, first);

@@ -2,6 +2,8 @@
 
 #include <pqxx/nontransaction>
 
+#include "pipeline/database.hpp"
+
 #include "pipeline/logging.hpp"
 #include "worker.hpp"
 
@@ -18,7 +20,8 @@ Maintenance::Maintenance(natsConnection* conn, jsCtx* js, const ProcessorConfig&
       config_(config),
       consumer_(consumer),
       metrics_(metrics),
-      pruner_(config.common.database_url),
+      pruner_(config.common.database_url,
+              config.common.statement_timeout + std::chrono::seconds(2)),
       next_prune_(Clock::now() + config.prune_interval) {}
 
 void Maintenance::run(const std::atomic<bool>& stopping) {
@@ -80,6 +83,7 @@ void Maintenance::watch_database() {
     if (!probe_ || !probe_->is_open()) {
       probe_ = std::make_unique<pqxx::connection>(config_.common.database_url);
     }
+    const pipeline::db::Deadline deadline(*probe_, std::chrono::seconds(2));
     pqxx::nontransaction tx(*probe_);
     tx.exec("SELECT 1");
     metrics_.up.postgres_up->Set(1);

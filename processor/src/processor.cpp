@@ -12,8 +12,13 @@ namespace processor {
 
 Processor::Processor(ProcessorConfig config)
     : config_(std::move(config)), metrics_(std::make_unique<ProcessorMetrics>()) {
+  // Every session of the processor gets the time limits (statement
+  // timeout, keepalives, connect timeout) unless DATABASE_URL sets them.
+  config_.common.database_url = pipeline::db::session_url(
+      config_.common.database_url, {config_.common.statement_timeout, std::chrono::seconds(5)});
   conn_ =
-      pipeline::nats::connect(config_.common.nats_url, "processor", config_.common.connect_timeout);
+      pipeline::nats::connect(config_.common.nats_url, "processor", config_.common.connect_timeout,
+                              /*send_asap=*/false, config_.common.nats_ping_interval);
   js_ = pipeline::nats::jetstream(conn_.get());
   const auto& common = config_.common;
   pipeline::nats::retry_setup("stream", common.connect_timeout,

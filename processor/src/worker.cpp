@@ -15,6 +15,9 @@ using Clock = std::chrono::steady_clock;
 using pipeline::db::FailureKind;
 
 constexpr auto kMaxBackoff = std::chrono::milliseconds(5000);
+// A batch may take this long beyond DATABASE_STATEMENT_TIMEOUT before it is
+// cut on the client's side: the server's own cancel normally comes first.
+constexpr auto kDeadlineMargin = std::chrono::seconds(2);
 // A pull request outlives its Fetch by at most this (nats.c asks the broker
 // to expire it 10 ms before the Fetch gives up; the broker may be late).
 constexpr auto kPullRequestMargin = std::chrono::milliseconds(100);
@@ -89,7 +92,7 @@ Worker::Worker(std::size_t index, jsCtx* js, const ProcessorConfig& config,
       totals_(totals),
       stopping_(stopping),
       source_(js, config.common.stream, consumer),
-      writer_(config.common.database_url),
+      writer_(config.common.database_url, config.common.statement_timeout + kDeadlineMargin),
       ticker_(std::max(std::chrono::milliseconds(100), consumer.ack_wait / 3),
               metrics.in_progress_acks),
       retry_{config.retry_delay, config.max_retry_delay},

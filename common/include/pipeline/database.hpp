@@ -1,12 +1,53 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <memory>
 #include <string>
 
 #include <pqxx/connection>
 
 namespace pipeline::db {
+
+/// The time limits of a database session.
+struct SessionLimits {
+  /// The server cancels a statement running longer (SQLSTATE 57014); 0: none.
+  std::chrono::milliseconds statement_timeout{10000};
+  /// Connecting (TCP, TLS, authentication) gives up after this; libpq
+  /// counts whole seconds, at least 2.
+  std::chrono::milliseconds connect_timeout{5000};
+};
+
+/// `url` (a postgresql:// URI or a key=value string) with libpq's time
+/// limits added, each unless `url` sets it already (a connect_timeout
+/// longer than the limit's is lowered to it: connecting comes before any
+/// Deadline can watch the socket): connect_timeout,
+/// keepalives (probes after 5 s idle, every 2 s, 3 of them: a peer that is
+/// gone is noticed in about 11 s), tcp_user_timeout (data unacknowledged
+/// for 10 s ends the connection) and the session's statement_timeout (as
+/// `options`). None of them helps against a server that the kernel still
+/// answers for but that says nothing (a stopped process, a proxy that
+/// stopped forwarding): Deadline does.
+std::string session_url(const std::string& url, const SessionLimits& limits);
+
+/// A client-side deadline on what is done with `conn` while it lives: once
+/// `timeout` has passed, the connection's socket is shut down, so that a
+/// call waiting on a server that does not answer fails at once with
+/// pqxx::broken_connection (pqxx::in_doubt_error during COMMIT) instead of
+/// waiting forever. The connection is unusable afterwards. One thread, shared
+/// by every Deadline of the process, watches them.
+class Deadline {
+ public:
+  Deadline(pqxx::connection& conn, std::chrono::milliseconds timeout);
+  ~Deadline();
+  Deadline(const Deadline&) = delete;
+  Deadline& operator=(const Deadline&) = delete;
+  /// True once the socket was shut down.
+  bool expired() const;
+
+ private:
+  std::uint64_t id_;
+};
 
 /// Opens a connection, retrying (with a log line) until `timeout` passes.
 /// Throws pqxx::broken_connection when the server never answers.

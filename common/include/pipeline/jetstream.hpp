@@ -115,8 +115,12 @@ struct ConsumerSettings {
 /// `connect_timeout` passes. Throws NatsError when it never connects.
 /// `send_asap` writes each publish to the socket at once instead of leaving
 /// it to nats.c's flusher thread: lower latency for request/response work.
+/// The broker is pinged every `ping_interval`; three pings without an
+/// answer end the connection (and a reconnect begins), so a broker that
+/// says nothing is noticed in about three intervals.
 ConnectionPtr connect(const std::string& url, const std::string& client_name,
-                      std::chrono::milliseconds connect_timeout, bool send_asap = false);
+                      std::chrono::milliseconds connect_timeout, bool send_asap = false,
+                      std::chrono::milliseconds ping_interval = std::chrono::seconds(2));
 
 /// A JetStream context on `conn`; `opts` may be null.
 JetStreamPtr jetstream(natsConnection* conn, jsOptions* opts = nullptr);

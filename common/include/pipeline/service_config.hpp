@@ -16,6 +16,13 @@ struct CommonSettings {
   nats::StreamSettings stream;
   nats::ConsumerSettings consumer;
   std::chrono::milliseconds connect_timeout{std::chrono::seconds(30)};
+  /// DATABASE_STATEMENT_TIMEOUT: the processor's statements (the server
+  /// cancels them), and its batches as a whole, client-side, with 2 s more.
+  std::chrono::milliseconds statement_timeout{std::chrono::seconds(10)};
+  /// NATS_PING_INTERVAL: a broker that answers none of 3 pings in a row is
+  /// taken for gone (and reconnected to), so silence is found in about 3
+  /// intervals instead of nats.c's default 6 minutes.
+  std::chrono::milliseconds nats_ping_interval{std::chrono::seconds(2)};
   std::string log_level = "info";
   std::string log_format = "text";
 };

@@ -19,8 +19,12 @@ namespace processor {
 /// returned.
 class BatchWriter final : public MessageWriter {
  public:
-  /// Does not connect: write() and connect() do.
-  explicit BatchWriter(std::string database_url);
+  /// Does not connect: write() and connect() do. Each transaction (and each
+  /// connect) is cut on the client's side after `deadline` (pipeline::db::
+  /// Deadline): a server that stops answering costs a batch that long, not
+  /// forever.
+  explicit BatchWriter(std::string database_url,
+                       std::chrono::milliseconds deadline = std::chrono::seconds(12));
   ~BatchWriter() override;
   BatchWriter(const BatchWriter&) = delete;
   BatchWriter& operator=(const BatchWriter&) = delete;
@@ -50,6 +54,7 @@ class BatchWriter final : public MessageWriter {
 
  private:
   std::string database_url_;
+  std::chrono::milliseconds deadline_;
   std::unique_ptr<pqxx::connection> conn_;
   std::uint32_t shard_seed_;
 };
