@@ -61,6 +61,10 @@ class IngestApi {
   IngestApi(const IngestConfig& config, ApiServices services, IngestMetrics& metrics,
             WorkerPool& workers);
 
+  /// True for a request whose answer may be a stream (GET /subscribe): the
+  /// transport reads nothing after it on its connection.
+  static bool may_stream(const http::Request& request);
+
   /// Every request comes here first (on an I/O thread).
   void dispatch(http::Request&& request, http::Responder responder);
   /// From now on every route but the Drain::kServe ones answers 503.

@@ -16,6 +16,8 @@ class StreamSink final : public EventSink {
     return stream_->write(bytes, events);
   }
   std::size_t pending() const override { return stream_->pending(); }
+  std::size_t pending_bytes() const override { return stream_->pending_bytes(); }
+  std::uint64_t taken() const override { return stream_->taken(); }
   bool open() const override { return stream_->open(); }
   void end() override { stream_->end(); }
   void abort() override { stream_->abort(); }
@@ -33,6 +35,10 @@ http::Response event_stream_head() {
 }
 
 }  // namespace
+
+bool IngestApi::may_stream(const http::Request& request) {
+  return request.method == "GET" && request.path == "/subscribe";
+}
 
 void IngestApi::subscribe(const http::Request& request, http::Responder responder) {
   std::string error;

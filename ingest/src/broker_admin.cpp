@@ -8,22 +8,33 @@ namespace {
 // this time is "not responding".
 constexpr std::chrono::milliseconds kReadyCheckWait{800};
 
+// Every other question (the backlog, the ack floor) waits at most this long.
+constexpr std::chrono::milliseconds kRequestWait{2000};
+
+pipeline::nats::JetStreamPtr admin_context(natsConnection* conn) {
+  jsOptions opts;
+  jsOptions_Init(&opts);
+  opts.Wait = kRequestWait.count();
+  return pipeline::nats::jetstream(conn, &opts);
+}
+
 }  // namespace
 
 BrokerAdmin::BrokerAdmin(natsConnection* conn, std::string stream, std::string durable)
     : conn_(conn),
       stream_(std::move(stream)),
       durable_(std::move(durable)),
-      js_(pipeline::nats::jetstream(conn)) {}
+      js_(admin_context(conn)) {}
 
 bool BrokerAdmin::connected() const {
   return natsConnection_Status(conn_) == NATS_CONN_STATUS_CONNECTED;
 }
 
+// No lock is held across a broker request: the context is safe to share,
+// and a slow answer to one question must not hold up the others.
 BrokerStatus BrokerAdmin::probe() {
   BrokerStatus status;
   if (connected()) {
-    std::lock_guard<std::mutex> lock(mutex_);
     try {
       status.stream = pipeline::nats::stream_exists(js_.get(), stream_, kReadyCheckWait);
       status.answered = true;
@@ -36,29 +47,34 @@ BrokerStatus BrokerAdmin::probe() {
 }
 
 std::optional<pipeline::nats::ConsumerBacklog> BrokerAdmin::backlog() {
-  std::lock_guard<std::mutex> lock(mutex_);
   return pipeline::nats::consumer_backlog(js_.get(), stream_, durable_);
 }
 
 std::optional<EventPosition> BrokerAdmin::settled() {
   using pipeline::nats::ack_floor;
   using pipeline::nats::stream_identity;
-  std::lock_guard<std::mutex> lock(mutex_);
   auto floor = ack_floor(js_.get(), stream_, durable_);
   if (!floor) return std::nullopt;
   // One request a round while the consumer is the one last seen: deleting
   // the stream deletes its consumers, so the same consumer means the same
   // stream. A new consumer: read the stream's incarnation around it, so
   // that a floor is never paired with another incarnation's.
-  if (!stream_created_ || floor->consumer_created != consumer_created_) {
+  std::optional<std::int64_t> created;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (stream_created_ && floor->consumer_created == consumer_created_) created = stream_created_;
+  }
+  if (!created) {
     const auto before = stream_identity(js_.get(), stream_);
     floor = ack_floor(js_.get(), stream_, durable_);
     const auto after = stream_identity(js_.get(), stream_);
     if (!before || !floor || !after || before->created != after->created) return std::nullopt;
-    stream_created_ = before->created;
+    created = before->created;
+    std::lock_guard<std::mutex> lock(mutex_);
+    stream_created_ = created;
     consumer_created_ = floor->consumer_created;
   }
-  return EventPosition{*stream_created_, floor->stream_seq};
+  return EventPosition{*created, floor->stream_seq};
 }
 
 }  // namespace ingest

@@ -11,8 +11,8 @@
 namespace ingest {
 
 /// The broker questions /ready, /stats and /metrics ask, on one JetStream
-/// context of its own (the publisher's stays free for publishing), one
-/// question at a time.
+/// context of its own (the publisher's stays free for publishing). Each
+/// question has its own time limit, and none waits for another.
 class BrokerAdmin final : public BrokerProbe, public BacklogReader, public SettledSource {
  public:
   BrokerAdmin(natsConnection* conn, std::string stream, std::string durable);
@@ -27,7 +27,7 @@ class BrokerAdmin final : public BrokerProbe, public BacklogReader, public Settl
   natsConnection* conn_;
   std::string stream_;
   std::string durable_;
-  std::mutex mutex_;
+  std::mutex mutex_;  // guards the two fields below only, never a request
   pipeline::nats::JetStreamPtr js_;
   std::optional<std::int64_t> stream_created_;  // the incarnation of the consumer below
   std::int64_t consumer_created_ = 0;

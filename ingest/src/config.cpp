@@ -25,6 +25,9 @@ void bind_http_settings(pipeline::SettingsReader& reader, IngestConfig& config) 
               "open connections at most; one more is answered 503 and closed");
   reader.size("INGEST_MAX_PIPELINED_REQUESTS", &config.max_pipelined, 1, 1024,
               "requests of one connection handled at once (more wait, in order)");
+  reader.size("INGEST_CONNECTION_BUFFER_BYTES", &config.connection_buffer_bytes, 4096, 1u << 30,
+              "high-water mark of one connection: while its requests in flight and unsent "
+              "answers hold more, it is not read (resumed below half)");
 }
 
 // What one request and one event may hold.
@@ -47,6 +50,12 @@ void bind_timeouts(pipeline::SettingsReader& reader, IngestConfig& config) {
   using std::chrono::milliseconds;
   reader.duration("INGEST_PUBLISH_TIMEOUT", &config.publish_timeout, milliseconds(10),
                   "how long to wait for JetStream PubAcks before answering 503");
+  reader.size("INGEST_MAX_PENDING_PUBLISHES", &config.max_pending_publishes, 16, 10'000'000,
+              "events awaiting their PubAcks at most; a request that would pass it is answered "
+              "503 with Retry-After at once");
+  reader.size("INGEST_MAX_PENDING_PUBLISH_BYTES", &config.max_pending_publish_bytes, 65536,
+              std::size_t{1} << 34,
+              "bytes of events awaiting their PubAcks at most (as INGEST_MAX_PENDING_PUBLISHES)");
   reader.duration("INGEST_HEADER_TIMEOUT", &config.header_timeout, milliseconds(100),
                   "time a client has to send the request headers");
   reader.duration("INGEST_BODY_TIMEOUT", &config.body_timeout, milliseconds(100),
@@ -54,13 +63,16 @@ void bind_timeouts(pipeline::SettingsReader& reader, IngestConfig& config) {
   reader.duration("INGEST_IDLE_TIMEOUT", &config.idle_timeout, milliseconds(100),
                   "a kept-alive connection with no request for this long is closed");
   reader.duration("INGEST_WRITE_TIMEOUT", &config.write_timeout, milliseconds(100),
-                  "a client that does not read its response for this long is cut off");
+                  "a client whose unsent answers make no progress for this long is cut off");
 }
 
 // The database pool, tokens and rate limits.
 void bind_access_settings(pipeline::SettingsReader& reader, IngestConfig& config) {
   reader.size("INGEST_DB_POOL_SIZE", &config.db_pool_size, 1, 256,
               "PostgreSQL connections for /events and /stats");
+  reader.duration("INGEST_QUERY_TIMEOUT", &config.query_timeout, std::chrono::milliseconds(100),
+                  "a query of /events, /stats or a subscription, with the wait for a "
+                  "connection, ends (503) within this and a second; PostgreSQL cancels it");
   reader.secret("INGEST_API_TOKENS", &config.api_tokens,
                 "comma-separated bearer tokens; when set, every endpoint but /health, /ready "
                 "and /metrics needs 'Authorization: Bearer <token>'");
@@ -87,8 +99,17 @@ void bind_subscribe_settings(pipeline::SettingsReader& reader, IngestConfig& con
   reader.duration("SUBSCRIBE_RETRY", &config.subscribe_retry, milliseconds(100),
                   "the retry: an SSE client waits this long before it reconnects");
   reader.size("SUBSCRIBE_BUFFER_EVENTS", &config.subscribe_buffer_events, 10, 10'000'000,
-              "events a subscriber may leave unread; past it its stream is ended and the client "
-              "resumes from its last id");
+              "events a subscriber may leave unread; beyond it (or SUBSCRIBE_BUFFER_BYTES) it is "
+              "sent nothing more until it reads");
+  reader.size("SUBSCRIBE_BUFFER_BYTES", &config.subscribe_buffer_bytes, 4096, 1u << 30,
+              "bytes a subscriber may leave unread (see SUBSCRIBE_BUFFER_EVENTS)");
+  reader.duration("SUBSCRIBE_SLOW_TIMEOUT", &config.subscribe_slow_timeout, milliseconds(100),
+                  "a subscriber beyond its buffer for this long without a break is cut (reason "
+                  "slow); its client resumes from its last id");
+  reader.size("SUBSCRIBE_ROUND_EVENTS", &config.subscribe_round_events, 1, 10'000'000,
+              "events the subscription hub reads from PostgreSQL in one round at most");
+  reader.size("SUBSCRIBE_ROUND_BYTES", &config.subscribe_round_bytes, 4096, 1u << 30,
+              "bytes of events the subscription hub reads in one round at most");
   reader.size("SUBSCRIBE_MAX_CLIENTS", &config.subscribe_max_clients, 0, 1'000'000,
               "open GET /subscribe streams at most (503 beyond)");
 }

@@ -3,13 +3,14 @@
 #include <pqxx/pqxx>
 
 #include "pipeline/cloudevents.hpp"
+#include "pipeline/database.hpp"
 #include "pipeline/migrations.hpp"
 #include "pipeline/timestamp.hpp"
 
 namespace ingest {
 namespace {
 
-constexpr auto kAcquireTimeout = std::chrono::seconds(5);
+constexpr auto kDeadlineMargin = std::chrono::seconds(1);
 constexpr const char* kUtcFormat = "'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'";
 
 // One stored event as GET /events and GET /subscribe return it.
@@ -58,16 +59,19 @@ std::string like_prefix(const std::string& prefix) {
 
 }  // namespace
 
-EventStore::EventStore(std::string database_url, std::size_t pool_size)
-    : database_url_(std::move(database_url)), pool_size_(pool_size) {}
+EventStore::EventStore(const std::string& database_url, std::size_t pool_size,
+                       std::chrono::milliseconds query_timeout)
+    : database_url_(pipeline::db::session_url(database_url, {query_timeout, query_timeout})),
+      pool_size_(pool_size),
+      query_timeout_(query_timeout) {}
 
 EventStore::~EventStore() = default;
 
 std::unique_ptr<pqxx::connection> EventStore::acquire() {
   std::unique_lock<std::mutex> lock(mutex_);
-  if (!available_.wait_for(lock, kAcquireTimeout,
+  if (!available_.wait_for(lock, query_timeout_,
                            [&] { return !idle_.empty() || open_ < pool_size_; })) {
-    throw pqxx::broken_connection("no database connection free within 5 s");
+    throw pqxx::broken_connection("no database connection free within INGEST_QUERY_TIMEOUT");
   }
   if (!idle_.empty()) {
     auto conn = std::move(idle_.back());
@@ -99,18 +103,30 @@ void EventStore::release(std::unique_ptr<pqxx::connection> conn) {
 template <typename Fn>
 auto EventStore::with_connection(Fn&& fn) -> decltype(fn(std::declval<pqxx::connection&>())) {
   // One retry on a fresh connection: a pooled one may have died with a
-  // database restart since it was last used.
+  // database restart since it was last used. None after a deadline.
   for (int attempt = 0;; ++attempt) {
     auto conn = acquire();
+    bool expired = false;
     try {
-      auto result = fn(*conn);
+      auto result = [&] {
+        // A server that says nothing (stopped, partitioned) is cut a second
+        // after the statement timeout it would have applied itself.
+        const pipeline::db::Deadline deadline(*conn, query_timeout_ + kDeadlineMargin);
+        try {
+          return fn(*conn);
+        } catch (...) {
+          expired = deadline.expired();
+          throw;
+        }
+      }();
       release(std::move(conn));
       return result;
     } catch (const pqxx::broken_connection&) {
       conn.reset();
       release(nullptr);
-      if (attempt >= 1) throw;
+      if (attempt >= 1 || expired) throw;
     } catch (...) {
+      if (expired) conn.reset();
       release(std::move(conn));
       throw;
     }
@@ -167,30 +183,43 @@ EventPage EventStore::events(const EventQuery& query) {
   });
 }
 
-std::vector<StoredEvent> EventStore::events_between(EventPosition after, EventPosition upto,
-                                                    std::size_t limit, const std::string& prefix) {
+EventRun EventStore::events_between(EventPosition after, EventPosition upto, std::size_t limit,
+                                    std::size_t max_bytes, const std::string& prefix) {
   return with_connection([&](pqxx::connection& conn) {
     pqxx::read_transaction tx(conn);
-    std::string sql = std::string(
-                          "SELECT stream_created, stream_seq, topic, "
-                          "(extract(epoch FROM stored_at) * 1000000)::bigint, ") +
-                      kEventJson +
-                      " FROM events WHERE (stream_created, stream_seq) > ($1, $2)"
-                      " AND (stream_created, stream_seq) <= ($3, $4)";
-    if (!prefix.empty()) sql += " AND topic LIKE " + tx.quote(like_prefix(prefix));
-    sql += " ORDER BY stream_created, stream_seq LIMIT " + std::to_string(limit);
+    // The page by count (the index walk), then cut where its JSON passes
+    // max_bytes: the rows that begin within the budget. `rows` is the
+    // page's own count, so that a cut by bytes is told from the end.
+    std::string page = std::string(
+                           "SELECT stream_created, stream_seq, topic, "
+                           "(extract(epoch FROM stored_at) * 1000000)::bigint AS stored, ") +
+                       kEventJson +
+                       " AS ev FROM events WHERE (stream_created, stream_seq) > ($1, $2)"
+                       " AND (stream_created, stream_seq) <= ($3, $4)";
+    if (!prefix.empty()) page += " AND topic LIKE " + tx.quote(like_prefix(prefix));
+    page += " ORDER BY stream_created, stream_seq LIMIT " + std::to_string(limit);
+    const std::string sql =
+        "SELECT stream_created, stream_seq, topic, stored, ev, rows FROM ("
+        "SELECT *, sum(octet_length(ev)) OVER w - octet_length(ev) AS before, "
+        "count(*) OVER () AS rows FROM (" +
+        page +
+        ") page WINDOW w AS (ORDER BY stream_created, stream_seq)) sized "
+        "WHERE before < $5 ORDER BY stream_created, stream_seq";
     const pqxx::result rows =
         tx.exec_params(sql, after.created, static_cast<std::int64_t>(after.seq), upto.created,
-                       static_cast<std::int64_t>(upto.seq));
-    std::vector<StoredEvent> events;
-    events.reserve(rows.size());
+                       static_cast<std::int64_t>(upto.seq),
+                       static_cast<std::int64_t>(std::max<std::size_t>(1, max_bytes)));
+    EventRun run;
+    run.events.reserve(rows.size());
     for (const auto& row : rows) {
-      events.push_back({{row[0].as<std::int64_t>(), row[1].as<std::uint64_t>()},
-                        row[2].as<std::string>(),
-                        row[4].as<std::string>(),
-                        row[3].as<std::int64_t>()});
+      run.events.push_back({{row[0].as<std::int64_t>(), row[1].as<std::uint64_t>()},
+                            row[2].as<std::string>(),
+                            row[4].as<std::string>(),
+                            row[3].as<std::int64_t>()});
     }
-    return events;
+    const std::size_t page_rows = rows.empty() ? 0 : rows[0][5].as<std::size_t>();
+    run.more = page_rows == limit || run.events.size() < page_rows;
+    return run;
   });
 }
 

@@ -18,9 +18,9 @@ std::string name(const char* suffix) { return std::string(pipeline::metrics::kPr
 constexpr std::array<RejectReason, 7> kRejectReasons = {
     RejectReason::kTopic,   RejectReason::kEventId, RejectReason::kTimestamp, RejectReason::kSource,
     RejectReason::kPayload, RejectReason::kEvent,   RejectReason::kBroker};
-constexpr std::array<PublishError, 5> kPublishErrors = {
-    PublishError::kTimeout, PublishError::kNoResponders, PublishError::kStreamFull,
-    PublishError::kNotStored, PublishError::kOther};
+constexpr std::array<PublishError, 6> kPublishErrors = {
+    PublishError::kTimeout,   PublishError::kNoResponders, PublishError::kStreamFull,
+    PublishError::kNotStored, PublishError::kCapacity,     PublishError::kOther};
 constexpr std::array<int, 11> kCodes = {200, 400, 401, 404, 405, 413, 415, 429, 500, 503, 408};
 
 }  // namespace

@@ -41,7 +41,7 @@ struct IngestMetrics {
 
  private:
   std::map<std::string, prometheus::Histogram*> durations_;
-  std::array<prometheus::Counter*, 6> publish_errors_{};  // by PublishError
+  std::array<prometheus::Counter*, 7> publish_errors_{};  // by PublishError
   std::array<prometheus::Counter*, 7> rejected_{};        // by RejectReason
   // Filled at construction and only read afterwards (so without a lock): the
   // per-request counter lookup skips building a label set.

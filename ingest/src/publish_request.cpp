@@ -81,6 +81,12 @@ std::string content_codings(const http::Request& request) {
 
 }  // namespace
 
+std::string_view without_bom(std::string_view body) {
+  constexpr std::string_view kBom = "\xEF\xBB\xBF";
+  if (body.substr(0, kBom.size()) == kBom) body.remove_prefix(kBom.size());
+  return body;
+}
+
 bool acceptable_content_type(std::string_view header) {
   return header.empty() || is_json_type(media_type(header));
 }
@@ -93,11 +99,11 @@ std::optional<http::Response> read_publish_request(const http::Request& request,
                                                 max_body_bytes, "INGEST_MAX_BODY_BYTES");
   switch (body.kind) {
     case http::DecodedBody::Kind::kIdentity:
-      input->body = request.body;
+      input->body = without_bom(request.body);
       return std::nullopt;
     case http::DecodedBody::Kind::kDecoded:
       *decoded = std::move(body.text);
-      input->body = *decoded;
+      input->body = without_bom(*decoded);
       return std::nullopt;
     case http::DecodedBody::Kind::kUnsupported: {
       http::Response response = http::json_error(415, body.error);

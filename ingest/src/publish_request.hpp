@@ -3,6 +3,7 @@
 #include <cstddef>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "http/message.hpp"
 #include "ingest/publish_service.hpp"
@@ -25,6 +26,12 @@ namespace ingest {
 std::optional<http::Response> read_publish_request(const http::Request& request,
                                                    std::size_t max_body_bytes, std::string* decoded,
                                                    PublishInput* input);
+
+/// `body` without a UTF-8 byte order mark at its start (Windows tools write
+/// one; RFC 8259 §8.1 lets a parser ignore it). The one place a BOM is
+/// dropped: the JSON readers refuse one, so that no second reading of the
+/// text can see it otherwise.
+std::string_view without_bom(std::string_view body);
 
 /// True for the Content-Types a native JSON body may come with:
 /// application/json, structured +json types, none at all, and

@@ -216,14 +216,31 @@ void PublishService::publish(const PublishInput& input, const std::string& reque
     finish(call);
     return;
   }
-  publisher_.publish(std::move(messages), request_id,
-                     [this, call](const std::vector<PublishOutcome>& outcomes) {
-                       on_events_published(call, outcomes);
-                     });
+  // Room for the events and for a count marker they may need: when the
+  // publisher is at its capacity, the request is refused at once (503 +
+  // Retry-After) rather than waited on.
+  JetStreamPublisher::Room room{messages.size() + 1, JetStreamPublisher::kMarkerBytes};
+  for (const OutgoingMessage& message : messages) room.bytes += message.data.size();
+  if (!publisher_.admit(room)) {
+    PublishOutcome full;
+    full.kind = PublishError::kCapacity;
+    full.error =
+        "ingest has INGEST_MAX_PENDING_PUBLISHES events (or INGEST_MAX_PENDING_PUBLISH_BYTES) "
+        "awaiting PubAcks; retry later";
+    on_events_published(call, std::vector<PublishOutcome>(messages.size(), full), false);
+    return;
+  }
+  publisher_.publish(
+      std::move(messages), request_id,
+      [this, call](const std::vector<PublishOutcome>& outcomes) {
+        on_events_published(call, outcomes, true);
+      },
+      /*admitted=*/true);
 }
 
 void PublishService::on_events_published(const std::shared_ptr<PublishCall>& call,
-                                         const std::vector<PublishOutcome>& outcomes) {
+                                         const std::vector<PublishOutcome>& outcomes,
+                                         bool marker_admitted) {
   PublishReport& report = call->report;
   std::vector<std::size_t> duplicate_results;
   for (std::size_t k = 0; k < outcomes.size(); ++k) {
@@ -252,7 +269,8 @@ void PublishService::on_events_published(const std::shared_ptr<PublishCall>& cal
         break;
     }
   }
-  if (duplicate_results.empty()) {
+  if (duplicate_results.empty() || !marker_admitted) {
+    if (marker_admitted) publisher_.release({1, JetStreamPublisher::kMarkerBytes});  // no marker
     finish(call);
     return;
   }
@@ -264,10 +282,12 @@ void PublishService::on_events_published(const std::shared_ptr<PublishCall>& cal
   const std::string& topic = report.results[duplicate_results.front()].topic;
   std::vector<OutgoingMessage> marker;
   marker.push_back(publisher_.marker_message(topic, duplicate_results.size()));
-  publisher_.publish(std::move(marker), call->request_id,
-                     [this, call, duplicate_results](std::vector<PublishOutcome> marker_outcomes) {
-                       on_marker_published(call, duplicate_results, marker_outcomes.front());
-                     });
+  publisher_.publish(
+      std::move(marker), call->request_id,
+      [this, call, duplicate_results](std::vector<PublishOutcome> marker_outcomes) {
+        on_marker_published(call, duplicate_results, marker_outcomes.front());
+      },
+      /*admitted=*/true);
 }
 
 void PublishService::on_marker_published(const std::shared_ptr<PublishCall>& call,

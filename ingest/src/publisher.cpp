@@ -9,35 +9,15 @@
 
 #include "metrics.hpp"
 #include "pipeline/timestamp.hpp"
+#include "publisher_request.hpp"
 #include "timer_queue.hpp"
 
 namespace ingest {
 
 using Clock = std::chrono::steady_clock;
 
-struct JetStreamPublisher::Request {
-  std::vector<OutgoingMessage> messages;
-  std::string request_id;
-  std::string publish_id;  ///< unique per publish() call; each message adds its index
-  std::string published_at;
-  Clock::time_point started;
-  Clock::time_point deadline;
-  Done done;
-
-  std::mutex mutex;
-  std::vector<PublishOutcome> outcomes;
-  std::vector<bool> settled;
-  std::vector<int> attempts;
-  std::size_t remaining = 0;
-  bool finished = false;
-};
-
 namespace {
 
-// Header of each message: which publish() call and which of its messages
-// it is, so that a duplicate PubAck for a repeat can be told apart from one
-// for somebody else's copy.
-constexpr const char* kPublishIdHeader = "Pipeline-Publish-Id";
 // After the deadline, how long before the request is ended whatever the
 // library still owes (it reports a timeout for every message by itself).
 constexpr auto kExpiryMargin = std::chrono::seconds(1);
@@ -93,6 +73,8 @@ const char* publish_error_name(PublishError error) {
       return "stream_full";
     case PublishError::kNotStored:
       return "not_stored";
+    case PublishError::kCapacity:
+      return "capacity";
     case PublishError::kOther:
       break;
   }
@@ -116,7 +98,7 @@ PublishOutcome outcome_of_puback(bool duplicate, std::uint64_t sequence) {
 
 JetStreamPublisher::JetStreamPublisher(natsConnection* conn, pipeline::nats::StreamSettings stream,
                                        std::chrono::milliseconds publish_timeout,
-                                       IngestMetrics* metrics)
+                                       IngestMetrics* metrics, Room capacity)
     : stream_(std::move(stream)),
       publish_timeout_(publish_timeout),
       // Long enough for a loaded broker, short enough to try again within
@@ -124,15 +106,23 @@ JetStreamPublisher::JetStreamPublisher(natsConnection* conn, pipeline::nats::Str
       attempt_wait_(std::max(std::chrono::milliseconds(250), publish_timeout / 4)),
       metrics_(metrics),
       instance_id_(random_id()),
-      timers_(std::make_unique<TimerQueue>()) {
+      timers_(std::make_unique<TimerQueue>()),
+      capacity_(capacity),
+      conn_(conn) {
   jsOptions opts;
   jsOptions_Init(&opts);
   opts.Wait = publish_timeout_.count();
   opts.PublishAsync.AckHandler = &JetStreamPublisher::on_ack;
   opts.PublishAsync.AckHandlerClosure = this;
-  opts.PublishAsync.MaxPending = std::int64_t{256} * 1024;
-  opts.PublishAsync.StallWait = publish_timeout_.count();
+  // admit() keeps the messages awaiting PubAcks within capacity_, so this
+  // limit (at which js_PublishMsgAsync would block its caller for
+  // StallWait) is never reached; the margin covers a retry sent while its
+  // earlier attempt's timeout is being reported.
+  opts.PublishAsync.MaxPending = static_cast<std::int64_t>(capacity_.messages) * 2 + 1024;
+  opts.PublishAsync.StallWait = 50;
   js_ = pipeline::nats::jetstream(conn, &opts);
+  sender_ = std::thread([this] { run_sender(); });
+  start_owner_checks(conn);
   schedule_sweep();
 }
 
@@ -154,14 +144,23 @@ void JetStreamPublisher::sweep_expired() {
     }
   }
   for (const auto& request : due) expire(request);
+  expire_owner_checks();
 }
 
 JetStreamPublisher::~JetStreamPublisher() {
-  // Wait (bounded) for acks still in flight so the handler never sees a dead `this`.
+  // Nothing new goes out; then the acks still in flight are waited for
+  // (bounded), so that the handler never sees a dead `this`.
+  {
+    std::lock_guard<std::mutex> lock(send_mutex_);
+    send_quit_ = true;
+  }
+  send_wake_.notify_all();
+  if (sender_.joinable()) sender_.join();
   jsPubOptions opts;
   jsPubOptions_Init(&opts);
   opts.MaxWait = publish_timeout_.count();
   js_PublishAsyncComplete(js_.get(), &opts);
+  stop_owner_checks();
   timers_->stop();  // its tasks use this object (and timers_ itself)
   js_.reset();
 }
@@ -179,9 +178,21 @@ OutgoingMessage JetStreamPublisher::marker_message(const std::string& topic,
 }
 
 void JetStreamPublisher::publish(std::vector<OutgoingMessage> messages,
-                                 const std::string& request_id, Done done) {
-  auto request = std::make_shared<Request>();
+                                 const std::string& request_id, Done done, bool admitted) {
   const std::size_t count = messages.size();
+  Room room{count, 0};
+  for (const OutgoingMessage& message : messages) room.bytes += room_of(message).bytes;
+  if (!admitted && !admit(room)) {
+    PublishOutcome full;
+    full.status = PublishStatus::kRetryable;
+    full.kind = PublishError::kCapacity;
+    full.error =
+        "ingest has INGEST_MAX_PENDING_PUBLISHES events (or INGEST_MAX_PENDING_PUBLISH_BYTES) "
+        "awaiting PubAcks; retry later";
+    done(std::vector<PublishOutcome>(count, full));
+    return;
+  }
+  auto request = std::make_shared<Request>();
   request->messages = std::move(messages);
   request->request_id = request_id;
   request->publish_id = instance_id_ + "-" + std::to_string(next_publish_++);
@@ -219,6 +230,10 @@ std::vector<PublishOutcome> JetStreamPublisher::publish_and_wait(
 }
 
 void JetStreamPublisher::send(const std::shared_ptr<Request>& request, std::size_t index) {
+  post([this, request, index] { send_now(request, index); });
+}
+
+void JetStreamPublisher::send_now(const std::shared_ptr<Request>& request, std::size_t index) {
   const OutgoingMessage& out = request->messages[index];
   const auto now = Clock::now();
   {
@@ -307,7 +322,7 @@ void JetStreamPublisher::on_outcome(const std::shared_ptr<Request>& request, std
   if (outcome.status == PublishStatus::kDuplicate && attempts > 1) {
     // An earlier attempt of ours may be the stored copy (its PubAck lost):
     // the stored message's publish id says.
-    timers_->at(now, [this, request, index, outcome] { check_owner(request, index, outcome); });
+    check_owner(request, index, outcome);
     return;
   }
   if (passes(outcome)) {
@@ -324,38 +339,6 @@ void JetStreamPublisher::on_outcome(const std::shared_ptr<Request>& request, std
   settle(request, index, outcome);
 }
 
-void JetStreamPublisher::check_owner(const std::shared_ptr<Request>& request, std::size_t index,
-                                     PublishOutcome duplicate) {
-  const auto left =
-      std::chrono::duration_cast<std::chrono::milliseconds>(request->deadline - Clock::now());
-  jsOptions opts;
-  jsOptions_Init(&opts);
-  opts.Wait = std::max<std::int64_t>(50, std::min<std::int64_t>(left.count(), 1000));
-  natsMsg* raw = nullptr;
-  const natsStatus status =
-      js_GetMsg(&raw, js_.get(), stream_.name.c_str(), duplicate.stream_seq, &opts, nullptr);
-  pipeline::nats::MsgPtr stored(raw);
-  if (status == NATS_OK) {
-    const char* owner = nullptr;
-    const std::string ours = request->publish_id + "." + std::to_string(index);
-    if (natsMsgHeader_Get(stored.get(), kPublishIdHeader, &owner) == NATS_OK && owner != nullptr &&
-        ours == owner) {
-      duplicate.status = PublishStatus::kAccepted;  // our own earlier attempt stored it
-    }
-    settle(request, index, duplicate);
-    return;
-  }
-  if (Clock::now() + std::chrono::milliseconds(100) < request->deadline) {
-    timers_->at(Clock::now() + std::chrono::milliseconds(100),
-                [this, request, index, duplicate] { check_owner(request, index, duplicate); });
-    return;
-  }
-  PublishOutcome unknown;
-  unknown.kind = PublishError::kOther;
-  unknown.error = "stored, but not known whether by this request (retry it)";
-  settle(request, index, unknown);
-}
-
 void JetStreamPublisher::settle(const std::shared_ptr<Request>& request, std::size_t index,
                                 const PublishOutcome& outcome) {
   Done done;
@@ -364,6 +347,7 @@ void JetStreamPublisher::settle(const std::shared_ptr<Request>& request, std::si
     if (request->finished || request->settled[index]) return;
     request->settled[index] = true;
     request->outcomes[index] = outcome;
+    release(room_of(request->messages[index]));
     if (--request->remaining > 0) return;
     request->finished = true;
     done = std::move(request->done);
@@ -379,6 +363,7 @@ void JetStreamPublisher::expire(const std::shared_ptr<Request>& request) {
     for (std::size_t i = 0; i < request->outcomes.size(); ++i) {
       if (request->settled[i]) continue;
       request->settled[i] = true;
+      release(room_of(request->messages[i]));
       request->outcomes[i].status = PublishStatus::kRetryable;
       request->outcomes[i].kind = PublishError::kTimeout;
       request->outcomes[i].error = "no PubAck within INGEST_PUBLISH_TIMEOUT";

@@ -12,13 +12,22 @@ ReadinessResult ReadinessService::check(bool draining) {
   checks["nats"] = broker.answered ? "ok" : (broker.connected ? "not responding" : "disconnected");
   checks["stream"] = !broker.answered ? "unknown" : (broker.stream ? "ok" : "missing");
   const bool db_ok = database_.reachable();
-  checks["postgres"] = db_ok ? "ok" : "unreachable";
+  checks["postgres"] = db_ok ? "ok" : "not responding";
   checks["schema"] = !db_ok ? "unknown" : (database_.schema_ready() ? "ok" : "missing");
   ReadinessResult result;
   result.ready = broker.answered && broker.stream && db_ok && !draining;
   nlohmann::json body{{"status", result.ready ? "ready" : "not ready"}, {"checks", checks}};
   if (draining) body["checks"]["draining"] = true;
-  if (!result.ready) body["error"] = "a dependency is not available";
+  if (!result.ready) {
+    // Which one, in words: an operator reads this first.
+    std::string what;
+    const auto add = [&](const std::string& part) { what += (what.empty() ? "" : "; ") + part; };
+    if (!db_ok) add("postgres " + checks["postgres"].get<std::string>());
+    if (!broker.answered) add("nats " + checks["nats"].get<std::string>());
+    if (broker.answered && !broker.stream) add("stream missing");
+    if (draining) add("draining");
+    body["error"] = "not ready: " + what;
+  }
   result.body = body.dump();
   return result;
 }

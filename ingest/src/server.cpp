@@ -4,9 +4,12 @@
 
 #include <thread>
 
+#include <pqxx/pqxx>
+
 #include "api.hpp"
 #include "broker_admin.hpp"
 #include "event_queries.hpp"
+#include "health/dependency_monitor.hpp"
 #include "http/server.hpp"
 #include "hub_metrics.hpp"
 #include "ingest/event_store.hpp"
@@ -16,6 +19,7 @@
 #include "pipeline/database.hpp"
 #include "pipeline/jetstream.hpp"
 #include "pipeline/logging.hpp"
+#include "pipeline/migrations.hpp"
 #include "readiness.hpp"
 #include "stats_service.hpp"
 #include "subscription_hub.hpp"
@@ -24,27 +28,77 @@
 namespace ingest {
 namespace {
 
-// EventStore as each service sees it.
-class StoreSide final : public EventReader,
-                        public CounterReader,
-                        public DatabaseProbe,
-                        public StoredEventSource {
+// EventStore as each service sees it. While the health check finds
+// PostgreSQL silent, every read fails at once (the services answer 503)
+// instead of waiting for its own deadline.
+class StoreSide final : public EventReader, public CounterReader, public StoredEventSource {
  public:
-  explicit StoreSide(EventStore& store) : store_(store) {}
-  bool schema_ready() override { return store_.schema_ready(); }
-  EventPage events(const EventQuery& query) override { return store_.events(query); }
-  PipelineCounters counters() override { return store_.counters(); }
-  bool reachable() override { return store_.reachable(); }
-  std::vector<StoredEvent> events_between(EventPosition after, EventPosition upto,
-                                          std::size_t limit, const std::string& prefix) override {
-    return store_.events_between(after, upto, limit, prefix);
+  StoreSide(EventStore& store, const DependencyMonitor& monitor)
+      : store_(store), monitor_(monitor) {}
+  bool schema_ready() override {
+    answering();
+    return store_.schema_ready();
+  }
+  EventPage events(const EventQuery& query) override {
+    answering();
+    return store_.events(query);
+  }
+  PipelineCounters counters() override {
+    answering();
+    return store_.counters();
+  }
+  EventRun events_between(EventPosition after, EventPosition upto, std::size_t limit,
+                          std::size_t max_bytes, const std::string& prefix) override {
+    answering();
+    return store_.events_between(after, upto, limit, max_bytes, prefix);
   }
   std::optional<EventPosition> before_stored_since(std::int64_t micros) override {
+    answering();
     return store_.before_stored_since(micros);
   }
 
  private:
+  void answering() const {
+    if (monitor_.database().silent) {
+      throw pqxx::broken_connection("postgres is not responding (health check); retry later");
+    }
+  }
   EventStore& store_;
+  const DependencyMonitor& monitor_;
+};
+
+// The health check of PostgreSQL: SELECT 1 on a connection of its own
+// (never one a query holds), then whether the schema is there.
+class DatabaseCheck {
+ public:
+  explicit DatabaseCheck(std::string url) : url_(std::move(url)) {}
+  DependencyState operator()() {
+    DependencyState state;
+    try {
+      if (!conn_ || !conn_->is_open()) conn_ = std::make_unique<pqxx::connection>(url_);
+      const pipeline::db::Deadline deadline(*conn_, kCheckDeadline);
+      pqxx::nontransaction tx(*conn_);
+      tx.exec("SELECT 1");
+      state.answered = true;
+      if (!schema_) {
+        schema_ =
+            tx.exec("SELECT to_regclass('schema_migrations') IS NOT NULL")[0][0].as<bool>() &&
+            tx.exec("SELECT COALESCE(MAX(version), 0) FROM schema_migrations")[0][0].as<int>() >=
+                pipeline::embedded_migrations().back().version;
+      }
+      state.detail = schema_;
+    } catch (const std::exception&) {
+      conn_.reset();
+      state.answered = false;
+    }
+    return state;
+  }
+
+ private:
+  static constexpr auto kCheckDeadline = std::chrono::milliseconds(1500);
+  std::string url_;
+  std::unique_ptr<pqxx::connection> conn_;
+  bool schema_ = false;
 };
 
 http::ServerLimits http_limits(const IngestConfig& cfg) {
@@ -58,6 +112,7 @@ http::ServerLimits http_limits(const IngestConfig& cfg) {
   limits.write_timeout = cfg.write_timeout;
   limits.max_connections = cfg.max_connections;
   limits.max_pipelined = cfg.max_pipelined;
+  limits.connection_buffer_bytes = cfg.connection_buffer_bytes;
   limits.threads = cfg.http_threads;
   return limits;
 }
@@ -67,6 +122,10 @@ HubSettings hub_settings(const IngestConfig& cfg) {
   settings.poll_interval = cfg.subscribe_poll_interval;
   settings.heartbeat = cfg.subscribe_heartbeat;
   settings.buffer_events = cfg.subscribe_buffer_events;
+  settings.buffer_bytes = cfg.subscribe_buffer_bytes;
+  settings.slow_after = cfg.subscribe_slow_timeout;
+  settings.round_events = cfg.subscribe_round_events;
+  settings.round_bytes = cfg.subscribe_round_bytes;
   settings.max_clients = cfg.subscribe_max_clients;
   return settings;
 }
@@ -88,27 +147,46 @@ void ensure_broker_side(natsConnection* conn, const pipeline::CommonSettings& co
   }
 }
 
+// How often PostgreSQL and the broker are checked, and how long a check may
+// take before the dependency counts as not responding: /ready answers at
+// once with what the last check found, well within a probe's 1 s.
+constexpr auto kHealthCheckInterval = std::chrono::milliseconds(500);
+constexpr auto kSilentAfter = std::chrono::milliseconds(1000);
+
 }  // namespace
 
 struct IngestServer::Impl {
   explicit Impl(IngestConfig cfg) : config(std::move(cfg)) {
     const auto& common = config.common;
     nats_conn = pipeline::nats::connect(common.nats_url, "ingest", common.connect_timeout,
-                                        /*send_asap=*/false);
+                                        /*send_asap=*/false, common.nats_ping_interval);
     ensure_broker_side(nats_conn.get(), common);
-    publisher = std::make_unique<JetStreamPublisher>(nats_conn.get(), common.stream,
-                                                     config.publish_timeout, &metrics);
+    publisher = std::make_unique<JetStreamPublisher>(
+        nats_conn.get(), common.stream, config.publish_timeout, &metrics,
+        JetStreamPublisher::Room{config.max_pending_publishes, config.max_pending_publish_bytes});
     // Ingest only reads PostgreSQL: the processor owns the schema. The
     // connection is made here so that a wrong DATABASE_URL fails the start.
-    pipeline::db::connect(common.database_url, common.connect_timeout);
-    store = std::make_unique<EventStore>(common.database_url, config.db_pool_size);
-    store_side = std::make_unique<StoreSide>(*store);
+    const std::string database_url = pipeline::db::session_url(
+        common.database_url, {config.query_timeout, std::chrono::seconds(2)});
+    pipeline::db::connect(database_url, common.connect_timeout);
+    store = std::make_unique<EventStore>(common.database_url, config.db_pool_size,
+                                         config.query_timeout);
     broker =
         std::make_unique<BrokerAdmin>(nats_conn.get(), common.stream.name, common.consumer.durable);
+    monitor = std::make_unique<DependencyMonitor>(
+        DependencyMonitor::Check{
+            [check = std::make_shared<DatabaseCheck>(database_url)] { return (*check)(); }},
+        DependencyMonitor::Check{[admin = broker.get()] {
+          const BrokerStatus status = admin->probe();
+          return DependencyState{status.answered, status.stream, status.connected, false};
+        }},
+        kHealthCheckInterval, kSilentAfter);
+    monitor->start();
+    store_side = std::make_unique<StoreSide>(*store, *monitor);
     publishing = std::make_unique<PublishService>(*publisher, config.limits, &metrics);
     queries = std::make_unique<EventQueryService>(*store_side, config.limits.max_field_length);
     stats = std::make_unique<StatsService>(*store_side, *broker);
-    readiness = std::make_unique<ReadinessService>(*broker, *store_side);
+    readiness = std::make_unique<ReadinessService>(*monitor, *monitor);
     hub_metrics = std::make_unique<HubMetrics>(*metrics.registry);
     hub = std::make_unique<SubscriptionHub>(*broker, *store_side, hub_settings(config),
                                             hub_metrics.get());
@@ -119,9 +197,28 @@ struct IngestServer::Impl {
         metrics, *workers);
   }
 
+  // Taken apart in the reverse order of the making, with the threads that
+  // call into a piece stopped before it goes: the HTTP server first (no
+  // request arrives or is answered any more), then the hub and the query
+  // workers, the health checks, the publisher (it waits, bounded, for the
+  // PubAcks still due, whose callbacks reach the publish service), and only
+  // then the publish service and what it used.
+  ~Impl() {
+    if (http) http->stop();
+    http.reset();
+    hub->stop();
+    api.reset();
+    workers.reset();
+    monitor->stop();
+    publisher.reset();
+    publishing.reset();
+  }
+  Impl(const Impl&) = delete;
+  Impl& operator=(const Impl&) = delete;
+
   void refresh_gauges() const {
     metrics.up.nats_up->Set(broker->connected() ? 1 : 0);
-    metrics.up.postgres_up->Set(store->reachable() ? 1 : 0);
+    metrics.up.postgres_up->Set(monitor->database().answered ? 1 : 0);
   }
 
   IngestConfig config;
@@ -129,8 +226,9 @@ struct IngestServer::Impl {
   pipeline::nats::ConnectionPtr nats_conn;
   std::unique_ptr<JetStreamPublisher> publisher;
   std::unique_ptr<EventStore> store;
-  std::unique_ptr<StoreSide> store_side;
   std::unique_ptr<BrokerAdmin> broker;
+  std::unique_ptr<DependencyMonitor> monitor;
+  std::unique_ptr<StoreSide> store_side;
   std::unique_ptr<PublishService> publishing;
   std::unique_ptr<EventQueryService> queries;
   std::unique_ptr<StatsService> stats;
@@ -165,7 +263,8 @@ void IngestServer::start() {
       cfg.http_address, static_cast<std::uint16_t>(cfg.http_port), http_limits(cfg),
       [api](http::Request&& request, http::Responder responder) {
         api->dispatch(std::move(request), std::move(responder));
-      });
+      },
+      [](const http::Request& request) { return IngestApi::may_stream(request); });
   impl_->http->start();
   impl_->hub->start();
   pipeline::log::info("ingest_listening",

@@ -1,11 +1,9 @@
+// The hub's life: admission (any thread), the round, the sweep of gone and
+// slow subscribers. What a round delivers is in subscription_delivery.cpp.
 #include "subscription_hub.hpp"
 
-#include <algorithm>
-#include <array>
-
-#include "pipeline/cloudevents.hpp"
 #include "pipeline/logging.hpp"
-#include "pipeline/timestamp.hpp"
+#include "subscription_subscriber.hpp"
 
 namespace ingest {
 
@@ -24,44 +22,6 @@ const char* stream_end_name(StreamEnd reason) {
   }
   return "error";
 }
-
-struct SubscriptionHub::Subscriber {
-  std::shared_ptr<EventSink> sink;
-  TopicPattern pattern;
-  bool cloudevents = false;  ///< data: the event as a CloudEvent
-  EventPosition cursor;      ///< the last event it was sent (or skipped as not matching)
-  bool caught_up = false;    ///< cursor has reached read_upto_: it gets live events
-  std::string out;           ///< frames of this round, written once
-  std::size_t out_events = 0;
-  Clock::time_point last_write;  ///< {} until its first round
-  // Behind and waiting for its client to read (catch_up, too_slow).
-  std::size_t last_pending = 0;
-  Clock::time_point waiting_since;
-};
-
-namespace {
-constexpr std::size_t kCatchUpReads = 4;  // shared catch-up reads per round
-constexpr std::size_t kNearPages = 4;     // "near the live position": within 4 pages
-}  // namespace
-
-namespace {
-
-// One SSE event: the stored event natively, or as a CloudEvent.
-std::string frame(const StoredEvent& event, bool cloudevents) {
-  std::string cloudevent;
-  if (cloudevents) cloudevent = pipeline::cloudevents::from_stored_json(event.json);
-  const std::string& data = cloudevent.empty() ? event.json : cloudevent;
-  std::string out;
-  out.reserve(data.size() + 48);
-  out += "id: ";
-  out += event.position.token();
-  out += "\nevent: event\ndata: ";
-  out += data;
-  out += "\n\n";
-  return out;
-}
-
-}  // namespace
 
 SubscriptionHub::SubscriptionHub(SettledSource& settled, StoredEventSource& store,
                                  HubSettings settings, HubObserver* observer)
@@ -88,7 +48,14 @@ void SubscriptionHub::stop() {
   }
   wake_.notify_all();
   if (thread_.joinable()) thread_.join();
-  std::lock_guard<std::mutex> lock(mutex_);
+  std::vector<Subscriber> incoming;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    stopped_ = true;
+    incoming.swap(incoming_);
+  }
+  // No thread works on the subscribers any more.
+  for (Subscriber& subscriber : incoming) subscribers_.push_back(std::move(subscriber));
   while (!subscribers_.empty()) {
     subscribers_.front().sink->end();
     remove(subscribers_.begin(), StreamEnd::kShutdown);
@@ -97,28 +64,41 @@ void SubscriptionHub::stop() {
 
 std::size_t SubscriptionHub::size() const {
   std::lock_guard<std::mutex> lock(mutex_);
-  return subscribers_.size();
+  return count_;
 }
 
 std::optional<SubscriptionHub::Ticket> SubscriptionHub::admit(TopicPattern pattern,
                                                               SubscriptionStart start, Added* why) {
+  std::optional<EventPosition> published;
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    if (subscribers_.size() + reserved_ >= settings_.max_clients) {
+    if (count_ + reserved_ >= settings_.max_clients) {
       *why = Added::kFull;
       return std::nullopt;
     }
     ++reserved_;
+    published = published_bound_;
   }
-  // Where it starts, resolved without the lock: these may wait on a server.
+  // Where it starts, resolved without the lock: these may wait on a server
+  // (each with its own deadline).
+  Ticket ticket{std::move(pattern), {}, 0, false};
   std::optional<EventPosition> cursor;
   try {
+    // The settled bound never goes backwards: a floor that moved back (a
+    // failover) is not where "now" is.
+    std::optional<EventPosition> now = settled_.settled();
+    if (published && (!now || *now < *published)) now = published;
     if (start.kind == SubscriptionStart::Kind::kAfter) {
       cursor = start.after;
     } else if (start.kind == SubscriptionStart::Kind::kSince) {
+      // Rows are stored in any order above the settled bound: one below the
+      // first row stored since then may still commit. So the walk starts no
+      // later than the bound, and events stored before `since` are skipped.
       cursor = store_.before_stored_since(start.since_micros);
+      if (cursor && now && *now < *cursor) cursor = now;
+      ticket.since_micros = start.since_micros;
     }
-    if (!cursor) cursor = settled_.settled();  // from now on
+    if (!cursor) cursor = now;
   } catch (const std::exception& e) {
     pipeline::log::warn("subscribe_start_failed", {{"error", pipeline::log::first_line(e.what())}});
   }
@@ -128,7 +108,8 @@ std::optional<SubscriptionHub::Ticket> SubscriptionHub::admit(TopicPattern patte
     return std::nullopt;
   }
   *why = Added::kOk;
-  return Ticket{std::move(pattern), *cursor};
+  ticket.cursor = *cursor;
+  return ticket;
 }
 
 void SubscriptionHub::release() {
@@ -137,16 +118,31 @@ void SubscriptionHub::release() {
 }
 
 void SubscriptionHub::attach(Ticket ticket, std::shared_ptr<EventSink> sink) {
-  std::lock_guard<std::mutex> lock(mutex_);
-  if (reserved_ > 0) --reserved_;
   Subscriber subscriber;
   subscriber.sink = std::move(sink);
   subscriber.pattern = std::move(ticket.pattern);
   subscriber.cursor = ticket.cursor;
+  subscriber.since_micros = ticket.since_micros;
   subscriber.cloudevents = ticket.cloudevents;
-  subscribers_.push_back(std::move(subscriber));
-  index_stale_ = true;
-  if (observer_ != nullptr) observer_->subscribers(subscribers_.size());
+  std::size_t open = 0;
+  std::shared_ptr<EventSink> refused;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (reserved_ > 0) --reserved_;
+    if (stopped_) {
+      refused = subscriber.sink;
+    } else {
+      incoming_.push_back(std::move(subscriber));
+      open = ++count_;
+    }
+  }
+  if (refused) {
+    // The hub has stopped (ingest drains): end it at once, as it ended the others.
+    refused->end();
+    if (observer_ != nullptr) observer_->ended(StreamEnd::kShutdown);
+    return;
+  }
+  if (observer_ != nullptr) observer_->subscribers(open);
 }
 
 SubscriptionHub::Added SubscriptionHub::add(std::shared_ptr<EventSink> sink, TopicPattern pattern,
@@ -157,12 +153,29 @@ SubscriptionHub::Added SubscriptionHub::add(std::shared_ptr<EventSink> sink, Top
   return why;
 }
 
+// The subscribers attached since the last round join the hub's own list.
+void SubscriptionHub::adopt() {
+  std::vector<Subscriber> incoming;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    incoming.swap(incoming_);
+  }
+  if (incoming.empty()) return;
+  for (Subscriber& subscriber : incoming) subscribers_.push_back(std::move(subscriber));
+  index_stale_ = true;
+}
+
 void SubscriptionHub::remove(std::list<Subscriber>::iterator it, StreamEnd reason) {
   subscribers_.erase(it);
   index_stale_ = true;
+  std::size_t open = 0;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    open = --count_;
+  }
   if (observer_ != nullptr) {
     observer_->ended(reason);
-    observer_->subscribers(subscribers_.size());
+    observer_->subscribers(open);
   }
 }
 
@@ -194,11 +207,13 @@ std::optional<EventPosition> SubscriptionHub::bound(Clock::time_point now) {
 }
 
 void SubscriptionHub::tick(Clock::time_point now) {
-  std::lock_guard<std::mutex> lock(mutex_);
+  adopt();
   if (subscribers_.empty()) {
     read_upto_.reset();  // nobody listens: no polling, and no backlog to read later
     return;
   }
+  round_events_left_ = settings_.round_events;
+  round_bytes_left_ = settings_.round_bytes;
   try {
     if (const auto settled = bound(now)) {
       if (!read_upto_) read_upto_ = *settled;
@@ -209,143 +224,26 @@ void SubscriptionHub::tick(Clock::time_point now) {
     // The database is away: subscriptions wait (with their heartbeats).
     pipeline::log::warn("subscribe_read_failed", {{"error", pipeline::log::first_line(e.what())}});
   }
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    published_bound_ = last_bound_;
+  }
   sweep(now);
 }
 
-void SubscriptionHub::reindex() {
-  by_topic_.clear();
-  by_pattern_.clear();
-  for (Subscriber& subscriber : subscribers_) {
-    if (subscriber.pattern.exact()) {
-      by_topic_[subscriber.pattern.text()].push_back(&subscriber);
-    } else {
-      by_pattern_.push_back(&subscriber);
-    }
-  }
-  index_stale_ = false;
-}
-
-void SubscriptionHub::deliver_live(EventPosition settled, Clock::time_point now) {
-  if (index_stale_) reindex();
-  const std::int64_t now_micros = pipeline::now_utc().micros_since_epoch;
-  // Each event is rendered once per format, for every subscriber it goes to.
-  using Rendered = std::array<std::string, 2>;
-  const auto offer = [](Subscriber* subscriber, const StoredEvent& event, Rendered& rendered) {
-    if (!subscriber->caught_up || !(subscriber->cursor < event.position)) return;
-    if (!subscriber->pattern.matches(event.topic)) return;
-    std::string& frame_text = rendered[subscriber->cloudevents ? 1 : 0];
-    if (frame_text.empty()) frame_text = frame(event, subscriber->cloudevents);
-    subscriber->out += frame_text;
-    ++subscriber->out_events;
-  };
-  while (*read_upto_ < settled) {
-    const auto rows = store_.events_between(*read_upto_, settled, settings_.page, "");
-    for (const StoredEvent& event : rows) {
-      if (observer_ != nullptr) {
-        observer_->settled_after(static_cast<double>(now_micros - event.stored_at_micros) / 1e6);
-      }
-      Rendered rendered;
-      const auto exact = by_topic_.find(event.topic);
-      if (exact != by_topic_.end()) {
-        for (Subscriber* subscriber : exact->second) offer(subscriber, event, rendered);
-      }
-      for (Subscriber* subscriber : by_pattern_) offer(subscriber, event, rendered);
-    }
-    read_upto_ = rows.size() < settings_.page ? settled : rows.back().position;
-  }
-  // Every caught-up subscriber has now seen (or skipped) all up to here.
-  for (Subscriber& subscriber : subscribers_) {
-    if (subscriber.caught_up && subscriber.cursor < *read_upto_) subscriber.cursor = *read_upto_;
-    if (subscriber.out_events == 0) continue;
-    send(subscriber, subscriber.out, subscriber.out_events, now);
-    subscriber.out.clear();
-    subscriber.out_events = 0;
-  }
-}
-
-// Subscribers behind the live position (a resume, a `since`, or one that
-// arrived while a round was being read) are caught up by reads shared among
-// them: a page from the lowest cursor of a group serves every subscriber of
-// the group whose cursor lies inside it. Two groups take turns: the ones
-// near the live position (they join it within a round or two, however many
-// they are) and all of them (a `since` far back goes on meanwhile). A
-// subscriber whose client has half its buffer unread waits for it.
-void SubscriptionHub::catch_up(Clock::time_point now) {
-  if (!read_upto_) return;
-  std::vector<Subscriber*> behind;
-  for (Subscriber& subscriber : subscribers_) {
-    if (subscriber.caught_up) continue;
-    if (!(subscriber.cursor < *read_upto_)) {
-      subscriber.caught_up = true;
-      continue;
-    }
-    if (subscriber.sink->pending() <= settings_.buffer_events / 2) behind.push_back(&subscriber);
-  }
-  const auto near = [&](const Subscriber* subscriber) {
-    return subscriber->cursor.created == read_upto_->created &&
-           subscriber->cursor.seq + kNearPages * settings_.page >= read_upto_->seq;
-  };
-  for (std::size_t read = 0; read < kCatchUpReads && !behind.empty(); ++read) {
-    std::vector<Subscriber*> group;
-    if (read % 2 == 0) std::copy_if(behind.begin(), behind.end(), std::back_inserter(group), near);
-    if (group.empty()) group = behind;
-    read_for(group, now);
-    behind.erase(std::remove_if(behind.begin(), behind.end(),
-                                [&](const Subscriber* s) {
-                                  return s->caught_up ||
-                                         s->sink->pending() > settings_.buffer_events / 2;
-                                }),
-                 behind.end());
-  }
-}
-
-// One page from the group's lowest cursor (only topics under the prefix its
-// patterns share), handed to each member whose cursor lies inside it.
-void SubscriptionHub::read_for(const std::vector<Subscriber*>& group, Clock::time_point now) {
-  EventPosition from = group.front()->cursor;
-  std::string prefix = group.front()->pattern.literal_prefix();
-  for (const Subscriber* subscriber : group) {
-    if (subscriber->cursor < from) from = subscriber->cursor;
-    const std::string own = subscriber->pattern.literal_prefix();
-    std::size_t common = 0;
-    while (common < prefix.size() && common < own.size() && prefix[common] == own[common]) {
-      ++common;
-    }
-    prefix.resize(common);
-  }
-  const auto rows = store_.events_between(from, *read_upto_, settings_.page, prefix);
-  const bool to_live = rows.size() < settings_.page;
-  const EventPosition end = to_live ? *read_upto_ : rows.back().position;
-  for (Subscriber* subscriber : group) {
-    if (!(subscriber->cursor < end)) continue;  // the page ends before its cursor
-    std::string out;
-    std::size_t events = 0;
-    for (const StoredEvent& event : rows) {
-      if (!(subscriber->cursor < event.position) || !subscriber->pattern.matches(event.topic)) {
-        continue;
-      }
-      out += frame(event, subscriber->cloudevents);
-      ++events;
-    }
-    subscriber->cursor = end;
-    subscriber->caught_up = to_live;
-    if (events > 0) send(*subscriber, out, events, now);
-  }
-}
-
-// More than SUBSCRIBE_BUFFER_EVENTS unread; or, behind the live position,
-// half of that unread (catch_up sends no more then) without the client
-// reading any of it for a heartbeat interval.
+// Its buffer (events or bytes) full, and its client taking nothing of it,
+// for SUBSCRIBE_SLOW_TIMEOUT: however the events came (one round or many),
+// a client that keeps reading is never cut.
 bool SubscriptionHub::too_slow(Subscriber& subscriber, Clock::time_point now) const {
-  const std::size_t pending = subscriber.sink->pending();
-  if (pending > settings_.buffer_events) return true;
-  const bool waiting = !subscriber.caught_up && pending > settings_.buffer_events / 2 &&
-                       pending >= subscriber.last_pending;
-  if (!waiting || subscriber.waiting_since == Clock::time_point{}) {
-    subscriber.waiting_since = now;
+  const bool full = subscriber.sink->pending() >= settings_.buffer_events ||
+                    subscriber.sink->pending_bytes() >= settings_.buffer_bytes;
+  const std::uint64_t taken = subscriber.sink->taken();
+  if (!full || !subscriber.stalled_since || taken != subscriber.taken_then) {
+    subscriber.stalled_since = full ? std::optional<Clock::time_point>(now) : std::nullopt;
+    subscriber.taken_then = taken;
+    return false;
   }
-  subscriber.last_pending = pending;
-  return waiting && now - subscriber.waiting_since >= settings_.heartbeat;
+  return now - *subscriber.stalled_since >= settings_.slow_after;
 }
 
 // Gone, too slow, or quiet for a heartbeat.

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -34,10 +35,12 @@ class StoredEventSource {
  public:
   virtual ~StoredEventSource() = default;
   /// Events with `after` < position <= `upto`, in position order, at most
-  /// `limit`; only topics starting with `prefix` when it is not empty (the
-  /// caller checks the pattern itself). Throws when the database fails.
-  virtual std::vector<StoredEvent> events_between(EventPosition after, EventPosition upto,
-                                                  std::size_t limit, const std::string& prefix) = 0;
+  /// `limit` of them and about `max_bytes` of JSON (the event that crosses
+  /// it is the last; one at least); only topics starting with `prefix` when
+  /// it is not empty (the caller checks the pattern itself). Throws when the
+  /// database fails.
+  virtual EventRun events_between(EventPosition after, EventPosition upto, std::size_t limit,
+                                  std::size_t max_bytes, const std::string& prefix) = 0;
   /// The position just before the first event stored at or after `micros`,
   /// nullopt when none was. Throws when the database fails.
   virtual std::optional<EventPosition> before_stored_since(std::int64_t micros) = 0;
@@ -51,6 +54,10 @@ class EventSink {
   virtual bool write(std::string_view bytes, std::size_t events) = 0;
   /// Events written but not yet taken by the client's socket.
   virtual std::size_t pending() const = 0;
+  /// Bytes written but not yet taken by the client's socket.
+  virtual std::size_t pending_bytes() const = 0;
+  /// Bytes the client's socket has taken so far (grows while it reads).
+  virtual std::uint64_t taken() const = 0;
   virtual bool open() const = 0;
   virtual void end() = 0;    ///< a clean end (shutdown)
   virtual void abort() = 0;  ///< cut (too slow)
@@ -77,9 +84,23 @@ class HubObserver {
 struct HubSettings {
   std::chrono::milliseconds poll_interval{50};  ///< SUBSCRIBE_POLL_INTERVAL
   std::chrono::milliseconds heartbeat{15000};   ///< SUBSCRIBE_HEARTBEAT
-  std::size_t buffer_events = 1000;             ///< SUBSCRIBE_BUFFER_EVENTS
-  std::size_t max_clients = 1000;               ///< SUBSCRIBE_MAX_CLIENTS
-  std::size_t page = 500;                       ///< rows per database read
+  /// SUBSCRIBE_BUFFER_EVENTS and SUBSCRIBE_BUFFER_BYTES: what a subscriber
+  /// may leave unread. Beyond either, nothing more is written to it (it
+  /// falls back to reading from the database when it has room again).
+  std::size_t buffer_events = 1000;
+  std::size_t buffer_bytes = std::size_t{2} << 20;
+  /// SUBSCRIBE_SLOW_TIMEOUT: a subscriber whose buffer is full and whose
+  /// client takes nothing of it for this long is cut (reason slow); it
+  /// resumes from its last id. One that keeps reading, however slowly, is
+  /// never cut: it falls back to catching up from the database.
+  std::chrono::milliseconds slow_after{10000};
+  std::size_t max_clients = 1000;  ///< SUBSCRIBE_MAX_CLIENTS
+  std::size_t page = 500;          ///< rows per database read
+  /// SUBSCRIBE_ROUND_EVENTS, SUBSCRIBE_ROUND_BYTES: the most one round reads
+  /// from the database, for every subscriber together; more waits for the
+  /// next round.
+  std::size_t round_events = 5000;
+  std::size_t round_bytes = std::size_t{8} << 20;
   /// After the stream is created again, how long the old incarnation's
   /// in-flight batches may still commit before it counts as settled.
   std::chrono::milliseconds incarnation_grace{60000};
@@ -90,17 +111,18 @@ struct SubscriptionStart {
   enum class Kind { kNow, kAfter, kSince };
   Kind kind = Kind::kNow;
   EventPosition after;            ///< kAfter: right after this event
-  std::int64_t since_micros = 0;  ///< kSince: the first event stored at or after
+  std::int64_t since_micros = 0;  ///< kSince: the events stored at or after
 };
 
 /// Every subscription of this process, served by one thread: it asks the
 /// broker how far events are settled, reads what was settled since in one
 /// query for all subscribers, renders each event once, and hands it to the
-/// subscribers whose pattern matches. A subscriber that starts behind (a
-/// resume, a `since`) is caught up from the database page by page first,
-/// then joins. Each gets every matching stored event once, in position
-/// order; one too slow to keep up (SUBSCRIBE_BUFFER_EVENTS unread) is cut,
-/// and resumes from its last id.
+/// subscribers whose pattern matches. A subscriber that is behind (a
+/// resume, a `since`, or one that left its buffer full) is caught up from
+/// the database page by page, then joins. Each gets every matching stored
+/// event once, in position order. The hub's thread alone touches the
+/// subscribers; other threads only add to a queue it takes from, so no
+/// HTTP request ever waits on a database or broker call of the hub.
 class SubscriptionHub {
  public:
   SubscriptionHub(SettledSource& settled, StoredEventSource& store, HubSettings settings,
@@ -110,7 +132,8 @@ class SubscriptionHub {
   SubscriptionHub& operator=(const SubscriptionHub&) = delete;
 
   void start();  ///< the hub's thread
-  /// Ends every subscription cleanly (reason shutdown) and stops the thread.
+  /// Ends every subscription cleanly (reason shutdown) and stops the thread;
+  /// a subscription attached later is ended at once.
   void stop();
 
   enum class Added { kOk, kFull, kUnavailable };
@@ -118,7 +141,8 @@ class SubscriptionHub {
   struct Ticket {
     TopicPattern pattern;
     EventPosition cursor;
-    bool cloudevents = false;  ///< each event's data rendered as a CloudEvent
+    std::int64_t since_micros = 0;  ///< events stored before this are skipped
+    bool cloudevents = false;       ///< each event's data rendered as a CloudEvent
   };
   /// Takes a place (any thread; may ask the broker or the database where
   /// `start` is): a ticket, or why not: kFull past SUBSCRIBE_MAX_CLIENTS,
@@ -137,35 +161,51 @@ class SubscriptionHub {
 
  private:
   struct Subscriber;
+  using Rendered = std::array<std::string, 2>;
+  // subscription_hub.cpp
   std::optional<EventPosition> bound(std::chrono::steady_clock::time_point now);
-  void deliver_live(EventPosition settled, std::chrono::steady_clock::time_point now);
-  void catch_up(std::chrono::steady_clock::time_point now);
-  void read_for(const std::vector<Subscriber*>& group, std::chrono::steady_clock::time_point now);
-  bool too_slow(Subscriber& subscriber, std::chrono::steady_clock::time_point now) const;
+  void adopt();
   void sweep(std::chrono::steady_clock::time_point now);
+  bool too_slow(Subscriber& subscriber, std::chrono::steady_clock::time_point now) const;
   void remove(std::list<Subscriber>::iterator it, StreamEnd reason);
   void send(Subscriber& subscriber, const std::string& bytes, std::size_t events,
             std::chrono::steady_clock::time_point now);
+  // subscription_delivery.cpp
+  void deliver_live(EventPosition settled, std::chrono::steady_clock::time_point now);
+  void catch_up(std::chrono::steady_clock::time_point now);
+  void read_for(const std::vector<Subscriber*>& group, std::chrono::steady_clock::time_point now);
+  bool offer(Subscriber& subscriber, const StoredEvent& event, Rendered* rendered) const;
+  bool has_room(const Subscriber& subscriber) const;
+  void reindex();
 
   SettledSource& settled_;
   StoredEventSource& store_;
   const HubSettings settings_;
   HubObserver* observer_;
 
-  mutable std::mutex mutex_;  // guards subscribers_ (the list), and the fields below
-  std::list<Subscriber> subscribers_;
+  // Shared with other threads, under mutex_: what admit() and attach() add,
+  // the count, and the bound "now" starts from.
+  mutable std::mutex mutex_;
+  std::vector<Subscriber> incoming_;
   std::size_t reserved_ = 0;  // tickets not yet attached
+  std::size_t count_ = 0;     // subscribers, incoming ones included
+  bool stopped_ = false;
+  std::optional<EventPosition> published_bound_;  // last_bound_, for admit()
+
+  // The hub's thread alone (or the test driving tick()).
+  std::list<Subscriber> subscribers_;
   // Who gets an event of a topic: subscribers of that exact topic, and the
   // pattern subscribers (checked per event). Rebuilt when the set changes.
   std::unordered_map<std::string, std::vector<Subscriber*>> by_topic_;
   std::vector<Subscriber*> by_pattern_;
   bool index_stale_ = true;
-  void reindex();
   std::optional<EventPosition> read_upto_;  // live events read up to here
   std::optional<EventPosition> last_bound_;
   std::optional<std::int64_t> incarnation_;  // the stream's creation time last seen
   std::optional<EventPosition> old_bound_;   // the previous incarnation's, during the grace
   std::chrono::steady_clock::time_point grace_until_;
+  std::size_t round_events_left_ = 0;  // this round's reading budget
+  std::size_t round_bytes_left_ = 0;
 
   std::mutex wake_mutex_;
   std::condition_variable wake_;

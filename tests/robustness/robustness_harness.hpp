@@ -15,6 +15,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cmath>
 #include <cstdio>
@@ -231,6 +232,8 @@ class Backend {
     pqxx::connection db(postgres_.url("robust"));
     pipeline::db::apply_migrations(db);
   }
+  // The services' environment; a variable of `extra` replaces the same one
+  // of the defaults.
   std::vector<std::string> env(std::uint16_t port, const std::vector<std::string>& extra) const {
     std::vector<std::string> vars = {
         "NATS_URL=" + nats_.url(),       "DATABASE_URL=" + postgres_.url("robust"),
@@ -238,9 +241,21 @@ class Backend {
         "INGEST_HTTP_ADDRESS=127.0.0.1", "INGEST_HTTP_PORT=" + std::to_string(port),
         "INGEST_PUBLISH_TIMEOUT=2s",     "PROCESSOR_METRICS_ADDRESS=off",
     };
-    vars.insert(vars.end(), extra.begin(), extra.end());
+    const auto name = [](const std::string& var) { return var.substr(0, var.find('=')); };
+    for (const std::string& var : extra) {
+      vars.erase(std::remove_if(vars.begin(), vars.end(),
+                                [&](const std::string& v) { return name(v) == name(var); }),
+                 vars.end());
+      vars.push_back(var);
+    }
     return vars;
   }
+  /// DATABASE_URL=... through `port` (a FaultProxy) instead of straight.
+  std::string database_via(std::uint16_t port) const {
+    return "DATABASE_URL=host=127.0.0.1 port=" + std::to_string(port) +
+           " user=postgres dbname=robust connect_timeout=5";
+  }
+  std::uint16_t postgres_port() const { return postgres_.port(); }
   void start_processor() {
     if (!processor_.running()) {
       processor_ = Process({PROCESSOR_BINARY}, logs_.path() + "/processor.log", env(0, {}));

@@ -1,4 +1,5 @@
 #include "commit_cutter.hpp"
+#include "servers.hpp"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -30,57 +31,14 @@ bool send_all(int fd, const char* data, std::size_t size) {
   return true;
 }
 
-int connect_loopback(std::uint16_t port) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(port);
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-    ::close(fd);
-    return -1;
-  }
-  return fd;
-}
-
 }  // namespace
 
 CommitCutter::CommitCutter(std::uint16_t upstream_port, int every)
-    : upstream_port_(upstream_port), every_(every) {
-  listener_ = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  if (::bind(listener_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
-      ::listen(listener_, 64) != 0) {
-    throw std::runtime_error("commit cutter: cannot listen");
-  }
-  socklen_t len = sizeof addr;
-  ::getsockname(listener_, reinterpret_cast<sockaddr*>(&addr), &len);
-  port_ = ntohs(addr.sin_port);
-  acceptor_ = std::thread([this] { accept_loop(); });
+    : LoopbackProxy(upstream_port), every_(every) {
+  start();
 }
 
-CommitCutter::~CommitCutter() {
-  stopping_ = true;
-  ::shutdown(listener_, SHUT_RDWR);
-  acceptor_.join();
-  ::close(listener_);
-  std::lock_guard<std::mutex> lock(mutex_);
-  for (auto& t : connections_) t.join();
-}
-
-void CommitCutter::accept_loop() {
-  while (!stopping_) {
-    pollfd pfd{listener_, POLLIN, 0};
-    if (::poll(&pfd, 1, 100) <= 0) continue;
-    const int client = ::accept(listener_, nullptr, nullptr);
-    if (client < 0) continue;
-    std::lock_guard<std::mutex> lock(mutex_);
-    connections_.emplace_back([this, client] { serve(client); });
-  }
-}
+CommitCutter::~CommitCutter() { stop(); }
 
 // Forwards both ways; parses the client's side into messages: the first one
 // (and the one after an SSLRequest) has no type byte, every later one is a
@@ -95,7 +53,7 @@ void CommitCutter::serve(int client) {
   bool untyped = true;
   char buffer[65536];
   bool open = true;
-  while (open && !stopping_) {
+  while (open && !stopping()) {
     pollfd fds[2] = {{client, POLLIN, 0}, {server, POLLIN, 0}};
     if (::poll(fds, 2, 100) <= 0) continue;
     if ((fds[1].revents & (POLLIN | POLLHUP | POLLERR)) != 0) {

@@ -2,10 +2,8 @@
 
 #include <atomic>
 #include <cstdint>
-#include <memory>
-#include <mutex>
-#include <thread>
-#include <vector>
+
+#include "loopback_proxy.hpp"
 
 namespace testsupport {
 
@@ -15,14 +13,11 @@ namespace testsupport {
 /// forwards it and then cuts the connection: the client never learns
 /// whether its transaction committed. Half the cuts come at once (the
 /// server may not have committed yet), half after 50 ms (it has).
-class CommitCutter {
+class CommitCutter final : public LoopbackProxy {
  public:
   CommitCutter(std::uint16_t upstream_port, int every);
-  ~CommitCutter();
-  CommitCutter(const CommitCutter&) = delete;
-  CommitCutter& operator=(const CommitCutter&) = delete;
+  ~CommitCutter() override;
 
-  std::uint16_t port() const { return port_; }
   /// COMMITs cut so far.
   int cuts() const { return cuts_.load(); }
   /// COMMITs seen so far.
@@ -30,20 +25,12 @@ class CommitCutter {
   void set_cutting(bool on) { cutting_ = on; }
 
  private:
-  void accept_loop();
-  void serve(int client);
+  void serve(int client) override;
 
-  std::uint16_t upstream_port_;
   int every_;
-  int listener_ = -1;
-  std::uint16_t port_ = 0;
-  std::atomic<bool> stopping_{false};
   std::atomic<bool> cutting_{true};
   std::atomic<int> cuts_{0};
   std::atomic<int> commits_{0};
-  std::thread acceptor_;
-  std::mutex mutex_;
-  std::vector<std::thread> connections_;
 };
 
 }  // namespace testsupport

@@ -1,4 +1,7 @@
 #include "servers.hpp"
+#include <csignal>
+#include <fstream>
+#include <sstream>
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -42,6 +45,39 @@ TempDir::~TempDir() {
 // it as the source port of an outgoing connection (any test's connection to
 // nats-server or PostgreSQL) before the server binds it. Never the same port
 // twice in one process; bound once to check that nobody holds it.
+int connect_loopback(std::uint16_t port, int receive_buffer) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (receive_buffer > 0) {
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &receive_buffer, sizeof receive_buffer);
+  }
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(port);
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+int listen_loopback(std::uint16_t* port) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  const int one = 1;
+  ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 || ::listen(fd, 256) != 0) {
+    ::close(fd);
+    throw std::runtime_error("cannot listen on 127.0.0.1");
+  }
+  socklen_t length = sizeof addr;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &length);
+  *port = ntohs(addr.sin_port);
+  return fd;
+}
+
 std::uint16_t free_port() {
   static std::mutex mutex;
   static std::set<std::uint16_t> handed_out;
@@ -297,6 +333,32 @@ void PostgresCluster::start() {
 void PostgresCluster::kill9() { process_.kill9(); }
 
 void PostgresCluster::stop() { process_.stop(SIGINT); }
+
+int PostgresCluster::freeze(bool stop) {
+  const pid_t postmaster = process_.pid();
+  if (postmaster <= 0) return 0;
+  std::vector<pid_t> targets{postmaster};
+  for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
+    const std::string name = entry.path().filename();
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::ifstream in(entry.path() / "stat");
+    std::string content;
+    std::getline(in, content);
+    const auto close = content.rfind(')');
+    if (close == std::string::npos) continue;
+    std::istringstream fields(content.substr(close + 2));
+    std::string state;
+    pid_t parent = 0;
+    fields >> state >> parent;
+    if (parent == postmaster) targets.push_back(static_cast<pid_t>(std::stoi(name)));
+  }
+  // The children first when stopping (none can then be started), the
+  // postmaster first when resuming.
+  if (stop) std::reverse(targets.begin(), targets.end());
+  int signalled = 0;
+  for (const pid_t pid : targets) signalled += ::kill(pid, stop ? SIGSTOP : SIGCONT) == 0 ? 1 : 0;
+  return signalled;
+}
 
 std::string PostgresCluster::url(const std::string& database) const {
   return "host=127.0.0.1 port=" + std::to_string(port_) + " user=postgres dbname=" + database +

@@ -51,6 +51,15 @@ std::uint16_t free_port();
 /// True once something accepts TCP connections on 127.0.0.1:port.
 bool port_open(std::uint16_t port);
 
+/// A blocking TCP connection to 127.0.0.1:port, or -1 when refused.
+/// `receive_buffer` > 0 sets SO_RCVBUF first (so the window the client
+/// offers is small from the start).
+int connect_loopback(std::uint16_t port, int receive_buffer = 0);
+
+/// A listening socket on 127.0.0.1 at a port the kernel picks (in *port).
+/// Throws when it cannot listen.
+int listen_loopback(std::uint16_t* port);
+
 /// Polls `condition` every 20 ms until it holds or `timeout` passes.
 bool wait_until(const std::function<bool()>& condition, std::chrono::milliseconds timeout);
 
@@ -116,6 +125,10 @@ class PostgresCluster {
   void kill9();
   void stop();
   pid_t pid() const { return process_.pid(); }
+  /// SIGSTOP (true) or SIGCONT (false) to the postmaster and every process
+  /// it started: the whole cluster stops answering while the kernel keeps
+  /// its sockets open. Returns how many processes were signalled.
+  int freeze(bool stop);
   /// The server's own log.
   std::string log_path() const { return dir_.path() + "/postgres.log"; }
 

@@ -206,7 +206,7 @@ TEST(ReadinessService, ReadyOnlyWhenBrokerStreamAndDatabaseAnswer) {
   probes.db = false;
   result = service.check(false);
   EXPECT_FALSE(result.ready);
-  EXPECT_EQ(json::parse(result.body)["checks"]["postgres"], "unreachable");
+  EXPECT_EQ(json::parse(result.body)["checks"]["postgres"], "not responding");
   EXPECT_EQ(json::parse(result.body)["status"], "not ready");
 }
 

@@ -23,13 +23,22 @@ struct IngestConfig {
   std::size_t max_header_bytes = std::size_t{16} * 1024;
   std::size_t max_connections = 10000;
   std::size_t max_pipelined = 32;
+  std::size_t connection_buffer_bytes = std::size_t{1024} * 1024;
   pipeline::ValidationLimits limits;
   std::chrono::milliseconds publish_timeout{5000};
+  /// INGEST_MAX_PENDING_PUBLISHES: events awaiting their PubAcks at most;
+  /// beyond, a request is answered 503 at once.
+  std::size_t max_pending_publishes = 50000;
+  /// INGEST_MAX_PENDING_PUBLISH_BYTES: the same, in bytes of event messages.
+  std::size_t max_pending_publish_bytes = std::size_t{64} << 20;
   std::chrono::milliseconds header_timeout{10000};
   std::chrono::milliseconds body_timeout{30000};
   std::chrono::milliseconds idle_timeout{60000};
   std::chrono::milliseconds write_timeout{30000};
   std::size_t db_pool_size = 4;
+  /// INGEST_QUERY_TIMEOUT: a query of /events, /stats or a subscription
+  /// (with the wait for a pooled connection) ends within it (and a second).
+  std::chrono::milliseconds query_timeout{5000};
   /// Comma-separated bearer tokens; empty = no authentication.
   std::string api_tokens;
   /// Requests per second per token (or client address); 0 = no rate limit.
@@ -43,6 +52,10 @@ struct IngestConfig {
   std::chrono::milliseconds subscribe_poll_interval{50};
   std::chrono::milliseconds subscribe_retry{2000};
   std::size_t subscribe_buffer_events = 1000;
+  std::size_t subscribe_buffer_bytes = std::size_t{2} << 20;
+  std::chrono::milliseconds subscribe_slow_timeout{10000};
+  std::size_t subscribe_round_events = 5000;
+  std::size_t subscribe_round_bytes = std::size_t{8} << 20;
   std::size_t subscribe_max_clients = 2000;
 
   /// The tokens of api_tokens, split and trimmed.

@@ -26,6 +26,14 @@ struct StoredEvent {
   std::int64_t stored_at_micros = 0;
 };
 
+/// Stored events in position order, read for subscriptions.
+struct EventRun {
+  std::vector<StoredEvent> events;
+  /// More events may follow the last one within the range asked for (the
+  /// run was cut by its count or its bytes); false: the range is done.
+  bool more = false;
+};
+
 /// Where a page of GET /events ends: the last event's (timestamp, stream
 /// sequence, id) and the
 /// highest id that existed when the first page was read, so that a walk over
@@ -84,7 +92,11 @@ std::string events_page_sql(const EventQuery& query, std::int64_t snapshot_id,
 /// A small pool of connections, safe to use from any thread.
 class EventStore {
  public:
-  EventStore(std::string database_url, std::size_t pool_size);
+  /// Every query (with the wait for a free connection) ends within about
+  /// `query_timeout`: the server cancels a statement after it, and the
+  /// client cuts a connection whose server says nothing for a second more.
+  EventStore(const std::string& database_url, std::size_t pool_size,
+             std::chrono::milliseconds query_timeout = std::chrono::seconds(5));
   ~EventStore();
   EventStore(const EventStore&) = delete;
   EventStore& operator=(const EventStore&) = delete;
@@ -97,10 +109,11 @@ class EventStore {
   PipelineCounters counters();
 
   /// Stored events with `after` < position <= `upto` in position order, at
-  /// most `limit`, only topics starting with `prefix` when it is not empty
-  /// (GET /subscribe). Throws pqxx errors.
-  std::vector<StoredEvent> events_between(EventPosition after, EventPosition upto,
-                                          std::size_t limit, const std::string& prefix);
+  /// most `limit` and about `max_bytes` of JSON (one at least), only topics
+  /// starting with `prefix` when it is not empty (GET /subscribe). Throws
+  /// pqxx errors.
+  EventRun events_between(EventPosition after, EventPosition upto, std::size_t limit,
+                          std::size_t max_bytes, const std::string& prefix);
   /// The position just before the first event stored at or after `micros`.
   std::optional<EventPosition> before_stored_since(std::int64_t micros);
 
@@ -121,6 +134,7 @@ class EventStore {
 
   std::string database_url_;
   std::size_t pool_size_;
+  std::chrono::milliseconds query_timeout_;
   std::mutex mutex_;
   std::condition_variable available_;
   std::vector<std::unique_ptr<pqxx::connection>> idle_;

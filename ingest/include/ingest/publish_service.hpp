@@ -115,7 +115,7 @@ class PublishService {
  private:
   pipeline::PublishBody parse(const PublishInput& input) const;
   void on_events_published(const std::shared_ptr<PublishCall>& call,
-                           const std::vector<PublishOutcome>& outcomes);
+                           const std::vector<PublishOutcome>& outcomes, bool marker_admitted);
   void on_marker_published(const std::shared_ptr<PublishCall>& call,
                            const std::vector<std::size_t>& duplicate_results,
                            const PublishOutcome& marker);

@@ -20,10 +20,17 @@ struct ServerLimits {
   std::chrono::milliseconds header_timeout{10000};  ///< INGEST_HEADER_TIMEOUT: 408 beyond
   std::chrono::milliseconds body_timeout{30000};    ///< INGEST_BODY_TIMEOUT: 408 beyond
   std::chrono::milliseconds idle_timeout{60000};    ///< INGEST_IDLE_TIMEOUT: closed beyond
-  std::chrono::milliseconds write_timeout{30000};   ///< INGEST_WRITE_TIMEOUT: closed beyond
+  /// INGEST_WRITE_TIMEOUT: a connection whose unsent answers make no
+  /// progress (the client reads nothing) for this long is closed.
+  std::chrono::milliseconds write_timeout{30000};
   std::size_t max_connections = 10000;  ///< INGEST_MAX_CONNECTIONS: 503 and close beyond
-  std::size_t max_pipelined = 32;       ///< requests of one connection in flight at once
-  std::size_t threads = 2;              ///< INGEST_HTTP_THREADS: I/O threads
+  std::size_t max_pipelined = 32;  ///< INGEST_MAX_PIPELINED: requests of one connection in flight
+  /// INGEST_CONNECTION_BUFFER_BYTES: the high-water mark of one connection.
+  /// While the bytes it holds (requests received and not yet answered,
+  /// answers not yet sent) are above it, the connection is not read and no
+  /// further request of it is taken; reading resumes below half of it.
+  std::size_t connection_buffer_bytes = std::size_t{1024} * 1024;
+  std::size_t threads = 2;  ///< INGEST_HTTP_THREADS: I/O threads
 };
 
 class Connection;
@@ -44,6 +51,10 @@ class ResponseStream {
   bool write(std::string_view piece, std::size_t weight = 1);
   /// The weights of the pieces the socket has not taken yet.
   std::size_t pending() const;
+  /// The bytes the socket has not taken yet.
+  std::size_t pending_bytes() const;
+  /// The bytes the socket has taken so far (head and chunk framing included).
+  std::uint64_t taken() const;
   bool open() const;
   /// Ends the body; the connection closes after its last byte.
   void end();
@@ -65,7 +76,7 @@ class Responder {
  public:
   Responder() = default;
   Responder(std::shared_ptr<Connection> connection, std::uint64_t slot, int version_minor,
-            bool keep_alive, bool head);
+            bool keep_alive, bool head, std::size_t held_bytes);
   Responder(Responder&& other) noexcept;
   Responder& operator=(Responder&& other) noexcept;
   Responder(const Responder&) = delete;
@@ -85,25 +96,35 @@ class Responder {
   int version_minor_ = 1;
   bool keep_alive_ = true;
   bool head_ = false;
+  std::size_t held_bytes_ = 0;  ///< what the request counts for in its connection's buffer
   std::function<void(int)> on_sent_;
 };
 
-/// What the server does with each request: runs on an I/O thread (or the
-/// thread that completed an earlier response of the same connection), so it
+/// What the server does with each request: runs on an I/O thread, so it
 /// must not block; work that waits goes elsewhere with the Responder.
 using RequestHandler = std::function<void(Request&& request, Responder responder)>;
 
-/// HTTP/1.1 on Pistache's TCP layer (its listener, reactor threads and reads),
-/// with the framing, persistence and writing done here: requests framed
-/// strictly by RequestReader before anything uses them; connections kept
-/// alive unless the client asks otherwise (RFC 9112 §9.3) and closed after
-/// INGEST_IDLE_TIMEOUT; pipelined requests answered in order; responses
-/// completed from any thread and written without blocking a thread; clients
-/// that do not read cut off after INGEST_WRITE_TIMEOUT; at most
-/// INGEST_MAX_CONNECTIONS connections. Every error answer is JSON.
+/// True for a request whose answer may be a stream (Responder::stream): no
+/// request pipelined after it is read until its answer is known, and none at
+/// all once that answer turns out to be a stream.
+using StreamPredicate = std::function<bool(const Request& request)>;
+
+/// HTTP/1.1 on epoll: a listener and INGEST_HTTP_THREADS I/O threads, each
+/// with the connections it was given. Requests are framed strictly by
+/// RequestReader before anything uses them; connections are kept alive
+/// unless the client asks otherwise (RFC 9112 §9.3) and closed after
+/// INGEST_IDLE_TIMEOUT; pipelined requests are answered in order; responses
+/// are completed from any thread and written without blocking a thread.
+/// Flow control per connection: a connection is read only while it holds
+/// less than INGEST_CONNECTION_BUFFER_BYTES and has fewer than
+/// INGEST_MAX_PIPELINED requests in flight, so a client that does not read
+/// its answers, or sends while its requests wait, stops being read; one
+/// whose answers make no progress for INGEST_WRITE_TIMEOUT is closed. At
+/// most INGEST_MAX_CONNECTIONS connections. Every error answer is JSON.
 class HttpServer {
  public:
-  HttpServer(std::string address, std::uint16_t port, ServerLimits limits, RequestHandler handler);
+  HttpServer(std::string address, std::uint16_t port, ServerLimits limits, RequestHandler handler,
+             StreamPredicate may_stream = nullptr);
   ~HttpServer();
   HttpServer(const HttpServer&) = delete;
   HttpServer& operator=(const HttpServer&) = delete;
@@ -118,7 +139,7 @@ class HttpServer {
   struct Core;
 
  private:
-  std::shared_ptr<Core> core_;
+  std::unique_ptr<Core> core_;
 };
 
 }  // namespace ingest::http
