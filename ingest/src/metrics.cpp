@@ -2,7 +2,7 @@
 
 #include <array>
 
-#include "api.hpp"
+#include "api/api.hpp"
 #include "ingest/publish_service.hpp"
 #include "ingest/publisher.hpp"
 

@@ -6,12 +6,11 @@
 
 #include <pqxx/pqxx>
 
-#include "api.hpp"
-#include "broker_admin.hpp"
-#include "event_queries.hpp"
+#include "api/api.hpp"
+#include "health/broker_admin.hpp"
 #include "health/dependency_monitor.hpp"
+#include "health/readiness.hpp"
 #include "http/server.hpp"
-#include "hub_metrics.hpp"
 #include "ingest/event_store.hpp"
 #include "ingest/publish_service.hpp"
 #include "ingest/publisher.hpp"
@@ -20,10 +19,11 @@
 #include "pipeline/jetstream.hpp"
 #include "pipeline/logging.hpp"
 #include "pipeline/migrations.hpp"
-#include "readiness.hpp"
-#include "stats_service.hpp"
-#include "subscription_hub.hpp"
-#include "worker_pool.hpp"
+#include "queries/event_queries.hpp"
+#include "queries/stats_service.hpp"
+#include "queries/worker_pool.hpp"
+#include "subscriptions/hub_metrics.hpp"
+#include "subscriptions/subscription_hub.hpp"
 
 namespace ingest {
 namespace {

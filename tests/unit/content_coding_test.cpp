@@ -7,7 +7,7 @@
 #include "compression.hpp"
 #include "http/content_coding.hpp"
 #include "http/message.hpp"
-#include "publish_request.hpp"
+#include "protocols/publish_request.hpp"
 
 namespace ingest {
 namespace {

@@ -7,8 +7,8 @@
 #include <map>
 #include <nlohmann/json.hpp>
 
-#include "subscription_hub.hpp"
-#include "topic_pattern.hpp"
+#include "subscriptions/subscription_hub.hpp"
+#include "subscriptions/topic_pattern.hpp"
 
 namespace ingest::hubtest {
 

@@ -6,9 +6,9 @@
 #include <nlohmann/json.hpp>
 #include <stdexcept>
 
-#include "event_queries.hpp"
-#include "readiness.hpp"
-#include "stats_service.hpp"
+#include "health/readiness.hpp"
+#include "queries/event_queries.hpp"
+#include "queries/stats_service.hpp"
 
 namespace ingest {
 namespace {

@@ -5,9 +5,9 @@
 #include <map>
 #include <nlohmann/json.hpp>
 
-#include "subscribe_params.hpp"
-#include "subscription_hub.hpp"
-#include "topic_pattern.hpp"
+#include "subscriptions/subscribe_params.hpp"
+#include "subscriptions/subscription_hub.hpp"
+#include "subscriptions/topic_pattern.hpp"
 
 namespace ingest {
 namespace {

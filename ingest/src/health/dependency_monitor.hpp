@@ -9,7 +9,7 @@
 #include <string>
 #include <thread>
 
-#include "readiness.hpp"
+#include "health/readiness.hpp"
 
 namespace ingest {
 

@@ -8,8 +8,8 @@
 #include "ingest/publisher.hpp"
 #include "pipeline/base64.hpp"
 #include "pipeline/logging.hpp"
-#include "publisher_request.hpp"
-#include "timer_queue.hpp"
+#include "publishing/publisher_request.hpp"
+#include "publishing/timer_queue.hpp"
 
 namespace ingest {
 namespace {

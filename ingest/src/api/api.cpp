@@ -1,21 +1,21 @@
-#include "api.hpp"
+#include "api/api.hpp"
 
 #include <algorithm>
 #include <cctype>
 #include <cstdio>
 #include <random>
 
-#include "event_queries.hpp"
+#include "health/readiness.hpp"
 #include "ingest/publish_service.hpp"
 #include "ingest/server.hpp"
 #include "metrics.hpp"
 #include "pipeline/fault.hpp"
 #include "pipeline/logging.hpp"
 #include "pipeline/metrics.hpp"
-#include "publish_request.hpp"
-#include "readiness.hpp"
-#include "stats_service.hpp"
-#include "worker_pool.hpp"
+#include "protocols/publish_request.hpp"
+#include "queries/event_queries.hpp"
+#include "queries/stats_service.hpp"
+#include "queries/worker_pool.hpp"
 
 namespace ingest {
 namespace {

@@ -8,8 +8,8 @@
 
 #include "pipeline/cloudevents.hpp"
 #include "pipeline/timestamp.hpp"
-#include "subscription_hub.hpp"
-#include "subscription_subscriber.hpp"
+#include "subscriptions/subscription_hub.hpp"
+#include "subscriptions/subscription_subscriber.hpp"
 
 namespace ingest {
 

@@ -1,4 +1,4 @@
-#include "subscribe_params.hpp"
+#include "subscriptions/subscribe_params.hpp"
 
 #include "pipeline/timestamp.hpp"
 

@@ -3,10 +3,10 @@
 #include <mutex>
 #include <string>
 
+#include "health/readiness.hpp"
 #include "pipeline/jetstream.hpp"
-#include "readiness.hpp"
-#include "stats_service.hpp"
-#include "subscription_hub.hpp"
+#include "queries/stats_service.hpp"
+#include "subscriptions/subscription_hub.hpp"
 
 namespace ingest {
 

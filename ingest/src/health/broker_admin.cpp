@@ -1,4 +1,4 @@
-#include "broker_admin.hpp"
+#include "health/broker_admin.hpp"
 
 namespace ingest {
 namespace {

@@ -1,4 +1,4 @@
-#include "readiness.hpp"
+#include "health/readiness.hpp"
 
 #include <nlohmann/json.hpp>
 

@@ -2,7 +2,7 @@
 // and the room it keeps: at most INGEST_MAX_PENDING_PUBLISHES messages and
 // INGEST_MAX_PENDING_PUBLISH_BYTES bytes await PubAcks at once.
 #include "ingest/publisher.hpp"
-#include "publisher_request.hpp"
+#include "publishing/publisher_request.hpp"
 
 namespace ingest {
 

@@ -1,4 +1,4 @@
-#include "publish_request.hpp"
+#include "protocols/publish_request.hpp"
 
 #include <algorithm>
 #include <cctype>

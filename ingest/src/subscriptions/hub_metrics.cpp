@@ -1,4 +1,4 @@
-#include "hub_metrics.hpp"
+#include "subscriptions/hub_metrics.hpp"
 
 #include <string>
 

@@ -1,4 +1,4 @@
-#include "stats_service.hpp"
+#include "queries/stats_service.hpp"
 
 #include <nlohmann/json.hpp>
 

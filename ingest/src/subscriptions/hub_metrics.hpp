@@ -7,7 +7,7 @@
 
 #include <array>
 
-#include "subscription_hub.hpp"
+#include "subscriptions/subscription_hub.hpp"
 
 namespace ingest {
 

@@ -6,7 +6,7 @@
 #include <optional>
 #include <string>
 
-#include "subscription_hub.hpp"
+#include "subscriptions/subscription_hub.hpp"
 
 namespace ingest {
 

@@ -1,9 +1,9 @@
 // The hub's life: admission (any thread), the round, the sweep of gone and
 // slow subscribers. What a round delivers is in subscription_delivery.cpp.
-#include "subscription_hub.hpp"
+#include "subscriptions/subscription_hub.hpp"
 
 #include "pipeline/logging.hpp"
-#include "subscription_subscriber.hpp"
+#include "subscriptions/subscription_subscriber.hpp"
 
 namespace ingest {
 

@@ -16,7 +16,7 @@
 #include <vector>
 
 #include "ingest/event_store.hpp"
-#include "topic_pattern.hpp"
+#include "subscriptions/topic_pattern.hpp"
 
 namespace ingest {
 

@@ -1,4 +1,4 @@
-#include "event_queries.hpp"
+#include "queries/event_queries.hpp"
 
 #include <nlohmann/json.hpp>
 

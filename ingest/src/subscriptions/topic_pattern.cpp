@@ -1,4 +1,4 @@
-#include "topic_pattern.hpp"
+#include "subscriptions/topic_pattern.hpp"
 
 namespace ingest {
 namespace {

@@ -9,8 +9,8 @@
 
 #include "metrics.hpp"
 #include "pipeline/timestamp.hpp"
-#include "publisher_request.hpp"
-#include "timer_queue.hpp"
+#include "publishing/publisher_request.hpp"
+#include "publishing/timer_queue.hpp"
 
 namespace ingest {
 

@@ -5,8 +5,8 @@
 #include <string>
 #include <string_view>
 
-#include "subscription_hub.hpp"
-#include "topic_pattern.hpp"
+#include "subscriptions/subscription_hub.hpp"
+#include "subscriptions/topic_pattern.hpp"
 
 namespace ingest {
 

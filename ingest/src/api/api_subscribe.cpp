@@ -1,9 +1,9 @@
 // GET /subscribe (Server-Sent Events) and GET / (the live page): thin
 // handlers over the subscription hub.
-#include "api.hpp"
+#include "api/api.hpp"
 #include "ingest/server.hpp"
-#include "subscribe_params.hpp"
-#include "subscription_hub.hpp"
+#include "subscriptions/subscribe_params.hpp"
+#include "subscriptions/subscription_hub.hpp"
 
 namespace ingest {
 namespace {
