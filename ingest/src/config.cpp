@@ -114,6 +114,20 @@ void bind_subscribe_settings(pipeline::SettingsReader& reader, IngestConfig& con
               "open GET /subscribe streams at most (503 beyond)");
 }
 
+// The shipper protocols.
+void bind_protocol_settings(pipeline::SettingsReader& reader, IngestConfig& config) {
+  reader.text("OTLP_TOPIC_ATTRIBUTE", &config.otlp_topic_attribute,
+              "POST /v1/logs: the resource attribute whose value is an OTLP log record's topic");
+  reader.text("BULK_SOURCE_FIELDS", &config.bulk_source_fields,
+              "POST /_bulk: the document fields (comma-separated, dotted names as paths too) "
+              "whose first string is the source");
+  reader.text("LOKI_TOPIC_LABELS", &config.loki_topic_labels,
+              "POST /loki/api/v1/push: the labels (comma-separated) whose first present value "
+              "is the topic");
+  reader.text("LOKI_SOURCE_LABELS", &config.loki_source_labels,
+              "POST /loki/api/v1/push: the labels whose first present value is the source");
+}
+
 }  // namespace
 
 bool load_config(int argc, const char* const* argv, IngestConfig& config) {
@@ -125,6 +139,7 @@ bool load_config(int argc, const char* const* argv, IngestConfig& config) {
   bind_timeouts(reader, config);
   bind_access_settings(reader, config);
   bind_subscribe_settings(reader, config);
+  bind_protocol_settings(reader, config);
   if (!reader.read(argc, argv)) {
     std::cout << reader.help();
     return false;

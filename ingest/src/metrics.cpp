@@ -21,7 +21,7 @@ constexpr std::array<RejectReason, 7> kRejectReasons = {
 constexpr std::array<PublishError, 6> kPublishErrors = {
     PublishError::kTimeout,   PublishError::kNoResponders, PublishError::kStreamFull,
     PublishError::kNotStored, PublishError::kCapacity,     PublishError::kOther};
-constexpr std::array<int, 11> kCodes = {200, 400, 401, 404, 405, 413, 415, 429, 500, 503, 408};
+constexpr std::array<int, 12> kCodes = {200, 204, 400, 401, 404, 405, 408, 413, 415, 429, 500, 503};
 
 }  // namespace
 

@@ -12,60 +12,10 @@
 #include <cstdio>
 #include <string>
 
-#include "http_client.hpp"
-#include "pipeline_fixture.hpp"
-#include "servers.hpp"
+#include "clients_stack.hpp"
 
 namespace testsupport {
 namespace {
-
-using namespace std::chrono_literals;
-
-// nats-server, a database of the shared cluster, the processor and ingest.
-class Stack {
- public:
-  Stack() : database_(shared_postgres().create_database()), port_(free_port()) {
-    const std::vector<std::string> env = {
-        "NATS_URL=" + nats_.url(),       "DATABASE_URL=" + shared_postgres().url(database_),
-        "CONNECT_TIMEOUT=30s",           "LOG_LEVEL=warn",
-        "INGEST_HTTP_ADDRESS=127.0.0.1", "INGEST_HTTP_PORT=" + std::to_string(port_),
-        "PROCESSOR_METRICS_ADDRESS=off", "PROCESSOR_FETCH_WAIT=100ms",
-    };
-    processor_ = Process({PROCESSOR_BINARY}, logs_.path() + "/processor.log", env);
-    ingest_ = Process({INGEST_BINARY}, logs_.path() + "/ingest.log", env);
-    // Ready, and the processor has made the schema that /events reads.
-    up_ = wait_until([&] { return HttpClient(port_, 1000).get("/events?limit=1").status == 200; },
-                     60s);
-  }
-  bool up() const { return up_; }
-  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
-  const std::string& logs() const { return logs_.path(); }
-
- private:
-  TempDir logs_{"clients-logs"};
-  NatsServer nats_;
-  std::string database_;
-  std::uint16_t port_;
-  Process processor_;
-  Process ingest_;
-  bool up_ = false;
-};
-
-// Runs `command` in tests/clients with INGEST_URL set; its exit status and output.
-std::pair<int, std::string> run_client(const Stack& stack, const std::string& command) {
-  const std::string line =
-      "cd " CLIENTS_DIR " && INGEST_URL=" + stack.url() + " " + command + " 2>&1";
-  // NOLINTNEXTLINE(cert-env33-c): the point is to run a client nobody here wrote
-  FILE* pipe = ::popen(line.c_str(), "r");
-  if (pipe == nullptr) return {-1, "popen failed"};
-  std::string out;
-  std::array<char, 4096> chunk{};
-  while (std::fgets(chunk.data(), static_cast<int>(chunk.size()), pipe) != nullptr) {
-    out += chunk.data();
-  }
-  const int status = ::pclose(pipe);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
-}
 
 class Clients : public ::testing::Test {
  protected:
@@ -93,6 +43,13 @@ TEST_F(Clients, PythonUrllibAndHttpClient) { expect_passes("/usr/bin/python3 pyt
 TEST_F(Clients, AnswersMatchTheOpenApiDocument) {
   expect_passes("node openapi_responses.test.mjs");
 }
+
+// The shippers' protocols, each with its clients (tests/clients/*.test.mjs).
+TEST_F(Clients, OpenTelemetrySdkWithBothOtlpExporters) { expect_passes("node otlp_sdk.test.mjs"); }
+
+TEST_F(Clients, ElasticsearchClientBulkHelper) { expect_passes("node es_client.test.mjs"); }
+
+TEST_F(Clients, PinoLokiAndAProtobufPush) { expect_passes("node loki_clients.test.mjs"); }
 
 }  // namespace
 }  // namespace testsupport

@@ -44,3 +44,73 @@ export async function stored(topic, count, format = "json") {
   assert.equal(last.length, count, `events in ${topic}: ${JSON.stringify(last)}`);
   return last;
 }
+
+/** GET /stats. */
+export async function stats() {
+  const response = await fetch(`${base}/stats`);
+  assert.equal(response.status, 200);
+  return response.json();
+}
+
+/**
+ * A recording proxy in front of ingest, as a client's network path: each
+ * request is forwarded as it came (method, path, headers, body) and kept in
+ * `requests` ({method, path, headers, body}). With `failFirst` = N, the first
+ * N requests are forwarded but answered `failStatus` (the answer lost, as a
+ * timeout or a proxy error would), so that the client sends them again the
+ * way it retries.
+ */
+export async function recorder({ failFirst = 0, failStatus = 503, retryAfter = "1" } = {}) {
+  const http = await import("node:http");
+  const requests = [];
+  let failing = failFirst;
+  const server = http.createServer((req, res) => {
+    const chunks = [];
+    req.on("data", (chunk) => chunks.push(chunk));
+    req.on("end", async () => {
+      const body = Buffer.concat(chunks);
+      const headers = { ...req.headers };
+      delete headers.host;
+      delete headers["content-length"];
+      delete headers["transfer-encoding"];
+      delete headers.connection;
+      requests.push({ method: req.method, path: req.url, headers, body });
+      const upstream = await fetch(`${base}${req.url}`, {
+        method: req.method,
+        headers,
+        body: req.method === "GET" || req.method === "HEAD" ? undefined : body,
+      });
+      const answer = Buffer.from(await upstream.arrayBuffer());
+      if (failing > 0) {
+        failing -= 1;
+        res.writeHead(failStatus, { "content-type": "text/plain", "retry-after": retryAfter });
+        res.end("answer lost on purpose (the test's proxy)\n");
+        return;
+      }
+      const out = {};
+      upstream.headers.forEach((value, name) => {
+        if (name !== "content-length" && name !== "transfer-encoding") out[name] = value;
+      });
+      res.writeHead(upstream.status, out);
+      res.end(answer);
+    });
+  });
+  await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address();
+  return {
+    url: `http://127.0.0.1:${port}`,
+    requests,
+    close: () => new Promise((resolve) => server.close(resolve)),
+  };
+}
+
+/** Sends a recorded request to ingest again, byte for byte; the status. */
+export async function replay(request) {
+  const response = await fetch(`${base}${request.path}`, {
+    method: request.method,
+    headers: request.headers,
+    body: request.body,
+  });
+  await response.arrayBuffer();
+  return response.status;
+}

@@ -43,6 +43,10 @@ function check(method, path, status, contentType, body) {
   assert.ok(documented, `${method} ${path} answered ${status}, which the document does not list`);
   const response = resolve(documented);
   const type = (contentType ?? "").split(";")[0].trim();
+  if (response.content === undefined) {
+    assert.equal(body, "", `${method} ${path} ${status}: documented without content`);
+    return;
+  }
   const media = response.content?.[type];
   assert.ok(media, `${method} ${path} ${status}: content type ${type} not documented`);
   if (type !== "application/json") return;
@@ -51,11 +55,12 @@ function check(method, path, status, contentType, body) {
   assert.ok(validate(parsed), `${method} ${path} ${status}: ${ajv.errorsText(validate.errors)}\n${body}`);
 }
 
-async function call(method, path, { body, headers = {} } = {}) {
+// `as`: the document's path for a templated one (/{index}/_bulk).
+async function call(method, path, { body, headers = {}, as } = {}) {
   const response = await fetch(`${base}${path}`, { method, body, headers });
   const text = await response.text();
-  check(method, path.split("?")[0], response.status, response.headers.get("content-type"), text);
-  return { status: response.status, text };
+  check(method, as ?? path.split("?")[0], response.status, response.headers.get("content-type"), text);
+  return { status: response.status, headers: response.headers, text };
 }
 
 // Raw bytes, for what fetch will not send; the status line and body back.
@@ -123,6 +128,42 @@ test("the other operations", async () => {
   for (const path of ["/stats", "/health", "/ready", "/metrics"]) {
     await expectStatus(call("GET", path), 200);
   }
+});
+
+test("POST /v1/logs: OTLP/JSON answers match the document", async () => {
+  const logs = (records) => JSON.stringify({
+    resourceLogs: [{ resource: { attributes: [{ key: "service.name", value: { stringValue: topic } }] }, scopeLogs: [{ logRecords: records }] }],
+  });
+  const uid = (value) => ({ body: { stringValue: "u" }, attributes: [{ key: "log.record.uid", value: { stringValue: value } }] });
+  await expectStatus(call("POST", "/v1/logs", { body: logs([{ timeUnixNano: "1764496800000000000", body: { stringValue: "a" } }]), headers: json }), 200);
+  const partial = await call("POST", "/v1/logs", { body: logs([uid(`otlp-${run}`), uid("x".repeat(300))]), headers: json });
+  assert.equal(JSON.parse(partial.text).partialSuccess.rejectedLogRecords, "1");
+  await expectStatus(call("POST", "/v1/logs", { body: JSON.stringify({ resourceLogs: 5 }), headers: json }), 400);
+  await expectStatus(call("POST", "/v1/logs", { body: logs(Array.from({ length: 1001 }, () => ({}))), headers: json }), 413);
+  await expectStatus(call("POST", "/v1/logs", { body: "x", headers: { "content-type": "text/plain" } }), 415);
+});
+
+test("Elasticsearch: bulk and the start-up calls match the document", async () => {
+  const ndjson = { "content-type": "application/x-ndjson" };
+  const bulk = `{"create":{"_index":"${topic}","_id":"es-1"}}\n{"message":"m"}\n{"delete":{"_id":"es-1"}}\n`;
+  const answer = await call("POST", "/_bulk", { body: bulk, headers: ndjson });
+  assert.equal(answer.status, 200);
+  assert.equal(answer.headers.get("x-elastic-product"), "Elasticsearch");
+  await expectStatus(call("PUT", `/${topic}/_bulk`, { body: '{"index":{}}\n{"n":1}\n', headers: ndjson, as: "/{index}/_bulk" }), 200);
+  await expectStatus(call("POST", "/_bulk", { body: '{"index":{}}', headers: ndjson }), 400);
+  await expectStatus(call("POST", "/_bulk", { body: '{"delete":{}}\n'.repeat(1001), headers: ndjson }), 413);
+  await expectStatus(call("POST", "/_bulk", { body: "{}\n", headers: { ...ndjson, "content-encoding": "br" } }), 415);
+  for (const path of ["/", "/_cluster/health", "/_license"]) await expectStatus(call("GET", path), 200);
+  await expectStatus(call("GET", "/", { headers: { accept: "text/html" } }), 200);
+});
+
+test("POST /loki/api/v1/push: Loki's answers match the document", async () => {
+  const push = (values) => JSON.stringify({ streams: [{ stream: { service_name: topic }, values }] });
+  await expectStatus(call("POST", "/loki/api/v1/push", { body: push([[`${Date.now()}000000`, "hello", { k: "v" }]]), headers: json }), 204);
+  await expectStatus(call("POST", "/loki/api/v1/push", { body: JSON.stringify({ streams: 5 }), headers: json }), 400);
+  await expectStatus(call("POST", "/loki/api/v1/push", { body: "not snappy", headers: { "content-type": "application/x-protobuf" } }), 400);
+  await expectStatus(call("POST", "/loki/api/v1/push", { body: push(Array.from({ length: 1001 }, (_, i) => [String(i), "x"])), headers: json }), 413);
+  await expectStatus(call("POST", "/loki/api/v1/push", { body: "{}", headers: { ...json, "content-encoding": "br" } }), 415);
 });
 
 test("the HTTP layer's own answers match the document", async () => {

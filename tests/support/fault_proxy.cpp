@@ -84,6 +84,11 @@ void FaultProxy::serve(int client) {
       Direction& d = i == 0 ? up : down;
       if ((fds[i].revents & (POLLIN | POLLHUP | POLLERR)) != 0) {
         const ssize_t n = ::recv(d.from, buffer, sizeof buffer, MSG_DONTWAIT);
+        if (n > 0 && i == 1 && drop_answers_.load() > 0 && drop_answers_.fetch_sub(1) > 0) {
+          ++answers_dropped_;  // the server's answer, lost on the way
+          broken = true;
+          break;
+        }
         if (n > 0) {
           d.pending.append(buffer, static_cast<std::size_t>(n));
         } else if (n == 0) {

@@ -16,7 +16,11 @@ namespace testsupport {
 ///    process or a partition does; blackhole(false) resumes where it was;
 ///  - throttle(bytes_per_second): at most that rate each way per connection
 ///    (0: unlimited);
-///  - cut(): closes every connection at once (with a reset).
+///  - cut(): closes every connection at once (with a reset);
+///  - drop_answers(n): the next n times the server sends something, the
+///    proxy resets both connections instead of forwarding it: the request
+///    arrived and was worked on, its answer is lost (a client's timeout, a
+///    load balancer's reset), and the client sends it again.
 class FaultProxy final : public LoopbackProxy {
  public:
   explicit FaultProxy(std::uint16_t upstream_port);
@@ -25,6 +29,9 @@ class FaultProxy final : public LoopbackProxy {
   void blackhole(bool on) { blackhole_ = on; }
   void throttle(std::size_t bytes_per_second) { rate_ = bytes_per_second; }
   void cut() { ++cut_generation_; }
+  void drop_answers(int n) { drop_answers_ = n; }
+  /// Answers dropped so far.
+  int answers_dropped() const { return answers_dropped_.load(); }
 
  private:
   void serve(int client) override;
@@ -32,6 +39,8 @@ class FaultProxy final : public LoopbackProxy {
   std::atomic<bool> blackhole_{false};
   std::atomic<std::size_t> rate_{0};
   std::atomic<int> cut_generation_{0};
+  std::atomic<int> drop_answers_{0};
+  std::atomic<int> answers_dropped_{0};
 };
 
 }  // namespace testsupport

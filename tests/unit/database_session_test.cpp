@@ -43,7 +43,8 @@ TEST(SessionUrl, TheOperatorsChoicesStayButAConnectTimeoutOnlyShrinks) {
 }
 
 TEST(SessionUrl, ConnectTimeoutsAreWholeSecondsOfAtLeastTwo) {
-  constexpr SessionLimits short_limits{std::chrono::milliseconds(100), std::chrono::milliseconds(100)};
+  constexpr SessionLimits short_limits{std::chrono::milliseconds(100),
+                                       std::chrono::milliseconds(100)};
   EXPECT_NE(session_url("host=db", short_limits).find("connect_timeout='2'"), std::string::npos);
 }
 

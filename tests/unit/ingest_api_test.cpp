@@ -102,7 +102,9 @@ TEST(OpenApi, DocumentsExactlyTheServedRoutes) {
   std::set<std::string> served;
   for (const auto& route : IngestServer::routes()) {
     served.insert(route.method + " " + route.path);
-    const auto& operation = doc["paths"][route.path][route.method == "GET" ? "get" : "post"];
+    std::string method = route.method;
+    for (char& c : method) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    const auto& operation = doc["paths"][route.path][method];
     // Public routes say so with an empty security list.
     EXPECT_EQ(operation.contains("security") && operation["security"].empty(), route.public_route)
         << route.path;

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -56,7 +57,7 @@ struct EventVerdict {
 };
 
 /// Why a whole request body was refused.
-enum class BodyErrorKind { kMalformedJson, kWrongShape, kTooManyEvents, kTooDeep };
+enum class BodyErrorKind { kMalformedJson, kWrongShape, kTooManyEvents, kTooDeep, kTooLarge };
 
 struct BodyError {
   BodyErrorKind kind;
@@ -82,6 +83,45 @@ PublishBody parse_publish_body(std::string_view body, const ValidationLimits& li
 /// non-blank lines) from 0. Body errors: no events, or more than
 /// max_events_per_request. Never throws.
 PublishBody parse_ndjson_body(std::string_view body, const ValidationLimits& limits);
+
+/// An event as a protocol's decoder mapped it (OTLP, Elasticsearch bulk,
+/// Loki push: each has its own fields), before the rules judge it. Each
+/// name in `names` is what the protocol calls that part, for the error.
+struct MappedEvent {
+  std::string topic;
+  std::string event_id;
+  std::string source;
+  std::int64_t timestamp_micros = 0;  ///< UTC microseconds since the epoch
+  std::string payload_json;           ///< a serialised JSON object
+  struct Names {
+    std::string topic = "topic";
+    std::string event_id = "event_id";
+    std::string timestamp = "timestamp";
+    std::string source = "source";
+    std::string payload = "payload";
+  } names;
+};
+
+/// Judges a mapped event by the rules of a native one (topic, event_id,
+/// source, timestamp in range, payload an object within max_payload_bytes
+/// and max_json_depth, no U+0000): the verdict of element `index`.
+EventVerdict judge_event(std::size_t index, MappedEvent mapped, const ValidationLimits& limits);
+
+/// The rule a JSON text breaks as a payload (an object within
+/// max_payload_bytes and max_json_depth, each member name once, numbers
+/// PostgreSQL's jsonb can hold, no U+0000), or "". For a text a JSON parser
+/// accepted (an Elasticsearch document, say), kept exactly as sent.
+std::string json_object_rule(std::string_view text, const ValidationLimits& limits);
+
+/// The nesting depth of a JSON text, measured without parsing it; stops
+/// early past `limit`. (A reader checks it before a parser builds anything.)
+std::size_t json_text_depth(std::string_view text, std::size_t limit);
+
+/// `name` as a topic: each character outside [A-Za-z0-9._-] written as
+/// '_', and an empty dot-separated part as '_' ("unknown_service:node" ->
+/// "unknown_service_node"). What a protocol's service, index or label value
+/// becomes; the length rule still applies.
+std::string topic_from(std::string_view name);
 
 /// Serialises a valid event for the broker (a JSON object).
 std::string encode_event(const Event& event);

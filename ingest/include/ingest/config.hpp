@@ -58,6 +58,13 @@ struct IngestConfig {
   std::size_t subscribe_round_bytes = std::size_t{8} << 20;
   std::size_t subscribe_max_clients = 2000;
 
+  /// The shipper protocols (OTLP/HTTP logs, Elasticsearch bulk, Loki push):
+  /// where each finds its topic and source.
+  std::string otlp_topic_attribute = "service.name";
+  std::string bulk_source_fields = "host.name,host";
+  std::string loki_topic_labels = "service_name,job,app";
+  std::string loki_source_labels = "host,instance";
+
   /// The tokens of api_tokens, split and trimmed.
   std::vector<std::string> token_list() const;
 };

@@ -103,6 +103,10 @@ class PublishService {
   /// block). `request_id` travels with each event to the processor's logs.
   /// The body is read before publish() returns.
   void publish(const PublishInput& input, const std::string& request_id, Done done);
+  /// What publish() does once the body is read: every protocol's decoder
+  /// (OTLP, Elasticsearch bulk, Loki push) gives its verdicts here, so that
+  /// each takes the one publish path. `done` as for publish().
+  void publish_body(pipeline::PublishBody body, const std::string& request_id, Done done);
   /// publish() of a native JSON body.
   void publish(std::string_view body, const std::string& request_id, Done done) {
     publish(PublishInput{BodyFormat::kJson, body, {}}, request_id, std::move(done));

@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <random>
 
+#include "api/protocol_settings.hpp"
 #include "health/readiness.hpp"
 #include "ingest/publish_service.hpp"
 #include "ingest/server.hpp"
@@ -42,24 +43,6 @@ std::int64_t whole_seconds(std::chrono::milliseconds wait) {
   return std::max<std::int64_t>(1, (wait.count() + 999) / 1000);
 }
 
-// The request's id: the client's X-Request-Id when it is a sane one, else a
-// new random one. It goes back in the response and into each message header.
-std::string request_id(const Request& request) {
-  std::string id(request.header("x-request-id"));
-  const bool sane =
-      !id.empty() && id.size() <= 128 && std::all_of(id.begin(), id.end(), [](char c) {
-        return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.' ||
-               c == ':';
-      });
-  if (!sane) {
-    thread_local std::mt19937_64 random(std::random_device{}());
-    char buffer[17];
-    std::snprintf(buffer, sizeof buffer, "%016llx", static_cast<unsigned long long>(random()));
-    id = buffer;
-  }
-  return id;
-}
-
 int publish_status(PublishOutcomeKind kind) {
   switch (kind) {
     case PublishOutcomeKind::kOk:
@@ -76,6 +59,24 @@ int publish_status(PublishOutcomeKind kind) {
 }
 
 }  // namespace
+
+// The request's id: the client's X-Request-Id when it is a sane one, else a
+// new random one. It goes back in the response and into each message header.
+std::string request_id_of(const http::Request& request) {
+  std::string id(request.header("x-request-id"));
+  const bool sane =
+      !id.empty() && id.size() <= 128 && std::all_of(id.begin(), id.end(), [](char c) {
+        return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.' ||
+               c == ':';
+      });
+  if (!sane) {
+    thread_local std::mt19937_64 random(std::random_device{}());
+    char buffer[17];
+    std::snprintf(buffer, sizeof buffer, "%016llx", static_cast<unsigned long long>(random()));
+    id = buffer;
+  }
+  return id;
+}
 
 bool accepts_cloudevents(const http::Request& request) {
   std::string accept(request.header("accept"));
@@ -97,8 +98,18 @@ const std::vector<IngestApi::Route>& IngestApi::routes() {
       {"GET", "/metrics", A::kPublic, D::kRefuse, R::kOnWorker, &IngestApi::metrics},
       // Waits on the broker or the database to find where it starts.
       {"GET", "/subscribe", A::kToken, D::kRefuse, R::kOnWorker, &IngestApi::subscribe},
-      // The page holds no data: it asks /subscribe and /stats, with a token.
-      {"GET", "/", A::kPublic, D::kRefuse, R::kInline, &IngestApi::live_page},
+      // The live page for a browser (it holds no data: it asks /subscribe and
+      // /stats, with a token), Elasticsearch's description for anything else.
+      {"GET", "/", A::kPublic, D::kRefuse, R::kInline, &IngestApi::root},
+      // The shipper protocols, each a decoder into the one publish path.
+      {"POST", "/v1/logs", A::kToken, D::kRefuse, R::kInline, &IngestApi::otlp_logs},
+      {"POST", "/_bulk", A::kToken, D::kRefuse, R::kInline, &IngestApi::es_bulk},
+      {"PUT", "/_bulk", A::kToken, D::kRefuse, R::kInline, &IngestApi::es_bulk},
+      {"POST", "/{index}/_bulk", A::kToken, D::kRefuse, R::kInline, &IngestApi::es_bulk},
+      {"PUT", "/{index}/_bulk", A::kToken, D::kRefuse, R::kInline, &IngestApi::es_bulk},
+      {"GET", "/_cluster/health", A::kToken, D::kRefuse, R::kInline, &IngestApi::es_cluster_health},
+      {"GET", "/_license", A::kToken, D::kRefuse, R::kInline, &IngestApi::es_license},
+      {"POST", "/loki/api/v1/push", A::kToken, D::kRefuse, R::kInline, &IngestApi::loki_push},
   };
   return kRoutes;
 }
@@ -113,7 +124,25 @@ IngestApi::IngestApi(const IngestConfig& config, ApiServices services, IngestMet
       max_body_bytes_(config.max_body_bytes),
       authenticator_(config.token_list()),
       limiter_(config.rate_limit_rps, config.rate_limit_burst),
-      auth_failures_(config.auth_failure_rate, config.auth_failure_burst) {}
+      auth_failures_(config.auth_failure_rate, config.auth_failure_burst),
+      protocols_(std::make_unique<ProtocolSettings>(config)) {}
+
+IngestApi::~IngestApi() = default;
+
+bool IngestApi::path_matches(std::string_view pattern, std::string_view path) {
+  constexpr std::string_view kSegment = "{index}";
+  const std::size_t at = pattern.find(kSegment);
+  if (at == std::string_view::npos) return pattern == path;
+  const std::string_view before = pattern.substr(0, at);
+  const std::string_view after = pattern.substr(at + kSegment.size());
+  if (path.size() <= before.size() + after.size() || path.substr(0, before.size()) != before ||
+      path.substr(path.size() - after.size()) != after) {
+    return false;
+  }
+  const std::string_view segment =
+      path.substr(before.size(), path.size() - before.size() - after.size());
+  return segment.find('/') == std::string_view::npos;
+}
 
 // Route, count, refuse while draining, admit, then run the handler.
 void IngestApi::dispatch(Request&& request, Responder responder) {
@@ -121,14 +150,16 @@ void IngestApi::dispatch(Request&& request, Responder responder) {
   const bool head = request.method == "HEAD";
   const Route* route = nullptr;
   std::string allow;
+  const char* pattern = nullptr;  // the route's path: the metric label
   for (const Route& candidate : routes()) {
-    if (candidate.path != request.path) continue;
+    if (!path_matches(candidate.path, request.path)) continue;
+    pattern = candidate.path;
     allow += (allow.empty() ? "" : ", ") + std::string(candidate.method);
     if (candidate.method == request.method || (head && std::string(candidate.method) == "GET")) {
       route = &candidate;
     }
   }
-  const std::string label = route != nullptr || !allow.empty() ? request.path : "other";
+  const std::string label = pattern != nullptr ? pattern : "other";
   // A subscription's response lasts as long as the subscriber stays: its
   // length is no latency, so it stays out of the duration histogram.
   const bool timed = route == nullptr || route->handler != &IngestApi::subscribe;
@@ -213,7 +244,7 @@ void IngestApi::publish(const Request& request, Responder responder) {
     return;
   }
   metrics_.body_bytes->Observe(static_cast<double>(request.body.size()));
-  const std::string id = request_id(request);
+  const std::string id = request_id_of(request);
   auto pending = std::make_shared<Responder>(std::move(responder));
   services_.publish.publish(input, id, [pending, id](const PublishReport& report) {
     pipeline::fault::crash_point("ingest.after_publish_before_response");

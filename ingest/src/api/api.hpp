@@ -3,7 +3,9 @@
 #include <atomic>
 #include <cstddef>
 #include <functional>
+#include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "http/message.hpp"
@@ -20,6 +22,11 @@ class ReadinessService;
 class SubscriptionHub;
 class WorkerPool;
 struct IngestMetrics;
+struct ProtocolSettings;
+
+/// The request's id: the client's X-Request-Id when it is a sane one, else a
+/// new random one. It goes back in the response and into each message header.
+std::string request_id_of(const http::Request& request);
 
 /// True when the Accept header names a CloudEvents media type
 /// (application/cloudevents+json): GET /events and GET /subscribe then
@@ -60,6 +67,12 @@ class IngestApi {
 
   IngestApi(const IngestConfig& config, ApiServices services, IngestMetrics& metrics,
             WorkerPool& workers);
+  ~IngestApi();
+  IngestApi(const IngestApi&) = delete;
+  IngestApi& operator=(const IngestApi&) = delete;
+  /// True when `path` is served by the route of `pattern` ("/{index}/_bulk"
+  /// stands for any one path segment there).
+  static bool path_matches(std::string_view pattern, std::string_view path);
 
   /// True for a request whose answer may be a stream (GET /subscribe): the
   /// transport reads nothing after it on its connection.
@@ -86,6 +99,21 @@ class IngestApi {
   void openapi(const http::Request& request, http::Responder responder);
   void subscribe(const http::Request& request, http::Responder responder);  // api_subscribe.cpp
   void live_page(const http::Request& request, http::Responder responder);  // api_subscribe.cpp
+  // The shipper protocols (api_protocols.cpp).
+  void root(const http::Request& request, http::Responder responder);
+  void otlp_logs(const http::Request& request, http::Responder responder);
+  void es_bulk(const http::Request& request, http::Responder responder);
+  void es_cluster_health(const http::Request& request, http::Responder responder);
+  void es_license(const http::Request& request, http::Responder responder);
+  void loki_push(const http::Request& request, http::Responder responder);
+  // The body with its Content-Encoding undone (into *decoded when inflated),
+  // or the error answer (status and message) for the protocol to render.
+  struct Body {
+    std::string_view text;
+    int status = 0;
+    std::string error;
+  };
+  Body body_of(const http::Request& request, std::string* decoded) const;
 
   ApiServices services_;
   std::size_t max_field_length_;
@@ -97,6 +125,7 @@ class IngestApi {
   RateLimiter limiter_;
   RateLimiter auth_failures_;
   std::atomic<bool> draining_{false};
+  std::unique_ptr<ProtocolSettings> protocols_;
 };
 
 }  // namespace ingest

@@ -57,6 +57,10 @@ const char* reason_phrase(int status) {
       return "Continue";
     case 200:
       return "OK";
+    case 201:
+      return "Created";
+    case 204:
+      return "No Content";
     case 400:
       return "Bad Request";
     case 401:
@@ -65,6 +69,8 @@ const char* reason_phrase(int status) {
       return "Not Found";
     case 405:
       return "Method Not Allowed";
+    case 409:
+      return "Conflict";
     case 408:
       return "Request Timeout";
     case 411:
@@ -101,10 +107,14 @@ std::string serialize(const Response& response, int version_minor, bool keep_ali
   out += std::to_string(response.status);
   out += ' ';
   out += reason_phrase(response.status);
-  out += "\r\nContent-Type: ";
-  out += response.content_type;
-  out += "\r\nContent-Length: ";
-  out += std::to_string(response.body.size());
+  // 204 has neither content nor its length (RFC 9110 §8.6, §15.3.5).
+  const bool no_content = response.status == 204;
+  if (!no_content) {
+    out += "\r\nContent-Type: ";
+    out += response.content_type;
+    out += "\r\nContent-Length: ";
+    out += std::to_string(response.body.size());
+  }
   out += "\r\n";
   for (const auto& [name, value] : response.headers) {
     out += name;
@@ -118,7 +128,7 @@ std::string serialize(const Response& response, int version_minor, bool keep_ali
     out += "Connection: keep-alive\r\n";  // HTTP/1.0 closes unless told
   }
   out += "\r\n";
-  if (!head) out += response.body;
+  if (!head && !no_content) out += response.body;
   return out;
 }
 

@@ -67,6 +67,8 @@ std::optional<http::Response> find_format(const http::Request& request, PublishI
   return std::nullopt;
 }
 
+}  // namespace
+
 // Every Content-Encoding field as one list (RFC 9110 §5.3: repeated fields
 // are one list), so that a second field is never overlooked.
 std::string content_codings(const http::Request& request) {
@@ -78,8 +80,6 @@ std::string content_codings(const http::Request& request) {
   }
   return codings;
 }
-
-}  // namespace
 
 std::string_view without_bom(std::string_view body) {
   constexpr std::string_view kBom = "\xEF\xBB\xBF";

@@ -27,6 +27,10 @@ std::optional<http::Response> read_publish_request(const http::Request& request,
                                                    std::size_t max_body_bytes, std::string* decoded,
                                                    PublishInput* input);
 
+/// Every Content-Encoding field of `request` as one list (RFC 9110 §5.3:
+/// repeated fields are one list), so that a second field is never overlooked.
+std::string content_codings(const http::Request& request);
+
 /// `body` without a UTF-8 byte order mark at its start (Windows tools write
 /// one; RFC 8259 §8.1 lets a parser ignore it). The one place a BOM is
 /// dropped: the JSON readers refuse one, so that no second reading of the

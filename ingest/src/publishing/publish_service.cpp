@@ -178,13 +178,20 @@ pipeline::PublishBody PublishService::parse(const PublishInput& input) const {
 }
 
 void PublishService::publish(const PublishInput& input, const std::string& request_id, Done done) {
+  publish_body(parse(input), request_id, std::move(done));
+}
+
+void PublishService::publish_body(pipeline::PublishBody body, const std::string& request_id,
+                                  Done done) {
   auto call = std::make_shared<PublishCall>();
   call->request_id = request_id;
   call->done = std::move(done);
   PublishReport& report = call->report;
-  call->parsed = parse(input);
+  call->parsed = std::move(body);
   if (call->parsed.error) {
-    report.kind = call->parsed.error->kind == pipeline::BodyErrorKind::kTooManyEvents
+    const auto kind = call->parsed.error->kind;
+    report.kind = kind == pipeline::BodyErrorKind::kTooManyEvents ||
+                          kind == pipeline::BodyErrorKind::kTooLarge
                       ? PublishOutcomeKind::kTooManyEvents
                       : PublishOutcomeKind::kBodyInvalid;
     report.error = call->parsed.error->message;
