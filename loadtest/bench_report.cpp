@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "bench_report_figures.hpp"
@@ -52,6 +53,18 @@ json versions_json(const Facts& facts) {
 }
 
 // Every raw output of the run, with the figures derived from them.
+// Scenario 7: loadgen's figures and the CPU of each component, by format
+// ("json_array", "ndjson", ..., "otlp", "bulk", "loki").
+json body_formats_json(const RunFiles& run) {
+  json out = json::object();
+  for (const auto& [name, body] : run.bodies) {
+    std::string key = name.substr(std::string_view("body_").size());
+    if (key == "json") key = "json_array";
+    out[key] = {{"loadgen", body}, {"cpu_seconds", run.cpu.value(name, json::object())}};
+  }
+  return out;
+}
+
 json results_json(const RunFiles& run, const Figures& f, const std::vector<Target>& targets) {
   const Facts& facts = run.facts;
   return {
@@ -64,10 +77,7 @@ json results_json(const RunFiles& run, const Figures& f, const std::vector<Targe
         {"single_events", run.single},
         {"single_events_keep_alive_header", run.single_header ? *run.single_header : json()},
         {"http_baseline_get_health", run.health ? *run.health : json()},
-        {"body_formats",
-         {{"json_array", run.body_json ? *run.body_json : json()},
-          {"ndjson", run.body_ndjson ? *run.body_ndjson : json()},
-          {"ndjson_gzip", run.body_ndjson_gzip ? *run.body_ndjson_gzip : json()}}},
+        {"body_formats", body_formats_json(run)},
         {"sustained",
          {{"loadgen", run.sustained},
           {"throughput_windows_5s", f.windows},

@@ -148,10 +148,26 @@ std::vector<Target> assess_targets(const RunFiles& run, const Figures& f) {
       {"sustained: processor peak RSS", "< 150 MiB", num(processor_rss, 1) + " MiB",
        processor_rss < 150},
   };
+  // Scenario 7 (issue 19): the shippers' protocols against /publish's JSON.
+  const nlohmann::json* json_body = nullptr;
+  for (const auto& [name, j] : run.bodies) {
+    if (name == "body_json") json_body = &j;
+  }
+  for (const auto& [name, j] : run.bodies) {
+    if (json_body == nullptr || (name != "body_otlp" && name != "body_bulk")) continue;
+    const double rate = j.value("events_per_second", 0.0);
+    const double json_rate = json_body->value("events_per_second", 0.0);
+    const double ratio = json_rate > 0 ? rate / json_rate : 0.0;
+    targets.push_back({std::string(name == "body_otlp" ? "OTLP protobuf" : "Elasticsearch bulk") +
+                           " vs /publish's JSON array, publish events/s",
+                       ">= 0.80", num(rate) + " vs " + num(json_rate) + " = " + num(ratio, 2),
+                       ratio >= 0.8});
+  }
   bool all_verified = true;
   for (const nlohmann::json* j : {&run.seed, &run.single, &run.sustained}) {
     all_verified = all_verified && verified(*j);
   }
+  for (const auto& [name, j] : run.bodies) all_verified = all_verified && verified(j);
   if (run.single_header) all_verified = all_verified && verified(*run.single_header);
   targets.push_back(
       {"exact /stats check in every scenario", "OK", all_verified ? "OK" : "FAILED", all_verified});

@@ -93,6 +93,15 @@ json read_cpu_seconds(const std::string& dir, const RunFiles& run) {
     for (const auto& [k, v] : rows) entry[k] = std::stod(v);
     cpu[name] = entry;
   }
+  for (const auto& [name, body] : run.bodies) {
+    json entry = json::object();
+    std::string path = dir;
+    path.append("/").append(name).append(".cpu");
+    if (std::ifstream(path)) {
+      for (const auto& [k, v] : read_facts(path)) entry[k] = std::stod(v);
+    }
+    cpu[name] = entry;
+  }
   return cpu;
 }
 
@@ -111,9 +120,11 @@ RunFiles read_run_files(const std::string& dir) {
   run.insert = read_json(dir + "/insert.json");
   run.health = read_json_if_present(dir + "/health.json");
   run.single_header = read_json_if_present(dir + "/single_header.json");
-  run.body_json = read_json_if_present(dir + "/body_json.json");
-  run.body_ndjson = read_json_if_present(dir + "/body_ndjson.json");
-  run.body_ndjson_gzip = read_json_if_present(dir + "/body_ndjson_gzip.json");
+  for (const BodyScenario& body : kBodyScenarios) {
+    if (auto j = read_json_if_present(dir + "/" + body.name + ".json")) {
+      run.bodies.emplace_back(body.name, std::move(*j));
+    }
+  }
   run.usage = read_table(dir + "/rss.tsv");
   run.hwm = read_facts(dir + "/hwm.txt");
   run.cpu = read_cpu_seconds(dir, run);

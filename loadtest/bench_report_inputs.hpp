@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 /// The pieces of the bench_report program (bench_report.cpp,
@@ -15,6 +16,21 @@ using Facts = std::map<std::string, std::string>;
 
 /// A whitespace-separated table with a header line: one map per row.
 using Table = std::vector<std::map<std::string, double>>;
+
+/// Scenario 7's runs, one per body format: name, what loadgen sent, where.
+struct BodyScenario {
+  const char* name;
+  const char* label;
+};
+inline constexpr BodyScenario kBodyScenarios[] = {
+    {"body_json", "JSON array (`application/json`), `/publish`"},
+    {"body_ndjson", "NDJSON (`application/x-ndjson`), `/publish`"},
+    {"body_ndjson_gzip", "NDJSON, `Content-Encoding: gzip`, `/publish`"},
+    {"body_otlp", "OTLP/HTTP protobuf, `/v1/logs`"},
+    {"body_otlp_json", "OTLP/HTTP JSON, `/v1/logs`"},
+    {"body_bulk", "Elasticsearch bulk NDJSON (`create` with `_id`), `/_bulk`"},
+    {"body_loki", "Loki push, snappy protobuf, `/loki/api/v1/push`"},
+};
 
 /// The raw outputs of one `make bench` run (scripts/bench.sh), as read from
 /// its directory.
@@ -32,9 +48,10 @@ struct RunFiles {
   nlohmann::json insert;
   std::optional<nlohmann::json> health;         ///< the HTTP baseline (absent in older runs)
   std::optional<nlohmann::json> single_header;  ///< single events with "Connection: keep-alive"
-  /// Scenario 7, the same events as a JSON array, as NDJSON and as gzip
-  /// NDJSON (absent in older runs).
-  std::optional<nlohmann::json> body_json, body_ndjson, body_ndjson_gzip;
+  /// Scenario 7, the same events in each body format that ran, in
+  /// kBodyScenarios' order: the scenario's name ("body_otlp") and loadgen's
+  /// JSON (older runs have the first three, or none).
+  std::vector<std::pair<std::string, nlohmann::json>> bodies;
   Table usage;         ///< rss.tsv: RSS and CPU ticks of each component, every second of scenario 3
   Facts hwm;           ///< hwm.txt: name=VmHWM kB
   nlohmann::json cpu;  ///< CPU seconds per component per scenario (the .cpu files)

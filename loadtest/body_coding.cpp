@@ -2,18 +2,61 @@
 
 #include <zlib.h>
 
+#include <array>
 #include <stdexcept>
 
 namespace loadtest {
+namespace {
+
+constexpr std::array<const char*, 6> kNames = {"json",      "ndjson", "otlp",
+                                               "otlp-json", "bulk",   "loki"};
+
+}  // namespace
+
+std::optional<BodyFormat> body_format_named(std::string_view name) {
+  for (std::size_t i = 0; i < kNames.size(); ++i) {
+    if (name == kNames[i]) return static_cast<BodyFormat>(i);
+  }
+  return std::nullopt;
+}
+
+const char* body_format_name(BodyFormat format) {
+  return kNames.at(static_cast<std::size_t>(format));
+}
+
+std::optional<Protocol> BodyCoding::protocol() const {
+  switch (format) {
+    case BodyFormat::kOtlpProtobuf:
+      return Protocol::kOtlpProtobuf;
+    case BodyFormat::kOtlpJson:
+      return Protocol::kOtlpJson;
+    case BodyFormat::kBulk:
+      return Protocol::kBulk;
+    case BodyFormat::kLoki:
+      return Protocol::kLoki;
+    case BodyFormat::kJsonArray:
+    case BodyFormat::kNdjson:
+      break;
+  }
+  return std::nullopt;
+}
 
 const char* BodyCoding::content_type() const {
+  if (const auto p = protocol()) return protocol_content_type(*p);
   return format == BodyFormat::kNdjson ? "application/x-ndjson" : "application/json";
+}
+
+const char* BodyCoding::path() const {
+  if (const auto p = protocol()) return protocol_path(*p);
+  return "/publish";
 }
 
 std::string encode_body(const Workload& workload, const std::vector<PlannedEvent>& events,
                         const BodyCoding& coding) {
   std::string body;
-  if (coding.format == BodyFormat::kJsonArray) {
+  if (const auto p = coding.protocol()) {
+    body = protocol_body(*p, workload, events);
+  } else if (coding.format == BodyFormat::kJsonArray) {
     body = workload.request_body(events);
   } else {
     body.reserve(events.size() * (workload.config().payload_bytes + 140));

@@ -41,7 +41,9 @@ std::optional<Options> read_options(int argc, const char* const* argv) {
             "to compare)");
   flags.add("body", "json",
             "request body format: json (a JSON array of the batch) or ndjson (one event per line, "
-            "application/x-ndjson)");
+            "application/x-ndjson) to POST /publish; or a shipper protocol: otlp (OTLP/HTTP "
+            "protobuf to /v1/logs), otlp-json, bulk (Elasticsearch bulk NDJSON to /_bulk), loki "
+            "(snappy protobuf to /loki/api/v1/push)");
   flags.add("gzip", "false", "compress each body with gzip (Content-Encoding: gzip)");
   flags.add("rate", "0", "target events per second over all connections (0 = unbounded)");
   flags.add("run-id", "", "prefix of every event_id (default: new for each run)");
@@ -64,11 +66,10 @@ std::optional<Options> read_options(int argc, const char* const* argv) {
   if (!flags.str("token").empty()) o.authorization = "Bearer " + flags.str("token");
   o.keep_alive_header = flags.boolean("keep-alive-header");
   const std::string body = flags.str("body");
-  if (body != "json" && body != "ndjson") {
-    throw std::invalid_argument("--body must be json or ndjson");
-  }
-  o.coding.format =
-      body == "ndjson" ? loadtest::BodyFormat::kNdjson : loadtest::BodyFormat::kJsonArray;
+  const auto format = loadtest::body_format_named(body);
+  if (!format)
+    throw std::invalid_argument("--body must be json, ndjson, otlp, otlp-json, bulk or loki");
+  o.coding.format = *format;
   o.coding.gzip = flags.boolean("gzip");
   o.workload = loadtest::workload_from_flags(flags);
   auto& w = o.workload;

@@ -64,13 +64,14 @@ std::string summary(const Options& o, const loadtest::Workload& workload, const 
   out << "  bytes on the wire  " << format_count(t.bytes_sent) << " sent ("
       << format_number(
              r.sent > 0 ? static_cast<double>(t.bytes_sent) / static_cast<double>(r.sent) : 0.0, 1)
-      << " per event; " << (o.coding.format == loadtest::BodyFormat::kNdjson ? "NDJSON" : "JSON")
+      << " per event; " << loadtest::body_format_name(o.coding.format)
       << (o.coding.gzip ? ", gzip" : "") << ")\n";
   out << "  HTTP status        ";
   for (const auto& [status, count] : t.status_counts)
     out << status << ": " << format_count(count) << "  ";
   out << "\n  answers per event  accepted " << format_count(t.accepted) << ", duplicate "
-      << format_count(t.duplicates) << ", rejected " << format_count(t.rejected) << ", failed "
+      << format_count(t.duplicates) << ", taken (new or repeat: unsaid) "
+      << format_count(t.delivered) << ", rejected " << format_count(t.rejected) << ", failed "
       << format_count(t.failed) << "\n";
   out << "  publish time       " << format_number(r.publish_seconds, 3) << " s\n";
   out << "  request throughput " << format_number(per_second(t.responses, r.publish_seconds), 0)
@@ -110,7 +111,7 @@ json results_json(const Options& o, const loadtest::Workload& workload, const Ru
         {"within_request", w.within_request_share},
         {"topics", w.topics},
         {"topic_prefix", w.topic_prefix},
-        {"body", o.coding.format == loadtest::BodyFormat::kNdjson ? "ndjson" : "json"},
+        {"body", loadtest::body_format_name(o.coding.format)},
         {"gzip", o.coding.gzip},
         {"payload_bytes", w.payload_bytes},
         {"rate", o.rate},
@@ -132,6 +133,7 @@ json results_json(const Options& o, const loadtest::Workload& workload, const Ru
       {"answers",
        {{"accepted", t.accepted},
         {"duplicate", t.duplicates},
+        {"delivered", t.delivered},
         {"rejected", t.rejected},
         {"failed", t.failed}}},
       {"ambiguous_event_attempts", t.ambiguous},

@@ -155,8 +155,8 @@ class Publisher {
     }
     if (o_.get_path.empty()) {
       const std::string body = loadtest::encode_body(workload_, request->events, o_.coding);
-      c.out = loadtest::request_head("POST", "/publish", o_.port, o_.authorization, body.size(),
-                                     o_.keep_alive_header, o_.coding) +
+      c.out = loadtest::request_head("POST", o_.coding.path(), o_.port, o_.authorization,
+                                     body.size(), o_.keep_alive_header, o_.coding) +
               body;
     } else {
       c.out = loadtest::request_head("GET", o_.get_path, o_.port, o_.authorization, 0,
@@ -245,6 +245,17 @@ class Publisher {
         ++totals_.permanent;
         note_error("HTTP " + std::to_string(response.status) + ": " + response.body.substr(0, 300));
       }
+      return;
+    }
+    if (const auto protocol = o_.coding.protocol();
+        protocol && response.status != 429 && response.status < 500) {
+      std::string error;  // a shipper protocol's answer; 429 and 5xx are retried as any
+      auto again = std::make_unique<Request>();
+      again->attempts = request->attempts;
+      again->events = count_protocol_answer(*protocol, request->events, response.status,
+                                            response.body, totals_, on_accepted_, now, &error);
+      if (!error.empty()) note_error(error);
+      if (!again->events.empty()) retry_later(std::move(again), now, response.retry_after);
       return;
     }
     json body = json::parse(response.body, nullptr, false);

@@ -4,6 +4,7 @@
 #include <functional>
 #include <map>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "loadgen_options.hpp"
@@ -23,6 +24,7 @@ struct Totals {
   std::uint64_t timeouts = 0;
   std::uint64_t accepted = 0;  // per-event results of the answers
   std::uint64_t duplicates = 0;
+  std::uint64_t delivered = 0;  // taken; the protocol's answer does not say whether new
   std::uint64_t rejected = 0;
   std::uint64_t failed = 0;
   // Events of attempts whose fate is unknown (no answer, or "failed"): each
@@ -43,6 +45,16 @@ struct PublishResult {
 /// Called for each event an answer reported accepted: its key and the time
 /// the answer arrived (bench_subscribe measures delivery from there).
 using AcceptedCallback = std::function<void(std::uint64_t key, Clock::time_point answered)>;
+
+/// Counts a shipper protocol's answer (not 429 or 5xx) to a request of
+/// `events` into `totals`, calling `on_accepted` for each event it says is
+/// new; returns the events to send again (bulk items refused for now). An
+/// answer without the protocol's shape counts them all as refused for good;
+/// `*error` then says why.
+std::vector<loadtest::PlannedEvent> count_protocol_answer(
+    loadtest::Protocol protocol, const std::vector<loadtest::PlannedEvent>& events, int status,
+    std::string_view body, Totals& totals, const AcceptedCallback& on_accepted,
+    Clock::time_point now, std::string* error);
 
 /// Publishes the workload's events over o.connections keep-alive connections
 /// from one epoll loop, retrying (bounded) requests without an answer and

@@ -96,7 +96,11 @@ std::string Workload::event_id(std::uint64_t key) const {
 }
 
 std::string Workload::timestamp(std::uint64_t key) const {
-  return format_rfc3339_ms(base_ms_ + static_cast<std::int64_t>(key));
+  return format_rfc3339_ms(timestamp_ms(key));
+}
+
+std::int64_t Workload::timestamp_ms(std::uint64_t key) const {
+  return base_ms_ + static_cast<std::int64_t>(key);
 }
 
 std::string Workload::payload_json(std::uint64_t key) const {

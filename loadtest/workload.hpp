@@ -46,7 +46,8 @@ class Workload {
 
   std::string topic(std::uint64_t key) const;
   std::string event_id(std::uint64_t key) const;
-  std::string timestamp(std::uint64_t key) const;  ///< RFC 3339 UTC with milliseconds and Z
+  std::string timestamp(std::uint64_t key) const;      ///< RFC 3339 UTC with milliseconds and Z
+  std::int64_t timestamp_ms(std::uint64_t key) const;  ///< the same, in ms since the epoch
   std::string payload_json(std::uint64_t key) const;
 
   /// Appends one event as the JSON object POST /publish takes.

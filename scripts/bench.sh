@@ -9,6 +9,9 @@
 #   3. sustained: 1,000,000 events, 30% duplicates, batches of 100 (RSS and
 #      consumer lag sampled every second)
 #   4. stage ceilings: bench_publish, bench_consume, bench_insert alone
+#   7. body formats: the same events to /publish as JSON, NDJSON, gzip
+#      NDJSON, and through the shipper protocols (OTLP protobuf and JSON,
+#      Elasticsearch bulk, Loki push)
 #   5, 5b, 6. GET /subscribe (issue 14; scripts/bench/subscribe.sh): delivery
 #      latency and exactly-once with 100 subscribers, the same with stalled
 #      subscribers, and 1,000 subscriptions held open under single events
@@ -128,12 +131,11 @@ wait "$sampler_pid" 2>/dev/null || true
 sampler_pid=""
 peak_rss >"$run_dir/hwm.txt"
 
-echo "bench: scenario 7 (body formats): $format_events events, 30% duplicates, batch 100, 8 connections, as a JSON array, NDJSON and gzip NDJSON"
-for body in json ndjson ndjson_gzip; do
+echo "bench: scenario 7 (body formats): $format_events events, 30% duplicates, batch 100, 8 connections, as a JSON array, NDJSON, gzip NDJSON, OTLP protobuf and JSON, Elasticsearch bulk, Loki push"
+for body in json ndjson ndjson_gzip otlp otlp_json bulk loki; do
   case $body in
-    json) coding=(--body=json) ;;
-    ndjson) coding=(--body=ndjson) ;;
     ndjson_gzip) coding=(--body=ndjson --gzip) ;;
+    *) coding=(--body="${body//_/-}") ;;
   esac
   scenario "body_$body" "$bin/loadgen" --url="$url" --events="$format_events" --duplicates=0.3 \
     --batch=100 --connections=8 --timeout=300s "${coding[@]}" --json="$run_dir/body_$body.json"
