@@ -128,17 +128,19 @@ std::string otlp_json(const Workload& workload, const std::vector<PlannedEvent>&
     nlohmann::json records = nlohmann::json::array();
     for (const std::uint64_t key : keys) {
       const std::string nanos = std::to_string(unix_nanos(workload, key));
-      records.push_back({{"timeUnixNano", nanos},
-                         {"observedTimeUnixNano", nanos},
-                         {"severityNumber", 9},
-                         {"severityText", "INFO"},
-                         {"body", {{"stringValue", workload.payload_json(key)}}},
-                         {"attributes", {json_key_value("log.record.uid", workload.event_id(key))}}});
+      records.push_back(
+          {{"timeUnixNano", nanos},
+           {"observedTimeUnixNano", nanos},
+           {"severityNumber", 9},
+           {"severityText", "INFO"},
+           {"body", {{"stringValue", workload.payload_json(key)}}},
+           {"attributes", {json_key_value("log.record.uid", workload.event_id(key))}}});
     }
     resource_logs.push_back(
         {{"resource",
-          {{"attributes", {json_key_value("service.name", topic),
-                           json_key_value("service.instance.id", "loadgen")}}}},
+          {{"attributes",
+            {json_key_value("service.name", topic),
+             json_key_value("service.instance.id", "loadgen")}}}},
          {"scopeLogs", {{{"scope", {{"name", "loadgen"}}}, {"logRecords", std::move(records)}}}}});
   }
   return nlohmann::json{{"resourceLogs", std::move(resource_logs)}}.dump();
@@ -232,8 +234,7 @@ bool otlp_rejected_json(std::string_view in, std::uint64_t& rejected) {
   return true;
 }
 
-std::vector<EventAnswer> bulk_answer(std::string_view in, std::size_t events,
-                                     std::string* error) {
+std::vector<EventAnswer> bulk_answer(std::string_view in, std::size_t events, std::string* error) {
   const auto body = nlohmann::json::parse(in, nullptr, false);
   if (!body.is_object() || !body.contains("items") || !body["items"].is_array() ||
       body["items"].size() != events) {
@@ -301,9 +302,8 @@ std::string protocol_body(Protocol protocol, const Workload& workload,
   return {};
 }
 
-std::vector<EventAnswer> read_protocol_answer(Protocol protocol, int status,
-                                              std::string_view body, std::size_t events,
-                                              std::string* error) {
+std::vector<EventAnswer> read_protocol_answer(Protocol protocol, int status, std::string_view body,
+                                              std::size_t events, std::string* error) {
   if (protocol == Protocol::kBulk) {
     if (status == 200) return bulk_answer(body, events, error);
   } else if (protocol == Protocol::kLoki) {

@@ -38,8 +38,7 @@ enum class EventAnswer {
 /// The per-event reading of a 2xx answer of `protocol` to a request of
 /// `events` events; an empty vector and `*error` set when the answer does not
 /// have the protocol's shape.
-std::vector<EventAnswer> read_protocol_answer(Protocol protocol, int status,
-                                              std::string_view body, std::size_t events,
-                                              std::string* error);
+std::vector<EventAnswer> read_protocol_answer(Protocol protocol, int status, std::string_view body,
+                                              std::size_t events, std::string* error);
 
 }  // namespace loadtest

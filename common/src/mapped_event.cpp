@@ -76,30 +76,28 @@ EventVerdict judge_event(std::size_t index, MappedEvent mapped, const Validation
   if (!is_valid_topic(mapped.topic, limits.max_field_length)) {
     return refuse(EventField::kTopic, mapped.names.topic, rules::kTopicRule);
   }
-  if (auto rule = rules::text_value_rule(mapped.event_id, limits.max_field_length);
-      !rule.empty()) {
+  if (auto rule = rules::text_value_rule(mapped.event_id, limits.max_field_length); !rule.empty()) {
     return refuse(EventField::kEventId, mapped.names.event_id, rule);
   }
   if (auto rule = rules::text_value_rule(mapped.source, limits.max_field_length); !rule.empty()) {
     return refuse(EventField::kSource, mapped.names.source, rule);
   }
   if (mapped.timestamp_micros < kMinMicros || mapped.timestamp_micros > kMaxMicros) {
-    return refuse(EventField::kTimestamp, mapped.names.timestamp,
-                  "outside the years 0001 to 9999");
+    return refuse(EventField::kTimestamp, mapped.names.timestamp, "outside the years 0001 to 9999");
   }
   const std::string_view payload = mapped.payload_json;
   if (payload.empty() || payload.front() != '{') {
     return refuse(EventField::kPayload, mapped.names.payload, "must be a JSON object");
   }
   if (payload.size() > limits.max_payload_bytes) {
-    return refuse(EventField::kPayload, mapped.names.payload,
-                  "larger than max_payload_bytes (" + std::to_string(limits.max_payload_bytes) +
-                      " bytes)");
+    return refuse(
+        EventField::kPayload, mapped.names.payload,
+        "larger than max_payload_bytes (" + std::to_string(limits.max_payload_bytes) + " bytes)");
   }
   if (rules::text_depth(payload, limits.max_json_depth) > limits.max_json_depth) {
-    return refuse(EventField::kPayload, mapped.names.payload,
-                  "nesting deeper than max_json_depth (" + std::to_string(limits.max_json_depth) +
-                      ")");
+    return refuse(
+        EventField::kPayload, mapped.names.payload,
+        "nesting deeper than max_json_depth (" + std::to_string(limits.max_json_depth) + ")");
   }
   if (has_nul_escape(payload)) {
     return refuse(EventField::kPayload, mapped.names.payload, "strings must not contain U+0000");

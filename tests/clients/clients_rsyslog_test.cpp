@@ -32,13 +32,17 @@ template(name="esdoc" type="list") {
   constant(value="}")
 }
 template(name="esid" type="string" string="line-%$!metadata!fileoffset%")
-input(type="imfile" File=")" + input + R"(" Tag="app:" addMetadata="on"
+input(type="imfile" File=")" +
+         input + R"(" Tag="app:" addMetadata="on"
       freshStartTail="off" ruleset="toes")
 ruleset(name="toes") {
-  action(type="omelasticsearch" server="127.0.0.1" serverport=")" + std::to_string(port) + R"("
-         esversion.major="8" searchIndex=")" + index + R"(" template="esdoc"
+  action(type="omelasticsearch" server="127.0.0.1" serverport=")" +
+         std::to_string(port) + R"("
+         esversion.major="8" searchIndex=")" +
+         index + R"(" template="esdoc"
          bulkmode="on" maxbytes="1m" writeoperation="create" bulkid="esid" dynbulkid="on"
-         errorfile=")" + dir + R"(/es-errors.json"
+         errorfile=")" +
+         dir + R"(/es-errors.json"
          action.resumeRetryCount="-1" action.resumeInterval="1")
 }
 )";
@@ -62,9 +66,9 @@ TEST(ClientsRsyslog, OmelasticsearchBulkCreateStoresEveryLineOnceWhateverItRerea
   }
   std::ofstream(dir.path() + "/rsyslog.conf") << config(dir.path(), input, stack.port(), index);
   const auto run_rsyslog = [&] {
-    return Process({kRsyslogd, "-n", "-f", dir.path() + "/rsyslog.conf", "-i",
-                    dir.path() + "/rsyslogd.pid"},
-                   dir.path() + "/rsyslogd.log");
+    return Process(
+        {kRsyslogd, "-n", "-f", dir.path() + "/rsyslog.conf", "-i", dir.path() + "/rsyslogd.pid"},
+        dir.path() + "/rsyslogd.log");
   };
   {
     Process rsyslog = run_rsyslog();

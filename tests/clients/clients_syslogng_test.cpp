@@ -52,9 +52,9 @@ TEST(ClientsSyslogNg, ElasticsearchHttpResendsOfLostAnswersAreDuplicates) {
   }
   std::ofstream(dir.path() + "/syslog-ng.conf") << config(input, proxy.port(), index);
   Process syslog_ng({std::string(kRoot) + "/usr/sbin/syslog-ng", "-F", "--no-caps", "-f",
-                     dir.path() + "/syslog-ng.conf", std::string("--module-path=") + kRoot +
-                     "/usr/lib/syslog-ng/3.38", "-R", dir.path() + "/persist", "-p",
-                     dir.path() + "/pid", "-c", dir.path() + "/ctl"},
+                     dir.path() + "/syslog-ng.conf",
+                     std::string("--module-path=") + kRoot + "/usr/lib/syslog-ng/3.38", "-R",
+                     dir.path() + "/persist", "-p", dir.path() + "/pid", "-c", dir.path() + "/ctl"},
                     dir.path() + "/syslog-ng.log",
                     {std::string("LD_LIBRARY_PATH=") + kRoot + "/usr/lib/syslog-ng"});
   EXPECT_TRUE(wait_until(

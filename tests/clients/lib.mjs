@@ -45,6 +45,18 @@ export async function stored(topic, count, format = "json") {
   return last;
 }
 
+/**
+ * Waits until /stats counts at least `count` more duplicates than `before`
+ * (a broker duplicate is counted once the processor has the request's count
+ * marker, a moment after the answer); returns the /stats read then.
+ */
+export async function duplicatesSince(before, count) {
+  return waitFor(async () => {
+    const now = await stats();
+    return now.duplicate_dropped - before.duplicate_dropped >= count ? now : null;
+  }, 30000, `${count} duplicates counted`);
+}
+
 /** GET /stats. */
 export async function stats() {
   const response = await fetch(`${base}/stats`);

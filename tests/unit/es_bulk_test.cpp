@@ -19,13 +19,20 @@ bulk::Decoded decode(const std::string& body, const std::string& path_index = ""
 
 TEST(EsBulk, CreateAndIndexBecomeEventsTheOthersAreRefusedAlone) {
   const auto decoded = decode(
-      R"({"create":{"_index":"logs-a","_id":"1"}})" "\n"
-      R"({"@timestamp":"2026-11-24T10:00:00Z","host":{"name":"h1"},"n":18446744073709551616})" "\n"
-      R"({"index":{"_type":"_doc"}})" "\n"
-      R"({"timestamp":1764842400123,"host":"h2"})" "\n"
-      R"({"delete":{"_index":"x","_id":"1"}})" "\n"
-      R"({"update":{"_index":"x","_id":"1"}})" "\n"
-      R"({"doc":{"a":1}})" "\n",
+      R"({"create":{"_index":"logs-a","_id":"1"}})"
+      "\n"
+      R"({"@timestamp":"2026-11-24T10:00:00Z","host":{"name":"h1"},"n":18446744073709551616})"
+      "\n"
+      R"({"index":{"_type":"_doc"}})"
+      "\n"
+      R"({"timestamp":1764842400123,"host":"h2"})"
+      "\n"
+      R"({"delete":{"_index":"x","_id":"1"}})"
+      "\n"
+      R"({"update":{"_index":"x","_id":"1"}})"
+      "\n"
+      R"({"doc":{"a":1}})"
+      "\n",
       "path-index");
   ASSERT_FALSE(decoded.error) << *decoded.error;
   ASSERT_EQ(decoded.items.size(), 4U);
@@ -74,7 +81,8 @@ TEST(EsBulk, WhatElasticsearchRefusesWholeIsRefusedWhole) {
   EXPECT_TRUE(decode("{\"create\":{\"_index\":\"i\"}}\n").error) << "no document line";
   pipeline::ValidationLimits one = kLimits;
   one.max_events_per_request = 1;
-  EXPECT_TRUE(bulk::decode("{\"create\":{}}\n{}\n{\"create\":{}}\n{}\n", "i", {}, one, kNow).too_many);
+  EXPECT_TRUE(
+      bulk::decode("{\"create\":{}}\n{}\n{\"create\":{}}\n{}\n", "i", {}, one, kNow).too_many);
 }
 
 TEST(EsBulk, TheAnswerIsElasticsearchsItemByItem) {

@@ -8,9 +8,9 @@
 
 #include "loki_push.pb.h"
 #include "otlp_logs.pb.h"
+#include "pipeline/timestamp.hpp"
 #include "protocols/es_bulk.hpp"
 #include "protocols/loki.hpp"
-#include "pipeline/timestamp.hpp"
 #include "protocols/otlp.hpp"
 
 namespace ingest {
@@ -50,7 +50,8 @@ std::string otlp_protobuf() {
   auto* list = log->add_attributes();
   list->set_key("list");
   list->mutable_value()->mutable_array_value()->add_values()->set_bool_value(true);
-  log->set_trace_id(std::string("\x5b\x8e\xff\xf7\x98\x03\x81\x03\xd2\x69\xb6\x33\x81\x3f\xc6\x0c", 16));
+  log->set_trace_id(
+      std::string("\x5b\x8e\xff\xf7\x98\x03\x81\x03\xd2\x69\xb6\x33\x81\x3f\xc6\x0c", 16));
   log->set_span_id(std::string("\xee\xe1\x9b\x7e\xc3\xc1\xb1\x74", 8));
   return request.SerializeAsString();
 }
@@ -70,7 +71,8 @@ constexpr const char* kOtlpJson = R"({"resourceLogs":[{"resource":{"attributes":
 
 TEST(Otlp, ProtobufAndJsonOfOneRecordAreOneEvent) {
   const otlp::Settings settings;
-  const auto proto = otlp::decode(otlp_protobuf(), otlp::Encoding::kProtobuf, settings, kLimits, kNow);
+  const auto proto =
+      otlp::decode(otlp_protobuf(), otlp::Encoding::kProtobuf, settings, kLimits, kNow);
   const auto json_body = otlp::decode(kOtlpJson, otlp::Encoding::kJson, settings, kLimits, kNow);
   ASSERT_FALSE(proto.error) << proto.error->message;
   ASSERT_FALSE(json_body.error) << json_body.error->message;
@@ -111,18 +113,19 @@ TEST(Otlp, TheUidIsTheIdentityAndTimesFallBack) {
 }
 
 TEST(Otlp, WhatIsNoExportRequestIsABodyError) {
-  for (const char* bad : {"[]", "{\"resourceLogs\":{}}",
-                          R"({"resourceLogs":[{"scopeLogs":[{"logRecords":[{"traceId":"xyz"}]}]}]})",
-                          R"({"resourceLogs":[{"scopeLogs":[{"logRecords":[{"timeUnixNano":"-5"}]}]}]})"}) {
+  for (const char* bad :
+       {"[]", "{\"resourceLogs\":{}}",
+        R"({"resourceLogs":[{"scopeLogs":[{"logRecords":[{"traceId":"xyz"}]}]}]})",
+        R"({"resourceLogs":[{"scopeLogs":[{"logRecords":[{"timeUnixNano":"-5"}]}]}]})"}) {
     const auto body = otlp::decode(bad, otlp::Encoding::kJson, {}, kLimits, kNow);
     EXPECT_TRUE(body.error) << bad;
   }
-  EXPECT_TRUE(otlp::decode(std::string("\xff\x01", 2), otlp::Encoding::kProtobuf, {}, kLimits, kNow).error);
+  EXPECT_TRUE(
+      otlp::decode(std::string("\xff\x01", 2), otlp::Encoding::kProtobuf, {}, kLimits, kNow).error);
   pipeline::ValidationLimits two = kLimits;
   two.max_events_per_request = 2;
-  const auto many = otlp::decode(
-      R"({"resourceLogs":[{"scopeLogs":[{"logRecords":[{},{},{}]}]}]})", otlp::Encoding::kJson, {},
-      two, kNow);
+  const auto many = otlp::decode(R"({"resourceLogs":[{"scopeLogs":[{"logRecords":[{},{},{}]}]}]})",
+                                 otlp::Encoding::kJson, {}, two, kNow);
   ASSERT_TRUE(many.error);
   EXPECT_EQ(many.error->kind, pipeline::BodyErrorKind::kTooManyEvents);
 }
@@ -176,7 +179,8 @@ TEST(Loki, JsonAndProtobufOfOneEntryAreOneEvent) {
   EXPECT_EQ(a.verdicts[0].event->event_id, b.verdicts[0].event->event_id);
   EXPECT_EQ(a.verdicts[0].event->topic, "api");
   EXPECT_EQ(a.verdicts[0].event->source, "h1");
-  EXPECT_EQ(json::parse(a.verdicts[0].event->payload_json)["structured_metadata"]["trace_id"], "t1");
+  EXPECT_EQ(json::parse(a.verdicts[0].event->payload_json)["structured_metadata"]["trace_id"],
+            "t1");
 }
 
 TEST(Loki, NotSnappyOrTooLargeOrMalformedIsABodyError) {

@@ -54,9 +54,10 @@ Response with_body(int status, const char* content_type, std::string body) {
 
 // --- OTLP -------------------------------------------------------------------------
 
-Response otlp_error(otlp::Encoding encoding, int status, int grpc_code, const std::string& message) {
-  Response response =
-      with_body(status, otlp::content_type(encoding), otlp::status_body(encoding, grpc_code, message));
+Response otlp_error(otlp::Encoding encoding, int status, int grpc_code,
+                    const std::string& message) {
+  Response response = with_body(status, otlp::content_type(encoding),
+                                otlp::status_body(encoding, grpc_code, message));
   if (status == 429 || status == 503) response.header("Retry-After", "1");
   return response;
 }
@@ -119,11 +120,11 @@ void IngestApi::root(const Request& request, Responder responder) {
 }
 
 void IngestApi::es_cluster_health(const Request& /*request*/, Responder responder) {
-  responder.send(es_answer(
-      200, R"({"cluster_name":"event-pipeline","status":"green","timed_out":false,)"
-           R"("number_of_nodes":1,"number_of_data_nodes":1,"active_primary_shards":0,)"
-           R"("active_shards":0,"relocating_shards":0,"initializing_shards":0,)"
-           R"("unassigned_shards":0,"pending_tasks":0})"));
+  responder.send(
+      es_answer(200, R"({"cluster_name":"event-pipeline","status":"green","timed_out":false,)"
+                     R"("number_of_nodes":1,"number_of_data_nodes":1,"active_primary_shards":0,)"
+                     R"("active_shards":0,"relocating_shards":0,"initializing_shards":0,)"
+                     R"("unassigned_shards":0,"pending_tasks":0})"));
 }
 
 void IngestApi::es_license(const Request& /*request*/, Responder responder) {
@@ -135,9 +136,10 @@ void IngestApi::es_bulk(const Request& request, Responder responder) {
   std::string inflated;
   const Body body = body_of(request, &inflated);
   if (body.status != 0) {
-    responder.send(es_error(body.status, body.status == 413 ? "content_too_long_exception"
-                                                            : "illegal_argument_exception",
-                            body.error));
+    responder.send(
+        es_error(body.status,
+                 body.status == 413 ? "content_too_long_exception" : "illegal_argument_exception",
+                 body.error));
     return;
   }
   // {index} of /{index}/_bulk, percent-decoded.
@@ -163,7 +165,8 @@ void IngestApi::es_bulk(const Request& request, Responder responder) {
   auto pending = std::make_shared<Responder>(std::move(responder));
   pipeline::PublishBody verdicts = std::move(decoded->body);
   services_.publish.publish_body(
-      std::move(verdicts), request_id_of(request), [pending, decoded, started](const PublishReport& report) {
+      std::move(verdicts), request_id_of(request),
+      [pending, decoded, started](const PublishReport& report) {
         const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(
                               std::chrono::steady_clock::now() - started)
                               .count();
@@ -197,12 +200,14 @@ void IngestApi::otlp_logs(const Request& request, Responder responder) {
     return;
   }
   if (verdicts.verdicts.empty()) {
-    responder.send(with_body(200, otlp::content_type(encoding), otlp::success_body(encoding, 0, "")));
+    responder.send(
+        with_body(200, otlp::content_type(encoding), otlp::success_body(encoding, 0, "")));
     return;
   }
   auto pending = std::make_shared<Responder>(std::move(responder));
   services_.publish.publish_body(
-      std::move(verdicts), request_id_of(request), [pending, encoding](const PublishReport& report) {
+      std::move(verdicts), request_id_of(request),
+      [pending, encoding](const PublishReport& report) {
         if (report.kind == PublishOutcomeKind::kRetryLater) {
           // Retryable for an OTLP exporter: 503 with Retry-After.
           pending->send(otlp_error(encoding, 503, 14,
@@ -211,8 +216,9 @@ void IngestApi::otlp_logs(const Request& request, Responder responder) {
         } else if (report.kind == PublishOutcomeKind::kAllRejected) {
           pending->send(otlp_error(encoding, 400, 3, rejections(report)));
         } else {
-          pending->send(with_body(200, otlp::content_type(encoding),
-                                  otlp::success_body(encoding, report.rejected, rejections(report))));
+          pending->send(
+              with_body(200, otlp::content_type(encoding),
+                        otlp::success_body(encoding, report.rejected, rejections(report))));
         }
       });
 }
@@ -246,8 +252,9 @@ void IngestApi::loki_push(const Request& request, Responder responder) {
       std::move(verdicts), request_id_of(request), [pending](const PublishReport& report) {
         if (report.kind == PublishOutcomeKind::kRetryLater) {
           // Promtail, Alloy and the Loki clients retry a 5xx: the resend is harmless.
-          pending->send(loki_error(503, "some entries were not accepted by the broker in time; "
-                                        "push them again (entries are deduplicated)"));
+          pending->send(loki_error(503,
+                                   "some entries were not accepted by the broker in time; "
+                                   "push them again (entries are deduplicated)"));
         } else if (report.rejected > 0) {
           // The valid entries are stored; the others can never be (Loki's 400).
           pending->send(loki_error(400, rejections(report)));

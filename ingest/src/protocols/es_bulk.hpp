@@ -31,8 +31,8 @@ enum class Action { kCreate, kIndex, kUpdate, kDelete };
 struct Item {
   Action action = Action::kIndex;
   std::string index;
-  std::string id;     ///< as sent; the event_id when it is the item's own
-  std::string error;  ///< an item this server refuses by itself (400); "" when none
+  std::string id;           ///< as sent; the event_id when it is the item's own
+  std::string error;        ///< an item this server refuses by itself (400); "" when none
   std::size_t verdict = 0;  ///< its verdict's index, when `error` is empty
 };
 

@@ -40,9 +40,9 @@ std::string response(const Decoded& decoded, const PublishReport& report, std::i
   bool errors = false;
   std::int64_t seq_no = 0;
   for (const Item& item : decoded.items) {
-    const EventResult* result =
-        item.error.empty() && item.verdict < report.results.size() ? &report.results[item.verdict]
-                                                                   : nullptr;
+    const EventResult* result = item.error.empty() && item.verdict < report.results.size()
+                                    ? &report.results[item.verdict]
+                                    : nullptr;
     const std::string id = result != nullptr && item.id.empty() ? result->event_id : item.id;
     if (!items.empty()) items += ',';
     items += "{\"";

@@ -61,7 +61,8 @@ std::string sha256_hex32(std::string_view text) {
 
 const std::string* label(const Pairs& labels, const std::vector<std::string>& names) {
   for (const std::string& name : names) {
-    const auto it = std::lower_bound(labels.begin(), labels.end(), std::make_pair(name, std::string()));
+    const auto it =
+        std::lower_bound(labels.begin(), labels.end(), std::make_pair(name, std::string()));
     if (it != labels.end() && it->first == name) return &it->second;
   }
   return nullptr;
@@ -206,8 +207,9 @@ pipeline::EventVerdict map_entry(std::size_t index, const Stream& stream, const 
   mapped.names.topic = "label " + (settings.topic_labels.empty() ? std::string("service_name")
                                                                  : settings.topic_labels.front());
   mapped.names.timestamp = "timestamp";
-  mapped.names.source = "label " + (settings.source_labels.empty() ? std::string("host")
-                                                                   : settings.source_labels.front());
+  mapped.names.source =
+      "label " +
+      (settings.source_labels.empty() ? std::string("host") : settings.source_labels.front());
   mapped.names.payload = "line";
   return pipeline::judge_event(index, std::move(mapped), limits);
 }
@@ -227,10 +229,9 @@ pipeline::PublishBody decode(std::string_view body, Encoding encoding, const Set
                         ? read_json(body, limits.max_events_per_request)
                         : read_protobuf(body, limits.max_events_per_request, max_inflated);
   if (read.error == kTooLarge) {
-    result.error = pipeline::BodyError{
-        pipeline::BodyErrorKind::kTooLarge,
-        "the snappy body inflates past INGEST_MAX_BODY_BYTES (" + std::to_string(max_inflated) +
-            " bytes)"};
+    result.error = pipeline::BodyError{pipeline::BodyErrorKind::kTooLarge,
+                                       "the snappy body inflates past INGEST_MAX_BODY_BYTES (" +
+                                           std::to_string(max_inflated) + " bytes)"};
     return result;
   }
   if (!read.error.empty()) {
@@ -238,10 +239,10 @@ pipeline::PublishBody decode(std::string_view body, Encoding encoding, const Set
     return result;
   }
   if (read.entries > limits.max_events_per_request) {
-    result.error = pipeline::BodyError{
-        pipeline::BodyErrorKind::kTooManyEvents,
-        "more than INGEST_MAX_EVENTS_PER_REQUEST (" +
-            std::to_string(limits.max_events_per_request) + ") entries"};
+    result.error =
+        pipeline::BodyError{pipeline::BodyErrorKind::kTooManyEvents,
+                            "more than INGEST_MAX_EVENTS_PER_REQUEST (" +
+                                std::to_string(limits.max_events_per_request) + ") entries"};
     return result;
   }
   result.verdicts.reserve(read.entries);

@@ -60,7 +60,9 @@ class LabelReader {
   }
   bool identifier(std::string* out) {
     const std::size_t start = pos_;
-    const auto first = [](char c) { return std::isalpha(static_cast<unsigned char>(c)) || c == '_' || c == ':'; };
+    const auto first = [](char c) {
+      return std::isalpha(static_cast<unsigned char>(c)) || c == '_' || c == ':';
+    };
     if (!first(at())) return false;
     while (first(at()) || std::isdigit(static_cast<unsigned char>(at()))) ++pos_;
     *out = std::string(text_.substr(start, pos_ - start));
@@ -71,7 +73,9 @@ class LabelReader {
     for (std::size_t i = 0; i < digits; ++i) {
       const char c = at();
       if (std::isxdigit(static_cast<unsigned char>(c)) == 0) return false;
-      *value = *value * 16 + static_cast<std::uint32_t>(std::isdigit(static_cast<unsigned char>(c)) ? c - '0' : (std::tolower(c) - 'a' + 10));
+      *value = *value * 16 + static_cast<std::uint32_t>(std::isdigit(static_cast<unsigned char>(c))
+                                                            ? c - '0'
+                                                            : (std::tolower(c) - 'a' + 10));
       ++pos_;
     }
     return true;
@@ -98,14 +102,30 @@ class LabelReader {
     ++pos_;
     std::uint32_t code = 0;
     switch (c) {
-      case 'a': *out += '\a'; return true;
-      case 'b': *out += '\b'; return true;
-      case 'f': *out += '\f'; return true;
-      case 'n': *out += '\n'; return true;
-      case 'r': *out += '\r'; return true;
-      case 't': *out += '\t'; return true;
-      case 'v': *out += '\v'; return true;
-      case '\\': *out += '\\'; return true;
+      case 'a':
+        *out += '\a';
+        return true;
+      case 'b':
+        *out += '\b';
+        return true;
+      case 'f':
+        *out += '\f';
+        return true;
+      case 'n':
+        *out += '\n';
+        return true;
+      case 'r':
+        *out += '\r';
+        return true;
+      case 't':
+        *out += '\t';
+        return true;
+      case 'v':
+        *out += '\v';
+        return true;
+      case '\\':
+        *out += '\\';
+        return true;
       case 'x':
         if (!hex(2, &code)) return false;
         *out += static_cast<char>(code);

@@ -54,7 +54,8 @@ pipeline::EventVerdict map_record(std::size_t index, const Record& record, const
   const Context& context = *record.context;
   mapped.topic = pipeline::topic_from(context.topic.value_or("unknown_service"));
   mapped.source = context.instance_id ? *context.instance_id
-                                      : context.host_name ? *context.host_name : "otlp";
+                  : context.host_name ? *context.host_name
+                                      : "otlp";
   const std::uint64_t nanos =
       record.time_unix_nano != 0 ? record.time_unix_nano : record.observed_time_unix_nano;
   mapped.timestamp_micros = nanos != 0 ? static_cast<std::int64_t>(nanos / 1000) : now_micros;
@@ -122,10 +123,9 @@ pipeline::PublishBody decode(std::string_view body, Encoding encoding, const Set
   pipeline::PublishBody result;
   if (encoding == Encoding::kJson &&
       pipeline::json_text_depth(body, limits.max_body_depth) > limits.max_body_depth) {
-    result.error = pipeline::BodyError{
-        pipeline::BodyErrorKind::kTooDeep,
-        "JSON nesting deeper than INGEST_MAX_BODY_DEPTH (" + std::to_string(limits.max_body_depth) +
-            ")"};
+    result.error = pipeline::BodyError{pipeline::BodyErrorKind::kTooDeep,
+                                       "JSON nesting deeper than INGEST_MAX_BODY_DEPTH (" +
+                                           std::to_string(limits.max_body_depth) + ")"};
     return result;
   }
   const Decoded decoded = encoding == Encoding::kProtobuf
@@ -136,10 +136,10 @@ pipeline::PublishBody decode(std::string_view body, Encoding encoding, const Set
     return result;
   }
   if (decoded.records.size() > limits.max_events_per_request) {
-    result.error = pipeline::BodyError{
-        pipeline::BodyErrorKind::kTooManyEvents,
-        "more than INGEST_MAX_EVENTS_PER_REQUEST (" +
-            std::to_string(limits.max_events_per_request) + ") log records"};
+    result.error =
+        pipeline::BodyError{pipeline::BodyErrorKind::kTooManyEvents,
+                            "more than INGEST_MAX_EVENTS_PER_REQUEST (" +
+                                std::to_string(limits.max_events_per_request) + ") log records"};
     return result;
   }
   result.verdicts.reserve(decoded.records.size());
@@ -160,7 +160,8 @@ std::string success_body(Encoding encoding, std::size_t rejected, const std::str
   }
   pipeline::otlp::ExportLogsServiceResponse response;
   if (rejected > 0) {
-    response.mutable_partial_success()->set_rejected_log_records(static_cast<std::int64_t>(rejected));
+    response.mutable_partial_success()->set_rejected_log_records(
+        static_cast<std::int64_t>(rejected));
     response.mutable_partial_success()->set_error_message(message);
   }
   return response.SerializeAsString();

@@ -185,8 +185,8 @@ Record record_of(const json& log, const Context* context) {
       integer_of<std::uint64_t>(member(log, "timeUnixNano", "time_unix_nano"), "timeUnixNano");
   record.observed_time_unix_nano = integer_of<std::uint64_t>(
       member(log, "observedTimeUnixNano", "observed_time_unix_nano"), "observedTimeUnixNano");
-  record.severity_number = integer_of<std::int64_t>(
-      member(log, "severityNumber", "severity_number"), "severityNumber");
+  record.severity_number =
+      integer_of<std::int64_t>(member(log, "severityNumber", "severity_number"), "severityNumber");
   record.severity_text = text_of(member(log, "severityText", "severity_text"), "severityText");
   if (const json* body = member(log, "body")) {
     record.body_json.clear();
@@ -198,7 +198,8 @@ Record record_of(const json& log, const Context* context) {
   record.uid = attribute_text(attributes, "log.record.uid");
   record.trace_id_hex = hex_id(member(log, "traceId", "trace_id"), 16, "traceId");
   record.span_id_hex = hex_id(member(log, "spanId", "span_id"), 8, "spanId");
-  record.flags = static_cast<std::uint32_t>(integer_of<std::uint64_t>(member(log, "flags"), "flags"));
+  record.flags =
+      static_cast<std::uint32_t>(integer_of<std::uint64_t>(member(log, "flags"), "flags"));
   record.event_name = text_of(member(log, "eventName", "event_name"), "eventName");
   return record;
 }

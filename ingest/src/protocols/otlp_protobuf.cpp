@@ -1,7 +1,7 @@
 // OTLP logs in protobuf: ExportLogsServiceRequest read into records.
 #include "otlp_logs.pb.h"
-#include "pipeline/json_text.hpp"
 #include "pipeline/base64.hpp"
+#include "pipeline/json_text.hpp"
 #include "protocols/otlp_record.hpp"
 
 namespace ingest::otlp {
