@@ -4,6 +4,7 @@
 
 #include <openssl/sha.h>
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <nlohmann/json.hpp>
@@ -82,6 +83,21 @@ const json* field(const json& document, const std::string& name) {
   return nullptr;
 }
 
+// A parser callback that drops every top-level member but the times and the
+// first part of each source field (with what they hold).
+json::parser_callback_t read_members(const Settings& settings) {
+  return [&settings](int depth, json::parse_event_t event, json& parsed) {
+    if (event != json::parse_event_t::key || depth != 1) return true;
+    const auto& key = parsed.get_ref<const std::string&>();
+    if (key == "@timestamp" || key == "timestamp") return true;
+    return std::any_of(
+        settings.source_fields.begin(), settings.source_fields.end(), [&](const std::string& name) {
+          return name == key || (name.size() > key.size() &&
+                                 name.compare(0, key.size(), key) == 0 && name[key.size()] == '.');
+        });
+  };
+}
+
 std::string malformed(std::size_t line, const std::string& what) {
   return "Malformed action/metadata line [" + std::to_string(line) + "], " + what;
 }
@@ -100,13 +116,12 @@ pipeline::EventVerdict judge(std::size_t index, const Item& item, std::string_vi
     verdict.error = "document: " + rule;
     return verdict;
   };
-  if (pipeline::json_text_depth(text, limits.max_json_depth) > limits.max_json_depth) {
-    return refuse("nesting deeper than max_json_depth (" + std::to_string(limits.max_json_depth) +
-                  ")");
-  }
-  const json document = json::parse(text, nullptr, false);
-  if (document.is_discarded()) return refuse("not JSON");
+  // The rules first (the depth among them, before a parser recurses); then
+  // a parse that keeps only the members the mapping reads: the document
+  // itself stays the text it came as.
   if (auto rule = pipeline::json_object_rule(text, limits); !rule.empty()) return refuse(rule);
+  const json document = json::parse(text, read_members(settings), false);
+  if (document.is_discarded()) return refuse("not JSON");
   pipeline::MappedEvent mapped;
   mapped.topic = pipeline::topic_from(item.index);
   mapped.source = "bulk";
