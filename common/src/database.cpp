@@ -1,6 +1,7 @@
 #include "pipeline/database.hpp"
 
 #include <pqxx/pqxx>
+#include <string_view>
 #include <thread>
 
 #include "pipeline/logging.hpp"
@@ -90,6 +91,13 @@ FailureKind classify_failure(const std::exception& error) {
   const std::string state = sqlstate_of(error);
   if (state.rfind("08", 0) == 0 || state == "57P01" || state == "57P02" || state == "57P03") {
     return FailureKind::kUnavailable;
+  }
+  // A row whose partition of events is not made yet (23514, as a CHECK
+  // violation): the processor makes partitions ahead, and the next attempt
+  // finds it.
+  if (state == "23514" &&
+      std::string_view(error.what()).find("no partition of relation") != std::string_view::npos) {
+    return FailureKind::kRetryLater;
   }
   if (state.rfind("22", 0) == 0 || state.rfind("23", 0) == 0 || state.rfind("54", 0) == 0) {
     return FailureKind::kNeverStorable;

@@ -82,7 +82,7 @@ std::vector<ConfigDifference> stream_differences(const jsStreamConfig& running,
     out.push_back(
         {"STREAM_MAX_AGE", ms(running.MaxAge), ms(max_age), shrinks(running.MaxAge, max_age)});
   }
-  if (running.MaxBytes != stream.max_bytes) {
+  if (!stream.max_bytes_auto && running.MaxBytes != stream.max_bytes) {
     out.push_back({"STREAM_MAX_BYTES", std::to_string(running.MaxBytes),
                    std::to_string(stream.max_bytes), shrinks(running.MaxBytes, stream.max_bytes)});
   }
@@ -149,6 +149,19 @@ std::vector<ConfigDifference> ensure_stream(jsCtx* js, const StreamSettings& str
     si = nullptr;
     code = static_cast<jsErrCode>(0);
     status = js_AddStream(&si, js, &cfg, nullptr, &code);
+    // STREAM_MAX_BYTES=auto: as much of the default as the broker can
+    // reserve (its max_file_store may be smaller than the default).
+    constexpr std::int64_t kSmallestAuto = std::int64_t{1} << 20;
+    while (status != NATS_OK && stream.max_bytes_auto && cfg.MaxBytes / 2 >= kSmallestAuto &&
+           (code == JSStorageResourcesExceededErr || code == JSInsufficientResourcesErr)) {
+      cfg.MaxBytes /= 2;
+      log::info("stream_max_bytes_reduced", {{"stream", stream.name},
+                                             {"max_bytes", cfg.MaxBytes},
+                                             {"reason", "the broker cannot reserve more"}});
+      si = nullptr;
+      code = static_cast<jsErrCode>(0);
+      status = js_AddStream(&si, js, &cfg, nullptr, &code);
+    }
     StreamInfoPtr holder(si);
     // Another process may have created it between our look and our add.
     if (status != NATS_OK && stream_exists(js, stream.name)) return ensure_stream(js, stream);
@@ -157,7 +170,7 @@ std::vector<ConfigDifference> ensure_stream(jsCtx* js, const StreamSettings& str
                                  {"subjects", subject},
                                  {"duplicate_window_ms", stream.duplicate_window.count()},
                                  {"max_age_ms", stream.max_age.count()},
-                                 {"max_bytes", stream.max_bytes},
+                                 {"max_bytes", cfg.MaxBytes},
                                  {"replicas", stream.replicas}});
     return {};
   }

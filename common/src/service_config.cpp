@@ -1,5 +1,8 @@
 #include "pipeline/service_config.hpp"
 
+#include <stdexcept>
+#include <string>
+
 #include "pipeline/event.hpp"
 
 namespace pipeline {
@@ -16,8 +19,10 @@ void bind_common_settings(SettingsReader& reader, CommonSettings& s) {
                   "broker de-duplication window (each id in it costs nats-server ~280 bytes)");
   reader.duration("STREAM_MAX_AGE", &s.stream.max_age, milliseconds(0),
                   "how long the stream keeps events for replay (0 = forever)");
-  reader.integer("STREAM_MAX_BYTES", &s.stream.max_bytes, -1, INT64_MAX,
-                 "stream size limit in bytes; when full, publishes fail with 503 (-1 = none)");
+  reader.text("STREAM_MAX_BYTES", &s.stream_max_bytes,
+              "stream size limit in bytes (-1 = none); auto: 4 GiB, halved until the broker "
+              "can reserve it; acked events are purged once half is taken, and when it is "
+              "full of unprocessed ones publishes fail with 503");
   reader.integer("STREAM_REPLICAS", &s.stream.replicas, 1, 5,
                  "stream replicas (1 without a cluster)");
   reader.choice<nats::ConfigUpdate>(
@@ -40,11 +45,34 @@ void bind_common_settings(SettingsReader& reader, CommonSettings& s) {
   reader.duration("NATS_PING_INTERVAL", &s.nats_ping_interval, milliseconds(100),
                   "ping the broker this often; 3 unanswered pings in a row end the connection "
                   "(and a new one is made)");
+  reader.integer("EVENTS_MAX_BYTES", &s.events_max_bytes, 0, INT64_MAX,
+                 "bytes the events table may take in PostgreSQL, indexes included: the oldest "
+                 "partitions are dropped past it, and publishes refused (503) while it is passed "
+                 "by a tenth (0 = no bound)");
   reader.text("LOG_LEVEL", &s.log_level, "trace, debug, info, warn, error or off");
   reader.text("LOG_FORMAT", &s.log_format, "text (key=value) or json (one JSON object a line)");
 }
 
-void validate_common_settings(const CommonSettings& s) {
+void validate_common_settings(CommonSettings& s) {
+  if (s.stream_max_bytes == "auto") {
+    s.stream.max_bytes = nats::StreamSettings{}.max_bytes;
+    s.stream.max_bytes_auto = true;
+  } else {
+    std::size_t used = 0;
+    long long bytes = 0;
+    try {
+      bytes = std::stoll(s.stream_max_bytes, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (used != s.stream_max_bytes.size() || s.stream_max_bytes.empty() ||
+        (bytes < 1 && bytes != -1)) {
+      throw ConfigError("STREAM_MAX_BYTES: must be auto, -1 or a number of bytes, not \"" +
+                        s.stream_max_bytes + "\"");
+    }
+    s.stream.max_bytes = bytes;
+    s.stream.max_bytes_auto = false;
+  }
   if (!is_valid_topic(s.stream.subject_prefix)) {
     throw ConfigError("STREAM_SUBJECT_PREFIX: must be tokens of [A-Za-z0-9_-] separated by dots");
   }

@@ -70,6 +70,9 @@ void bind_timeouts(pipeline::SettingsReader& reader, IngestConfig& config) {
 void bind_access_settings(pipeline::SettingsReader& reader, IngestConfig& config) {
   reader.size("INGEST_DB_POOL_SIZE", &config.db_pool_size, 1, 256,
               "PostgreSQL connections for /events and /stats");
+  reader.size("STATS_MAX_TOPICS", &config.stats_max_topics, 1, 100'000,
+              "GET /stats lists this many topics at most, the largest first (topics_total "
+              "counts them all)");
   reader.duration("INGEST_QUERY_TIMEOUT", &config.query_timeout, std::chrono::milliseconds(100),
                   "a query of /events, /stats or a subscription, with the wait for a "
                   "connection, ends (503) within this and a second; PostgreSQL cancels it");

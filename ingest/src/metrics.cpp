@@ -18,9 +18,10 @@ std::string name(const char* suffix) { return std::string(pipeline::metrics::kPr
 constexpr std::array<RejectReason, 7> kRejectReasons = {
     RejectReason::kTopic,   RejectReason::kEventId, RejectReason::kTimestamp, RejectReason::kSource,
     RejectReason::kPayload, RejectReason::kEvent,   RejectReason::kBroker};
-constexpr std::array<PublishError, 6> kPublishErrors = {
+constexpr std::array<PublishError, 7> kPublishErrors = {
     PublishError::kTimeout,   PublishError::kNoResponders, PublishError::kStreamFull,
-    PublishError::kNotStored, PublishError::kCapacity,     PublishError::kOther};
+    PublishError::kNotStored, PublishError::kCapacity,     PublishError::kStorageFull,
+    PublishError::kOther};
 constexpr std::array<int, 12> kCodes = {200, 204, 400, 401, 404, 405, 408, 413, 415, 429, 500, 503};
 
 }  // namespace
@@ -44,6 +45,18 @@ IngestMetrics::IngestMetrics() {
                    .Help("Requests being handled now")
                    .Register(*registry)
                    .Add({});
+  events_bytes = &BuildGauge()
+                      .Name(name("ingest_events_bytes"))
+                      .Help(
+                          "Bytes the events table takes in PostgreSQL (-1: unknown); past "
+                          "EVENTS_MAX_BYTES by a tenth, publishes are refused")
+                      .Register(*registry)
+                      .Add({});
+  events_max_bytes = &BuildGauge()
+                          .Name(name("ingest_events_max_bytes"))
+                          .Help("EVENTS_MAX_BYTES (0: no bound)")
+                          .Register(*registry)
+                          .Add({});
   auto& events = BuildCounter()
                      .Name(name("ingest_events_total"))
                      .Help(

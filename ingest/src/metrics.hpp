@@ -30,6 +30,10 @@ struct IngestMetrics {
   prometheus::Family<prometheus::Histogram>* duration_family;
   prometheus::Histogram* body_bytes;
   prometheus::Gauge* in_flight;
+  /// The events table's bytes in PostgreSQL, as the health check last read
+  /// them (-1: unknown), and EVENTS_MAX_BYTES.
+  prometheus::Gauge* events_bytes;
+  prometheus::Gauge* events_max_bytes;
   prometheus::Counter* events_received;
   prometheus::Counter* events_accepted;
   prometheus::Counter* events_duplicate;
@@ -41,7 +45,7 @@ struct IngestMetrics {
 
  private:
   std::map<std::string, prometheus::Histogram*> durations_;
-  std::array<prometheus::Counter*, 7> publish_errors_{};  // by PublishError
+  std::array<prometheus::Counter*, 8> publish_errors_{};  // by PublishError
   std::array<prometheus::Counter*, 7> rejected_{};        // by RejectReason
   // Filled at construction and only read afterwards (so without a lock): the
   // per-request counter lookup skips building a label set.

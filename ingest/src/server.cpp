@@ -87,6 +87,15 @@ class DatabaseCheck {
                 pipeline::embedded_migrations().back().version;
       }
       state.detail = schema_;
+      if (schema_) {
+        // Every partition of events, indexes and TOAST included (a stat of
+        // each file, no scan).
+        state.events_bytes =
+            tx.exec(
+                  "SELECT COALESCE(SUM(pg_total_relation_size(inhrelid)), 0)::bigint "
+                  "FROM pg_inherits WHERE inhparent = 'events'::regclass")[0][0]
+                .as<std::int64_t>();
+      }
     } catch (const std::exception&) {
       conn_.reset();
       state.answered = false;
@@ -170,7 +179,7 @@ struct IngestServer::Impl {
         common.database_url, {config.query_timeout, std::chrono::seconds(2)});
     pipeline::db::connect(database_url, common.connect_timeout);
     store = std::make_unique<EventStore>(common.database_url, config.db_pool_size,
-                                         config.query_timeout);
+                                         config.query_timeout, config.stats_max_topics);
     broker =
         std::make_unique<BrokerAdmin>(nats_conn.get(), common.stream.name, common.consumer.durable);
     monitor = std::make_unique<DependencyMonitor>(
@@ -180,10 +189,11 @@ struct IngestServer::Impl {
           const BrokerStatus status = admin->probe();
           return DependencyState{status.answered, status.stream, status.connected, false};
         }},
-        kHealthCheckInterval, kSilentAfter);
+        kHealthCheckInterval, kSilentAfter, common.events_max_bytes);
     monitor->start();
     store_side = std::make_unique<StoreSide>(*store, *monitor);
-    publishing = std::make_unique<PublishService>(*publisher, config.limits, &metrics);
+    publishing = std::make_unique<PublishService>(
+        *publisher, config.limits, &metrics, [m = monitor.get()] { return m->storage_problem(); });
     queries = std::make_unique<EventQueryService>(*store_side, config.limits.max_field_length);
     stats = std::make_unique<StatsService>(*store_side, *broker);
     readiness = std::make_unique<ReadinessService>(*monitor, *monitor);
@@ -219,6 +229,8 @@ struct IngestServer::Impl {
   void refresh_gauges() const {
     metrics.up.nats_up->Set(broker->connected() ? 1 : 0);
     metrics.up.postgres_up->Set(monitor->database().answered ? 1 : 0);
+    metrics.events_bytes->Set(static_cast<double>(monitor->database().events_bytes));
+    metrics.events_max_bytes->Set(static_cast<double>(config.common.events_max_bytes));
   }
 
   IngestConfig config;

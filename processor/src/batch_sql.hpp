@@ -7,25 +7,51 @@ namespace processor::sql {
 
 // Rows are inserted in key order so that two transactions touching the same
 // keys take their locks in the same order (no deadlock between processors).
-// A key that exists already is left alone here; the first write is settled
-// below by stream position.
+// Only keys no partition holds get here (kExistingPositions first); one
+// inserted meanwhile by another transaction into the same partition is
+// left alone (its partition's UNIQUE (key_hash)), and settled below by
+// stream position.
 constexpr const char* kInsertEvents = R"sql(
 INSERT INTO events (topic, event_id, ts, source, payload, stream_created, stream_seq)
 SELECT topic, event_id, ts, source, payload, stream_created, stream_seq
 FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[], $5::jsonb[], $6::bigint[],
             $7::bigint[])
      AS input(topic, event_id, ts, source, payload, stream_created, stream_seq)
-ON CONFLICT (topic, event_id) DO NOTHING
+ON CONFLICT DO NOTHING
 RETURNING stream_created, stream_seq
 )sql";
 
-// Run after the INSERT, as its own statement, so that it sees rows a
-// concurrent transaction committed while the INSERT waited on them.
+// The keys stored already, in whatever partition: each partition's unique
+// index on key_hash is probed with the batch's keys.
 constexpr const char* kExistingPositions = R"sql(
 SELECT e.topic, e.event_id, e.stream_created, e.stream_seq
 FROM events e
-JOIN unnest($1::text[], $2::text[]) AS k(topic, event_id)
-  ON e.topic = k.topic AND e.event_id = k.event_id
+WHERE e.key_hash = ANY (ARRAY(SELECT event_key(k.topic, k.event_id)
+                              FROM unnest($1::text[], $2::text[]) AS k(topic, event_id)))
+)sql";
+
+// Whether this transaction's now() (the stored_at of its rows, so the
+// partition they go to) lies within $1 seconds of a partition bound: then
+// a transaction on the other side of the bound may be storing the same key
+// in the other partition, and the keys are locked (kLockKeys) before they
+// are looked up. $1 is longer than a transaction can last.
+constexpr const char* kNearPartitionBound = R"sql(
+SELECT EXISTS (
+  SELECT 1 FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+  WHERE i.inhparent = 'events'::regclass
+    AND abs(extract(epoch FROM (regexp_match(pg_get_expr(c.relpartbound, c.oid),
+                                             'TO \(''([^'']*)''\)'))[1]::timestamptz - now()))
+        < $1)
+)sql";
+
+// Transaction-scoped advisory locks on the batch's keys, in one order for
+// every processor (a deadlock would be detected and retried all the same).
+constexpr const char* kLockKeys = R"sql(
+SELECT count(*) FROM (
+  SELECT pg_advisory_xact_lock(k) FROM (
+    SELECT DISTINCT hashtextextended(topic || ':' || event_id, 0) AS k
+    FROM unnest($1::text[], $2::text[]) AS u(topic, event_id)
+    ORDER BY k OFFSET 0) keys) locked
 )sql";
 
 // A copy the broker accepted earlier than the stored one (it reached the
@@ -33,13 +59,13 @@ JOIN unnest($1::text[], $2::text[]) AS k(topic, event_id)
 // committed first) takes the row's place: first write wins by stream
 // position. The row is locked, and re-read under the lock.
 constexpr const char* kLockEvent = R"sql(
-SELECT stream_created, stream_seq FROM events WHERE topic = $1 AND event_id = $2 FOR UPDATE
+SELECT stream_created, stream_seq FROM events WHERE key_hash = event_key($1, $2) FOR UPDATE
 )sql";
 
 constexpr const char* kReplaceEvent = R"sql(
 UPDATE events SET ts = $3, source = $4, payload = $5, stream_created = $6, stream_seq = $7,
                   stored_at = now()
-WHERE topic = $1 AND event_id = $2
+WHERE key_hash = event_key($1, $2)
 )sql";
 
 // A duplicate is counted once per message: a redelivered duplicate finds its
@@ -73,6 +99,15 @@ DELETE FROM duplicate_markers
 WHERE stream_created <> $1 OR stream_seq < $2
 )sql";
 
+// topic_counters folded into topic_totals, atomically: rows a batch adds
+// meanwhile stay for the next time.
+constexpr const char* kCompactTopicCounters = R"sql(
+WITH moved AS (DELETE FROM topic_counters RETURNING topic, value)
+INSERT INTO topic_totals (topic, value)
+SELECT topic, SUM(value) FROM moved GROUP BY topic
+ON CONFLICT (topic) DO UPDATE SET value = topic_totals.value + EXCLUDED.value
+)sql";
+
 constexpr const char* kDeadLetter = R"sql(
 INSERT INTO dead_letters (stream_created, stream_seq, subject, reason, raw)
 VALUES ($1, $2, $3, $4, decode($5, 'hex'))
@@ -95,12 +130,15 @@ ON CONFLICT (topic, shard) DO UPDATE SET value = topic_counters.value + EXCLUDED
 inline void prepare(pqxx::connection& conn) {
   conn.prepare("insert_events", kInsertEvents);
   conn.prepare("existing_positions", kExistingPositions);
+  conn.prepare("near_partition_bound", kNearPartitionBound);
+  conn.prepare("lock_keys", kLockKeys);
   conn.prepare("lock_event", kLockEvent);
   conn.prepare("replace_event", kReplaceEvent);
   conn.prepare("record_duplicates", kRecordDuplicates);
   conn.prepare("record_markers", kRecordMarkers);
   conn.prepare("prune_duplicates", kPruneDuplicates);
   conn.prepare("prune_markers", kPruneMarkers);
+  conn.prepare("compact_topic_counters", kCompactTopicCounters);
   conn.prepare("dead_letter", kDeadLetter);
   conn.prepare("add_counters", kAddCounters);
   conn.prepare("add_topic_counters", kAddTopicCounters);

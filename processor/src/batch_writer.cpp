@@ -108,13 +108,36 @@ void settle_stored_key(pqxx::work& tx, const DecodedRow& row, const StreamPositi
   }
 }
 
-// Inserts the first copy of each key; settles those whose key exists.
+using KeyPositions = std::map<std::pair<std::string, std::string>, StreamPosition>;
+
+// The stored position of each of these keys that any partition holds.
+void read_existing(pqxx::work& tx, const std::string& topics, const std::string& event_ids,
+                   KeyPositions& out) {
+  for (const auto& r : tx.exec_prepared("existing_positions", topics, event_ids)) {
+    out[{r[0].as<std::string>(), r[1].as<std::string>()}] = position_of(r, 2);
+  }
+}
+
+// Inserts the first copy of each key no partition holds; settles the others.
 void insert_firsts(pqxx::work& tx, const std::vector<IncomingMessage>& messages, BatchPlan& plan,
-                   std::vector<StoreOutcome>& outcomes) {
+                   std::vector<StoreOutcome>& outcomes, double bound_window_seconds) {
   if (plan.firsts.empty()) return;
+  std::vector<std::string> keys[2];  // topic, event_id of every first copy
+  for (const std::size_t i : plan.firsts) {
+    keys[0].push_back(plan.rows[i].event.topic);
+    keys[1].push_back(plan.rows[i].event.event_id);
+  }
+  const std::string topics = to_pg_array(keys[0]);
+  const std::string event_ids = to_pg_array(keys[1]);
+  if (tx.exec_prepared("near_partition_bound", bound_window_seconds)[0][0].as<bool>()) {
+    tx.exec_prepared("lock_keys", topics, event_ids);
+  }
+  KeyPositions stored_at;
+  read_existing(tx, topics, event_ids, stored_at);
   std::vector<std::string> columns[7];  // topic, event_id, ts, source, payload, created, seq
   for (const std::size_t i : plan.firsts) {
     const DecodedRow& row = plan.rows[i];
+    if (stored_at.count({row.event.topic, row.event.event_id}) != 0) continue;
     const StreamPosition& at = messages[row.message_index].position;
     columns[0].push_back(row.event.topic);
     columns[1].push_back(row.event.event_id);
@@ -124,17 +147,16 @@ void insert_firsts(pqxx::work& tx, const std::vector<IncomingMessage>& messages,
     columns[5].push_back(std::to_string(at.created));
     columns[6].push_back(std::to_string(at.seq));
   }
-  const std::string topics = to_pg_array(columns[0]);
-  const std::string event_ids = to_pg_array(columns[1]);
-  const pqxx::result inserted = tx.exec_prepared(
-      "insert_events", topics, event_ids, to_pg_array(columns[2]), to_pg_array(columns[3]),
-      to_pg_array(columns[4]), to_pg_array(columns[5]), to_pg_array(columns[6]));
-  if (inserted.size() == plan.firsts.size()) return;  // all kStored
   std::set<StreamPosition> inserted_positions;
-  for (const auto& r : inserted) inserted_positions.insert(position_of(r, 0));
-  std::map<std::pair<std::string, std::string>, StreamPosition> stored_at;
-  for (const auto& r : tx.exec_prepared("existing_positions", topics, event_ids)) {
-    stored_at[{r[0].as<std::string>(), r[1].as<std::string>()}] = position_of(r, 2);
+  if (!columns[0].empty()) {
+    const std::string new_topics = to_pg_array(columns[0]);
+    const std::string new_ids = to_pg_array(columns[1]);
+    const pqxx::result inserted = tx.exec_prepared(
+        "insert_events", new_topics, new_ids, to_pg_array(columns[2]), to_pg_array(columns[3]),
+        to_pg_array(columns[4]), to_pg_array(columns[5]), to_pg_array(columns[6]));
+    for (const auto& r : inserted) inserted_positions.insert(position_of(r, 0));
+    // Stored by a transaction that committed while this one waited on it.
+    if (inserted.size() < columns[0].size()) read_existing(tx, new_topics, new_ids, stored_at);
   }
   for (const std::size_t i : plan.firsts) {
     const DecodedRow& row = plan.rows[i];
@@ -232,7 +254,10 @@ BatchResult BatchWriter::write(const std::vector<IncomingMessage>& messages) {
   connect();
   const pipeline::db::Deadline deadline(*conn_, deadline_);
   pqxx::work tx(*conn_);
-  insert_firsts(tx, messages, plan, result.outcomes);
+  // A transaction lasts at most deadline_: a key's two copies can go to two
+  // partitions only within that (and a margin) of a partition bound.
+  const double bound_window = std::chrono::duration<double>(deadline_).count() + 5.0;
+  insert_firsts(tx, messages, plan, result.outcomes, bound_window);
   result.duplicates = record_duplicates(tx, plan.duplicates, result.outcomes);
   result.broker_duplicates = record_markers(tx, messages, plan.markers, result.outcomes);
   result.dead_lettered = record_dead_letters(tx, messages, plan.dead, result.outcomes);
@@ -267,6 +292,7 @@ std::size_t BatchWriter::prune(std::int64_t current, std::uint64_t first_seq) {
   const auto first = static_cast<std::int64_t>(first_seq);
   const pqxx::result deliveries = tx.exec_prepared("prune_duplicates", current, first);
   const pqxx::result markers = tx.exec_prepared("prune_markers", current, first);
+  tx.exec_prepared("compact_topic_counters");
   tx.commit();
   return deliveries.affected_rows() + markers.affected_rows();
 }

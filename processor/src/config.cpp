@@ -4,6 +4,29 @@
 
 namespace processor {
 
+namespace {
+
+void validate_partition_settings(const ProcessorConfig& config) {
+  const auto& p = config.partitions;
+  if (p.interval.count() % 1000 != 0) {
+    throw pipeline::ConfigError("EVENTS_PARTITION_INTERVAL: must be whole seconds");
+  }
+  // Each partition costs relations, locks of every query and planning time.
+  if (p.retention.count() > 0 && p.retention / p.interval > 1000) {
+    throw pipeline::ConfigError(
+        "EVENTS_RETENTION: at most 1000 partitions (EVENTS_RETENTION / "
+        "EVENTS_PARTITION_INTERVAL); make EVENTS_PARTITION_INTERVAL longer");
+  }
+  // The partitions ahead must not run out between two checks.
+  if (config.retention_check_interval * 2 > p.interval * p.ahead) {
+    throw pipeline::ConfigError(
+        "EVENTS_RETENTION_CHECK_INTERVAL: must be at most " + std::to_string(p.ahead) +
+        " x EVENTS_PARTITION_INTERVAL / 2, so that partitions are made in time");
+  }
+}
+
+}  // namespace
+
 bool load_config(int argc, const char* const* argv, ProcessorConfig& config) {
   using std::chrono::milliseconds;
   pipeline::SettingsReader reader(
@@ -22,6 +45,16 @@ bool load_config(int argc, const char* const* argv, ProcessorConfig& config) {
   reader.duration("PROCESSOR_PRUNE_INTERVAL", &config.prune_interval, milliseconds(100),
                   "how often duplicates and count markers the stream no longer holds are "
                   "forgotten");
+  reader.duration("EVENTS_PARTITION_INTERVAL", &config.partitions.interval, milliseconds(1000),
+                  "span of arrival time of each partition of the events table (whole seconds); "
+                  "retention drops whole partitions");
+  reader.duration("EVENTS_RETENTION", &config.partitions.retention, milliseconds(0),
+                  "events are dropped, a partition at a time, once they arrived this long ago "
+                  "(0 = never by age)");
+  reader.duration("EVENTS_RETENTION_CHECK_INTERVAL", &config.retention_check_interval,
+                  milliseconds(100),
+                  "how often partitions are made ahead and dropped past EVENTS_RETENTION or "
+                  "EVENTS_MAX_BYTES");
   reader.text("PROCESSOR_METRICS_ADDRESS", &config.metrics_address,
               "host:port for GET /metrics (Prometheus); off to disable; port 0 picks one");
   if (!reader.read(argc, argv)) {
@@ -29,6 +62,8 @@ bool load_config(int argc, const char* const* argv, ProcessorConfig& config) {
     return false;
   }
   pipeline::validate_common_settings(config.common);
+  config.partitions.max_bytes = static_cast<std::uint64_t>(config.common.events_max_bytes);
+  validate_partition_settings(config);
   if (config.max_retry_delay < config.retry_delay) {
     throw pipeline::ConfigError(
         "PROCESSOR_MAX_RETRY_DELAY: must not be shorter than PROCESSOR_RETRY_DELAY");

@@ -57,6 +57,28 @@ void Maintenance::watch_consumer() {
   metrics_.consumer_ack_pending->Set(static_cast<double>(info->NumAckPending));
   metrics_.consumer_redelivered->Set(static_cast<double>(info->NumRedelivered));
   metrics_.consumer_max_ack_pending->Set(static_cast<double>(info->Config->MaxAckPending));
+  ack_floor_ = info->AckFloor.Stream;
+}
+
+void Maintenance::make_room(const jsStreamInfo& info) {
+  const std::int64_t max_bytes = info.Config != nullptr ? info.Config->MaxBytes : -1;
+  if (max_bytes <= 0 || info.State.Bytes * 2 <= static_cast<std::uint64_t>(max_bytes)) return;
+  if (ack_floor_ < info.State.FirstSeq) return;  // nothing acked left to purge
+  jsOptions options;
+  jsOptions_Init(&options);
+  options.Stream.Purge.Sequence = ack_floor_ + 1;  // up to, not including
+  jsErrCode error = static_cast<jsErrCode>(0);
+  const natsStatus status =
+      js_PurgeStream(js_, config_.common.stream.name.c_str(), &options, &error);
+  if (status != NATS_OK) {
+    log::warn("stream_purge_failed", {{"status", natsStatus_GetText(status)},
+                                      {"error", static_cast<std::int64_t>(error)}});
+    return;
+  }
+  metrics_.stream_purges->Increment();
+  log::info("stream_purged", {{"below_sequence", ack_floor_ + 1},
+                              {"bytes_before", info.State.Bytes},
+                              {"max_bytes", max_bytes}});
 }
 
 void Maintenance::watch_stream() {
@@ -67,6 +89,10 @@ void Maintenance::watch_stream() {
   pipeline::nats::StreamInfoPtr info(si);
   metrics_.stream_messages->Set(static_cast<double>(info->State.Msgs));
   metrics_.stream_bytes->Set(static_cast<double>(info->State.Bytes));
+  if (info->Config != nullptr) {
+    metrics_.stream_max_bytes->Set(static_cast<double>(info->Config->MaxBytes));
+  }
+  make_room(*info);
   if (Clock::now() < next_prune_) return;
   next_prune_ = Clock::now() + config_.prune_interval;
   try {

@@ -26,6 +26,9 @@ class Maintenance {
   void watch_consumer();
   void watch_stream();
   void watch_database();
+  /// Purges the acked messages once the stream holds more than half of its
+  /// max bytes: replay history gives way to room for unprocessed events.
+  void make_room(const jsStreamInfo& info);
 
   natsConnection* conn_;
   jsCtx* js_;
@@ -35,6 +38,7 @@ class Maintenance {
   BatchWriter pruner_;
   std::unique_ptr<pqxx::connection> probe_;
   std::chrono::steady_clock::time_point next_prune_;
+  std::uint64_t ack_floor_ = 0;  ///< the consumer's, as last read: every message up to it is acked
 };
 
 }  // namespace processor

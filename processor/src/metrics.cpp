@@ -79,6 +79,34 @@ ProcessorMetrics::ProcessorMetrics() {
   consumer_redelivered = gauge("consumer_redelivered_messages", "Messages redelivered, now");
   stream_messages = gauge("stream_messages", "Messages in the stream");
   stream_bytes = gauge("stream_bytes", "Bytes in the stream");
+  stream_max_bytes = gauge("stream_max_bytes", "The running stream's MaxBytes (-1: none)");
+  event_partitions = gauge("processor_event_partitions",
+                           "Partitions of the events table (those made ahead included)");
+  events_bytes = gauge("processor_events_bytes",
+                       "Bytes the events table takes in PostgreSQL, indexes and TOAST included");
+  events_max_bytes = gauge("processor_events_max_bytes", "EVENTS_MAX_BYTES (0: no bound by size)");
+  retention_pass_seconds =
+      gauge("processor_retention_pass_seconds", "How long the last retention pass took");
+  auto& dropped = BuildCounter()
+                      .Name(name("processor_partitions_dropped_total"))
+                      .Help(
+                          "Partitions of events dropped, by reason: age (EVENTS_RETENTION), "
+                          "size (EVENTS_MAX_BYTES)")
+                      .Register(*registry);
+  partitions_dropped_age = &dropped.Add({{"reason", "age"}});
+  partitions_dropped_size = &dropped.Add({{"reason", "size"}});
+  stream_purges = &BuildCounter()
+                       .Name(name("processor_stream_purges_total"))
+                       .Help(
+                           "Purges of the stream's acked messages (it held more than half of "
+                           "its max bytes)")
+                       .Register(*registry)
+                       .Add({});
+  retention_failures = &BuildCounter()
+                            .Name(name("processor_retention_failures_total"))
+                            .Help("Retention passes that failed (the next one takes over)")
+                            .Register(*registry)
+                            .Add({});
   up = pipeline::metrics::register_service(*registry, "processor");
 }
 

@@ -34,7 +34,17 @@ struct ProcessorMetrics {
   prometheus::Gauge* consumer_max_ack_pending;
   prometheus::Gauge* consumer_redelivered;
   prometheus::Gauge* stream_messages;
+  /// The events table (processor/src/retention.cpp).
+  prometheus::Gauge* event_partitions;
+  prometheus::Gauge* events_bytes;
+  prometheus::Gauge* events_max_bytes;
+  prometheus::Gauge* retention_pass_seconds;
+  prometheus::Counter* partitions_dropped_age;
+  prometheus::Counter* partitions_dropped_size;
+  prometheus::Counter* retention_failures;
+  prometheus::Counter* stream_purges;
   prometheus::Gauge* stream_bytes;
+  prometheus::Gauge* stream_max_bytes;
   pipeline::metrics::ServiceGauges up;
 };
 

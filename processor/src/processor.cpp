@@ -6,6 +6,7 @@
 #include "metrics.hpp"
 #include "pipeline/database.hpp"
 #include "pipeline/logging.hpp"
+#include "retention.hpp"
 #include "worker.hpp"
 
 namespace processor {
@@ -28,6 +29,10 @@ Processor::Processor(ProcessorConfig config)
   });
   auto db = pipeline::db::connect(config_.common.database_url, config_.common.connect_timeout);
   pipeline::db::apply_migrations(*db);
+  // The partitions the workers will write into, before they start (another
+  // processor may be making them: then its pass does).
+  retention_ = std::make_unique<Retention>(config_, *metrics_);
+  retention_->pass();
   if (config_.metrics_address != "off") {
     exposer_ = std::make_unique<prometheus::Exposer>(config_.metrics_address);
     exposer_->RegisterCollectable(metrics_->registry);
@@ -52,6 +57,7 @@ void Processor::start() {
   health_ = std::thread([this] {
     Maintenance(conn_.get(), js_.get(), config_, consumer_, *metrics_).run(stopping_);
   });
+  retention_thread_ = std::thread([this] { retention_->run(stopping_); });
   pipeline::log::info("processor_started", {{"workers", config_.workers},
                                             {"batch_size", config_.batch_size},
                                             {"stream", config_.common.stream.name},
@@ -65,6 +71,7 @@ void Processor::stop() {
   }
   workers_.clear();
   if (health_.joinable()) health_.join();
+  if (retention_thread_.joinable()) retention_thread_.join();
   // The last batches' acks may still sit in the client's buffer: send them
   // before the connection goes, so they are not redelivered after a restart.
   if (conn_) natsConnection_FlushTimeout(conn_.get(), 2000);

@@ -6,11 +6,13 @@
 #include <gtest/gtest.h>
 
 #include <pqxx/pqxx>
+#include <thread>
 
 #include "pipeline/database.hpp"
 #include "pipeline/event.hpp"
 #include "pipeline_fixture.hpp"
 #include "processor/batch_writer.hpp"
+#include "processor/partitions.hpp"
 
 namespace testsupport {
 namespace {
@@ -26,6 +28,7 @@ class BatchWriterTest : public ::testing::Test {
     db_ = shared_postgres().create_database();
     auto conn = pipeline::db::connect(shared_postgres().url(db_), std::chrono::seconds(10));
     pipeline::db::apply_migrations(*conn);
+    processor::ensure_partitions(*conn, processor::PartitionSettings{});  // the processor's part
     writer_ = std::make_unique<processor::BatchWriter>(shared_postgres().url(db_));
   }
 
@@ -258,6 +261,71 @@ TEST_F(BatchWriterTest, RealServerErrorsClassifyAsExpected) {
   } catch (const std::exception& e) {
     EXPECT_EQ(pipeline::db::classify_failure(e), FailureKind::kNeverStorable) << e.what();
   }
+}
+
+}  // namespace
+}  // namespace testsupport
+
+namespace testsupport {
+namespace {
+
+// Two copies of new keys in two transactions on either side of a partition
+// bound (the first holds its rows uncommitted across the bound): the second
+// must find the first's rows, not store the keys again in its own
+// partition. The first is held open by a lock on the counters it writes
+// last; the second's wait is seen in pg_stat_activity, not slept for.
+TEST_F(BatchWriterTest, CopiesOnEitherSideOfAPartitionBoundStoreOnce) {
+  using namespace std::chrono_literals;
+  // A database of its own, partitioned by the second.
+  const std::string db = shared_postgres().create_database();
+  pqxx::connection admin(shared_postgres().url(db));
+  pqxx::connection setup(shared_postgres().url(db));
+  pipeline::db::apply_migrations(setup);
+  processor::PartitionSettings settings;
+  settings.interval = std::chrono::seconds(1);
+  settings.ahead = 30;
+  processor::ensure_partitions(setup, settings);
+  std::vector<IncomingMessage> first;
+  std::vector<IncomingMessage> second;
+  for (std::uint64_t i = 0; i < 50; ++i) {
+    first.push_back(message(i + 1, "race-" + std::to_string(i)));
+    second.push_back(message(i + 101, "race-" + std::to_string(i)));
+  }
+  const auto clock = [&] {
+    pqxx::nontransaction tx(setup);
+    return tx.exec1("SELECT (extract(epoch FROM clock_timestamp()) * 1000000)::bigint")[0]
+        .as<std::int64_t>();
+  };
+  const auto waiting = [&] {
+    pqxx::nontransaction tx(setup);
+    return tx
+        .exec1(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND wait_event_type IN ('Lock', 'LWLock') AND state = 'active'")[0]
+        .as<int>();
+  };
+  // 700 ms before the next bound at the latest.
+  ASSERT_TRUE(wait_until([&] { return clock() % 1'000'000 < 300'000; }, 5s));
+  const std::int64_t bound = clock() / 1'000'000 * 1'000'000 + 1'000'000;
+  pqxx::work hold(admin);
+  hold.exec("LOCK TABLE pipeline_counters IN EXCLUSIVE MODE");
+  processor::BatchWriter writer_a(shared_postgres().url(db));
+  processor::BatchWriter writer_b(shared_postgres().url(db));
+  processor::BatchResult result_a;
+  processor::BatchResult result_b;
+  std::thread a([&] { result_a = writer_a.write(first); });
+  ASSERT_TRUE(wait_until([&] { return waiting() >= 1; }, 5s)) << "the first never waited";
+  ASSERT_LT(clock(), bound) << "the first transaction began after the bound: run again";
+  ASSERT_TRUE(wait_until([&] { return clock() > bound + 50'000; }, 5s));
+  std::thread b([&] { result_b = writer_b.write(second); });
+  ASSERT_TRUE(wait_until([&] { return waiting() >= 2; }, 5s)) << "the second never waited";
+  hold.commit();
+  a.join();
+  b.join();
+  EXPECT_EQ(result_a.stored, 50U);
+  EXPECT_EQ(result_b.duplicates, 50U);
+  pqxx::nontransaction tx(setup);
+  EXPECT_EQ(tx.exec1("SELECT count(*) FROM events WHERE topic = 'bw'")[0].as<int>(), 50);
 }
 
 }  // namespace

@@ -109,13 +109,14 @@ TEST_F(DeliveryEdges, RestartWithSmallerStreamLimitsDeletesNothing) {
   ASSERT_EQ(stream_messages(), 400u);
 
   stop_ingest();
+  const std::int64_t running_max_bytes = stream_.max_bytes;
   stream_.max_bytes = 20000;
   stream_.max_age = 1s;
   stream_.duplicate_window = 500ms;
   start_ingest();
   EXPECT_EQ(stream_messages(), 400u) << "a restart with smaller limits deleted stored events";
   pipeline::nats::StreamInfoPtr holder;
-  EXPECT_EQ(running_stream(holder).MaxBytes, -1);
+  EXPECT_EQ(running_stream(holder).MaxBytes, running_max_bytes);
 
   // The processor, started with other consumer settings too, keeps the
   // running ones and stores every event.

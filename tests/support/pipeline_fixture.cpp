@@ -10,6 +10,7 @@
 
 #include "pipeline/database.hpp"
 #include "pipeline/logging.hpp"
+#include "processor/partitions.hpp"
 
 namespace testsupport {
 
@@ -106,6 +107,7 @@ processor::ProcessorConfig PipelineTest::processor_config() {
   config.retry_delay = std::chrono::milliseconds(100);
   // Any free port when on: tests run several processors.
   config.metrics_address = processor_metrics_ ? "127.0.0.1:0" : "off";
+  if (configure_processor_) configure_processor_(config);
   return config;
 }
 
@@ -116,6 +118,7 @@ void PipelineTest::start_ingest() {
   if (apply_schema_) {
     pqxx::connection conn(shared_postgres().url(database_));
     pipeline::db::apply_migrations(conn);
+    processor::ensure_partitions(conn, processor_config().partitions);
   }
   ingest_ = std::make_unique<ingest::IngestServer>(ingest_config());
   ingest_->start();

@@ -84,6 +84,9 @@ class PipelineTest : public ::testing::Test {
   bool apply_schema_ = true;  ///< start_ingest() applies the migrations first
   /// Changes to ingest's configuration (after the fixture's own).
   std::function<void(ingest::IngestConfig&)> configure_ingest_;
+  /// Changes to the processor's configuration (after the fixture's own); the
+  /// partitions start_ingest() makes follow it too.
+  std::function<void(processor::ProcessorConfig&)> configure_processor_;
   /// The processor's /metrics listener: off unless a test reads it (its
   /// civetweb server takes 1.7 s to stop).
   bool processor_metrics_ = false;  ///< start_ingest() applies the migrations first

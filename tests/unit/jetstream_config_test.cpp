@@ -16,7 +16,7 @@ jsStreamConfig running_config(const char** subjects) {
   cfg.Subjects = subjects;
   cfg.SubjectsLen = 1;
   cfg.MaxAge = std::int64_t{7} * 86'400 * 1'000'000'000;
-  cfg.MaxBytes = -1;
+  cfg.MaxBytes = StreamSettings{}.max_bytes;
   cfg.Duplicates = std::int64_t{120} * 1'000'000'000;
   cfg.Replicas = 1;
   cfg.Discard = js_DiscardNew;

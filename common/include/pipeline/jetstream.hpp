@@ -96,7 +96,13 @@ struct StreamSettings {
   std::string subject_prefix = "events";  ///< subjects are "<prefix>.<topic>"
   std::chrono::milliseconds duplicate_window{std::chrono::minutes(2)};
   std::chrono::milliseconds max_age{std::chrono::hours(24 * 7)};  ///< 0 = no age limit
-  std::int64_t max_bytes = -1;                                    ///< -1 = no size limit
+  /// 4 GiB: room for millions of unprocessed events; acked ones are purged
+  /// once half of it is taken (processor). -1 = no size limit.
+  std::int64_t max_bytes = std::int64_t{4} << 30;
+  /// STREAM_MAX_BYTES=auto (the default): max_bytes is halved, down to 1
+  /// MiB, until the broker can reserve it when the stream is made, and a
+  /// running stream's limit is kept whatever it is.
+  bool max_bytes_auto = false;
   std::int64_t replicas = 1;
   ConfigUpdate update = ConfigUpdate::kKeep;
 

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <string>
 
 #include "pipeline/jetstream.hpp"
@@ -14,6 +15,9 @@ struct CommonSettings {
   std::string nats_url = "nats://127.0.0.1:4222";
   std::string database_url = "postgresql://postgres@127.0.0.1:55432/events";
   nats::StreamSettings stream;
+  /// STREAM_MAX_BYTES as given: "auto", -1 or bytes; resolved into
+  /// stream.max_bytes by validate_common_settings.
+  std::string stream_max_bytes = "auto";
   nats::ConsumerSettings consumer;
   std::chrono::milliseconds connect_timeout{std::chrono::seconds(30)};
   /// DATABASE_STATEMENT_TIMEOUT: the processor's statements (the server
@@ -23,6 +27,12 @@ struct CommonSettings {
   /// taken for gone (and reconnected to), so silence is found in about 3
   /// intervals instead of nats.c's default 6 minutes.
   std::chrono::milliseconds nats_ping_interval{std::chrono::seconds(2)};
+  /// EVENTS_MAX_BYTES: what the events table may take in PostgreSQL (all
+  /// partitions, indexes included). The processor drops the oldest
+  /// partitions past it; ingest refuses publishes (503) while the table
+  /// passes it by a tenth anyway (the partition being written outgrew it).
+  /// 0: no bound.
+  std::int64_t events_max_bytes = std::int64_t{50} << 30;
   std::string log_level = "info";
   std::string log_format = "text";
 };
@@ -32,6 +42,7 @@ void bind_common_settings(SettingsReader& reader, CommonSettings& settings);
 
 /// Checks relations between settings that no single one can (e.g. the
 /// duplicate window must fit in the stream's max age). Throws ConfigError.
-void validate_common_settings(const CommonSettings& settings);
+/// Resolves what needs it (STREAM_MAX_BYTES). Throws ConfigError.
+void validate_common_settings(CommonSettings& settings);
 
 }  // namespace pipeline

@@ -36,6 +36,8 @@ struct IngestConfig {
   std::chrono::milliseconds idle_timeout{60000};
   std::chrono::milliseconds write_timeout{30000};
   std::size_t db_pool_size = 4;
+  /// STATS_MAX_TOPICS: /stats lists the largest topics, this many at most.
+  std::size_t stats_max_topics = 100;
   /// INGEST_QUERY_TIMEOUT: a query of /events, /stats or a subscription
   /// (with the wait for a pooled connection) ends within it (and a second).
   std::chrono::milliseconds query_timeout{5000};

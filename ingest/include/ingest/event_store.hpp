@@ -79,7 +79,10 @@ struct PipelineCounters {
   std::int64_t duplicate_broker = 0;    ///< dropped by the JetStream duplicate window (markers)
   std::int64_t duplicate_database = 0;  ///< dropped by UNIQUE(topic, event_id)
   std::int64_t dead_lettered = 0;
-  std::vector<std::pair<std::string, std::int64_t>> topics;  ///< unique events per topic
+  /// Unique events per topic: the largest topics (ties by name), at most
+  /// the store's max_topics.
+  std::vector<std::pair<std::string, std::int64_t>> topics;
+  std::int64_t topics_total = 0;  ///< how many topics there are
 };
 
 /// The statement of one page of `query` (limit + 1 rows, to know whether more
@@ -96,7 +99,8 @@ class EventStore {
   /// `query_timeout`: the server cancels a statement after it, and the
   /// client cuts a connection whose server says nothing for a second more.
   EventStore(const std::string& database_url, std::size_t pool_size,
-             std::chrono::milliseconds query_timeout = std::chrono::seconds(5));
+             std::chrono::milliseconds query_timeout = std::chrono::seconds(5),
+             std::size_t max_topics = 100);
   ~EventStore();
   EventStore(const EventStore&) = delete;
   EventStore& operator=(const EventStore&) = delete;
@@ -135,6 +139,7 @@ class EventStore {
   std::string database_url_;
   std::size_t pool_size_;
   std::chrono::milliseconds query_timeout_;
+  std::size_t max_topics_;  ///< STATS_MAX_TOPICS
   std::mutex mutex_;
   std::condition_variable available_;
   std::vector<std::unique_ptr<pqxx::connection>> idle_;

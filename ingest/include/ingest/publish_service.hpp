@@ -92,10 +92,13 @@ class PublishService {
  public:
   using Done = std::function<void(PublishReport)>;
 
-  /// `metrics` may be null.
+  /// Why the database's storage refuses events now, or "" (DependencyMonitor).
+  using StorageCheck = std::function<std::string()>;
+
+  /// `metrics` may be null; without `storage`, storage never refuses.
   PublishService(JetStreamPublisher& publisher, pipeline::ValidationLimits limits,
-                 IngestMetrics* metrics = nullptr)
-      : publisher_(publisher), limits_(limits), metrics_(metrics) {}
+                 IngestMetrics* metrics = nullptr, StorageCheck storage = {})
+      : publisher_(publisher), limits_(limits), metrics_(metrics), storage_(std::move(storage)) {}
 
   /// Reads the body in its format, publishes, and calls `done` once with the
   /// report: at once (on this thread) when nothing is to be published, else
@@ -128,6 +131,7 @@ class PublishService {
   JetStreamPublisher& publisher_;
   pipeline::ValidationLimits limits_;
   IngestMetrics* metrics_;
+  StorageCheck storage_;
 };
 
 }  // namespace ingest

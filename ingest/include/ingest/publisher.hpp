@@ -42,6 +42,7 @@ enum class PublishError {
   kStreamFull,    ///< a limit of the stream or of the broker's storage
   kNotStored,     ///< a duplicate PubAck with sequence 0: not stored (a leader change)
   kCapacity,      ///< INGEST_MAX_PENDING_PUBLISHES messages already wait for PubAcks
+  kStorageFull,   ///< the events table is past EVENTS_MAX_BYTES by a tenth
   kOther,
 };
 /// The label value of `error` in pipeline_ingest_publish_errors_total.

@@ -32,10 +32,12 @@ DependencyState DependencyMonitor::Watch::state() const {
 
 DependencyMonitor::DependencyMonitor(Check database, Check broker,
                                      std::chrono::milliseconds interval,
-                                     std::chrono::milliseconds silent_after)
+                                     std::chrono::milliseconds silent_after,
+                                     std::int64_t events_max_bytes)
     : database_(std::move(database), silent_after),
       broker_(std::move(broker), silent_after),
-      interval_(interval) {}
+      interval_(interval),
+      events_max_bytes_(events_max_bytes) {}
 
 DependencyMonitor::~DependencyMonitor() { stop(); }
 
@@ -80,6 +82,17 @@ bool DependencyMonitor::reachable() { return database_.state().answered; }
 bool DependencyMonitor::schema_ready() {
   const DependencyState state = database_.state();
   return state.answered && state.detail;
+}
+
+std::string DependencyMonitor::storage_problem() {
+  const std::int64_t bytes = database_.state().events_bytes;
+  // Retention keeps the table under EVENTS_MAX_BYTES by dropping partitions;
+  // a tenth more means it cannot (the partitions being written outgrew the
+  // bound): publishing stops before the disk fills, not after.
+  if (events_max_bytes_ <= 0 || bytes <= events_max_bytes_ + events_max_bytes_ / 10) return {};
+  return "storage: the events table takes " + std::to_string(bytes) +
+         " bytes, past EVENTS_MAX_BYTES (" + std::to_string(events_max_bytes_) +
+         ") by more than a tenth, and retention cannot drop the partitions being written";
 }
 
 }  // namespace ingest

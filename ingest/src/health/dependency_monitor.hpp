@@ -3,6 +3,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <cstdint>
 #include <functional>
 #include <mutex>
 #include <optional>
@@ -21,6 +22,8 @@ struct DependencyState {
   /// A check is under way and has taken longer than the limit: the
   /// dependency is silent, whatever the last finished check said.
   bool silent = false;
+  /// What the events table takes in PostgreSQL (-1: not known).
+  std::int64_t events_bytes = -1;
 };
 
 /// Watches PostgreSQL and the broker on threads of its own, every
@@ -35,8 +38,10 @@ class DependencyMonitor final : public BrokerProbe, public DatabaseProbe {
     /// Whether it answered, what it found (detail), whether connected.
     std::function<DependencyState()> run;
   };
+  /// `events_max_bytes`: EVENTS_MAX_BYTES (0: no bound), against the
+  /// database check's events_bytes.
   DependencyMonitor(Check database, Check broker, std::chrono::milliseconds interval,
-                    std::chrono::milliseconds silent_after);
+                    std::chrono::milliseconds silent_after, std::int64_t events_max_bytes = 0);
   ~DependencyMonitor() override;  ///< stop()
   DependencyMonitor(const DependencyMonitor&) = delete;
   DependencyMonitor& operator=(const DependencyMonitor&) = delete;
@@ -53,6 +58,7 @@ class DependencyMonitor final : public BrokerProbe, public DatabaseProbe {
   BrokerStatus probe() override;
   bool reachable() override;
   bool schema_ready() override;
+  std::string storage_problem() override;
 
  private:
   class Watch {
@@ -75,6 +81,7 @@ class DependencyMonitor final : public BrokerProbe, public DatabaseProbe {
   Watch database_;
   Watch broker_;
   std::chrono::milliseconds interval_;
+  std::int64_t events_max_bytes_;
   std::mutex mutex_;
   std::condition_variable wake_;
   bool quit_ = false;

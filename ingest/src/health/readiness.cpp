@@ -14,8 +14,10 @@ ReadinessResult ReadinessService::check(bool draining) {
   const bool db_ok = database_.reachable();
   checks["postgres"] = db_ok ? "ok" : "not responding";
   checks["schema"] = !db_ok ? "unknown" : (database_.schema_ready() ? "ok" : "missing");
+  const std::string storage = db_ok ? database_.storage_problem() : std::string();
+  checks["storage"] = storage.empty() ? "ok" : "full";
   ReadinessResult result;
-  result.ready = broker.answered && broker.stream && db_ok && !draining;
+  result.ready = broker.answered && broker.stream && db_ok && storage.empty() && !draining;
   nlohmann::json body{{"status", result.ready ? "ready" : "not ready"}, {"checks", checks}};
   if (draining) body["checks"]["draining"] = true;
   if (!result.ready) {
@@ -25,6 +27,7 @@ ReadinessResult ReadinessService::check(bool draining) {
     if (!db_ok) add("postgres " + checks["postgres"].get<std::string>());
     if (!broker.answered) add("nats " + checks["nats"].get<std::string>());
     if (broker.answered && !broker.stream) add("stream missing");
+    if (!storage.empty()) add(storage);
     if (draining) add("draining");
     body["error"] = "not ready: " + what;
   }

@@ -24,6 +24,9 @@ class DatabaseProbe {
   virtual ~DatabaseProbe() = default;
   virtual bool reachable() = 0;
   virtual bool schema_ready() = 0;
+  /// Why publishing must stop for the database's storage (the events table
+  /// past EVENTS_MAX_BYTES by a tenth), or "" (the default: no bound known).
+  virtual std::string storage_problem() { return {}; }
 };
 
 /// The answer to GET /ready, free of HTTP.

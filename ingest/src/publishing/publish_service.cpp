@@ -223,6 +223,17 @@ void PublishService::publish_body(pipeline::PublishBody body, const std::string&
     finish(call);
     return;
   }
+  // The events table past its bound (retention cannot make room): refused
+  // now, with Retry-After, rather than stored until the disk is full.
+  if (storage_) {
+    if (std::string problem = storage_(); !problem.empty()) {
+      PublishOutcome full;
+      full.kind = PublishError::kStorageFull;
+      full.error = std::move(problem);
+      on_events_published(call, std::vector<PublishOutcome>(messages.size(), full), false);
+      return;
+    }
+  }
   // Room for the events and for a count marker they may need: when the
   // publisher is at its capacity, the request is refused at once (503 +
   // Retry-After) rather than waited on.

@@ -75,6 +75,8 @@ const char* publish_error_name(PublishError error) {
       return "not_stored";
     case PublishError::kCapacity:
       return "capacity";
+    case PublishError::kStorageFull:
+      return "storage_full";
     case PublishError::kOther:
       break;
   }

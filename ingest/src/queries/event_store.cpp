@@ -60,10 +60,11 @@ std::string like_prefix(const std::string& prefix) {
 }  // namespace
 
 EventStore::EventStore(const std::string& database_url, std::size_t pool_size,
-                       std::chrono::milliseconds query_timeout)
+                       std::chrono::milliseconds query_timeout, std::size_t max_topics)
     : database_url_(pipeline::db::session_url(database_url, {query_timeout, query_timeout})),
       pool_size_(pool_size),
-      query_timeout_(query_timeout) {}
+      query_timeout_(query_timeout),
+      max_topics_(std::max<std::size_t>(1, max_topics)) {}
 
 EventStore::~EventStore() = default;
 
@@ -163,7 +164,8 @@ EventPage EventStore::events(const EventQuery& query) {
     pqxx::read_transaction tx(conn);
     const std::int64_t snapshot_id =
         query.cursor ? query.cursor->snapshot_id
-                     : tx.exec("SELECT COALESCE(MAX(id), 0) FROM events")[0][0].as<std::int64_t>();
+                     // The ids handed out so far (no index on id: the sequence says).
+                     : tx.exec("SELECT last_value FROM events_id_seq")[0][0].as<std::int64_t>();
     const pqxx::result rows = tx.exec(events_page_sql(
         query, snapshot_id, [&](const std::string& text) { return tx.quote(text); }));
     EventPage page;
@@ -238,7 +240,7 @@ std::optional<EventPosition> EventStore::before_stored_since(std::int64_t micros
 }
 
 PipelineCounters EventStore::counters() {
-  return with_connection([](pqxx::connection& conn) {
+  return with_connection([this](pqxx::connection& conn) {
     // One snapshot for every counter: each batch commits its counters
     // together, so they agree with each other (read committed would let a
     // batch commit between the two statements).
@@ -254,9 +256,18 @@ PipelineCounters EventStore::counters() {
       if (name == "duplicate_database") counters.duplicate_database = value;
       if (name == "dead_lettered") counters.dead_lettered = value;
     }
-    for (const auto& row : tx.exec("SELECT topic, SUM(value)::bigint FROM topic_counters GROUP BY "
-                                   "topic ORDER BY topic")) {
+    // The largest topics (ties by name) and how many there are: the answer's
+    // size is bounded however many topics there are. count(*) OVER () is
+    // taken before the LIMIT.
+    const std::string topics_sql =
+        "SELECT topic, SUM(value)::bigint AS n, count(*) OVER () FROM ("
+        "SELECT topic, value FROM topic_totals UNION ALL "
+        "SELECT topic, value FROM topic_counters) t "
+        "GROUP BY topic ORDER BY n DESC, topic LIMIT " +
+        std::to_string(max_topics_);
+    for (const auto& row : tx.exec(topics_sql)) {
       counters.topics.emplace_back(row[0].as<std::string>(), row[1].as<std::int64_t>());
+      counters.topics_total = row[2].as<std::int64_t>();
     }
     return counters;
   });

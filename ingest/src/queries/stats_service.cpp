@@ -47,6 +47,8 @@ StatsResult StatsService::snapshot() {
       {"dead_lettered", counters.dead_lettered},
       {"pending", backlog ? json(pending) : json(nullptr)},
       {"topics", topics},
+      {"topics_total", std::max<std::int64_t>(counters.topics_total,
+                                              static_cast<std::int64_t>(counters.topics.size()))},
       {"uptime_seconds", uptime.count()},
       {"started_at", pipeline::format_rfc3339(started_at_)},
   };

@@ -41,7 +41,8 @@ class BatchWriter final : public MessageWriter {
 
   /// Forgets the duplicates and count markers the stream can never deliver
   /// again: those of other incarnations than `current` and those below
-  /// `first_seq`, the stream's first sequence. Returns the rows removed.
+  /// `first_seq`, the stream's first sequence; folds the per-topic counts
+  /// into one row per topic (topic_totals). Returns the rows removed.
   std::size_t prune(std::int64_t current, std::uint64_t first_seq);
 
   /// Connects if not connected (one attempt) and prepares the statements.

@@ -2,11 +2,26 @@
 
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <string>
 
 #include "pipeline/service_config.hpp"
 
 namespace processor {
+
+/// The events table's partitions by arrival (processor/partitions.hpp).
+struct PartitionSettings {
+  /// Each partition's span of arrival time; bounds are multiples of it since
+  /// the epoch (UTC).
+  std::chrono::milliseconds interval{std::chrono::hours(24)};
+  /// A partition is dropped once its end is this long ago (0: never by age).
+  std::chrono::milliseconds retention{std::chrono::hours(24 * 30)};
+  /// The oldest partitions are dropped while all of them take more (0: no
+  /// bound). The partition being written is never dropped.
+  std::uint64_t max_bytes = 0;
+  /// Partitions are made this many intervals ahead of now.
+  int ahead = 3;
+};
 
 /// Everything the processor reads at start-up.
 struct ProcessorConfig {
@@ -20,6 +35,11 @@ struct ProcessorConfig {
   std::chrono::milliseconds max_retry_delay{30000};
   /// How often duplicates and markers the stream no longer holds are pruned.
   std::chrono::milliseconds prune_interval{60000};
+  /// EVENTS_PARTITION_INTERVAL, EVENTS_RETENTION (and EVENTS_MAX_BYTES from
+  /// the common settings): the events table's partitions and their drop.
+  PartitionSettings partitions;
+  /// How often partitions are made ahead and dropped past retention.
+  std::chrono::milliseconds retention_check_interval{60000};
   /// host:port of the Prometheus endpoint (GET /metrics); "off" disables it.
   std::string metrics_address = "0.0.0.0:9101";
 };

@@ -14,6 +14,8 @@ class Exposer;
 
 namespace processor {
 
+class Retention;
+
 struct ProcessorMetrics;
 
 /// Running totals of this process (not durable: the durable counters live in
@@ -62,8 +64,10 @@ class Processor {
   std::atomic<bool> stopping_{false};
   std::vector<std::thread> workers_;
   std::thread health_;
+  std::thread retention_thread_;
   ProcessorTotals totals_;
   std::unique_ptr<ProcessorMetrics> metrics_;
+  std::unique_ptr<Retention> retention_;
   std::unique_ptr<prometheus::Exposer> exposer_;
 };
 

@@ -1,0 +1,78 @@
+#include "retention.hpp"
+
+#include <pqxx/nontransaction>
+
+#include "pipeline/database.hpp"
+#include "pipeline/logging.hpp"
+#include "processor/partitions.hpp"
+#include "worker.hpp"
+
+namespace processor {
+namespace {
+
+namespace log = pipeline::log;
+
+// A pass waits at most this long on PostgreSQL (a DETACH CONCURRENTLY waits
+// for every query that may still read the partition); cut there, the next
+// pass finishes it.
+constexpr std::chrono::minutes kPassLimit{5};
+
+std::string names(const std::vector<std::string>& list) {
+  std::string out;
+  for (const auto& name : list) out += (out.empty() ? "" : ",") + name;
+  return out;
+}
+
+}  // namespace
+
+Retention::Retention(const ProcessorConfig& config, ProcessorMetrics& metrics)
+    : config_(config), metrics_(metrics) {
+  metrics_.events_max_bytes->Set(static_cast<double>(config.partitions.max_bytes));
+}
+
+bool Retention::pass() {
+  try {
+    if (!conn_ || !conn_->is_open()) {
+      conn_ = std::make_unique<pqxx::connection>(config_.common.database_url);
+      pqxx::nontransaction tx(*conn_);
+      tx.exec("SET statement_timeout = '" + std::to_string(kPassLimit.count()) + "min'");
+    }
+    const pipeline::db::Deadline deadline(*conn_, kPassLimit + std::chrono::seconds(5));
+    const RetentionPass pass = run_retention(*conn_, config_.partitions);
+    if (!pass.ran) return true;  // another processor holds the lock
+    metrics_.event_partitions->Set(static_cast<double>(pass.partitions.size()));
+    metrics_.events_bytes->Set(static_cast<double>(pass.bytes));
+    metrics_.retention_pass_seconds->Set(pass.seconds);
+    metrics_.partitions_dropped_age->Increment(static_cast<double>(pass.dropped_by_age.size()));
+    metrics_.partitions_dropped_size->Increment(static_cast<double>(pass.dropped_by_size.size()));
+    if (!pass.created.empty()) {
+      log::info("partitions_created", {{"partitions", names(pass.created)}});
+    }
+    if (!pass.dropped_by_age.empty() || !pass.dropped_by_size.empty()) {
+      log::info("partitions_dropped", {{"by_age", names(pass.dropped_by_age)},
+                                       {"by_size", names(pass.dropped_by_size)},
+                                       {"bytes_left", pass.bytes},
+                                       {"seconds", pass.seconds}});
+    }
+    if (config_.partitions.max_bytes > 0 && pass.bytes > config_.partitions.max_bytes) {
+      // Only the partitions being written are left: retention cannot help.
+      log::warn("events_over_max_bytes", {{"bytes", pass.bytes},
+                                          {"max_bytes", config_.partitions.max_bytes}});
+    }
+    return true;
+  } catch (const std::exception& e) {
+    conn_.reset();
+    metrics_.retention_failures->Increment();
+    log::warn("retention_failed", {{"error", log::first_line(e.what())}});
+    return false;
+  }
+}
+
+void Retention::run(const std::atomic<bool>& stopping) {
+  while (!stopping.load()) {
+    sleep_unless_stopping(stopping, config_.retention_check_interval);
+    if (!stopping.load()) pass();
+  }
+}
+
+}  // namespace processor
