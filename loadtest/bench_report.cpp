@@ -78,6 +78,7 @@ json results_json(const RunFiles& run, const Figures& f, const std::vector<Targe
         {"single_events_keep_alive_header", run.single_header ? *run.single_header : json()},
         {"http_baseline_get_health", run.health ? *run.health : json()},
         {"body_formats", body_formats_json(run)},
+        {"storage", run.storage ? *run.storage : json()},
         {"sustained",
          {{"loadgen", run.sustained},
           {"throughput_windows_5s", f.windows},

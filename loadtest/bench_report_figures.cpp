@@ -163,6 +163,13 @@ std::vector<Target> assess_targets(const RunFiles& run, const Figures& f) {
                        ">= 0.80", num(rate) + " vs " + num(json_rate) + " = " + num(ratio, 2),
                        ratio >= 0.8});
   }
+  // Issue 20: the events table per stored event.
+  if (run.storage && run.storage->value("rows", 0.0) > 0) {
+    const double per_event =
+        run.storage->value("total_bytes", 0.0) / run.storage->value("rows", 0.0);
+    targets.push_back({"PostgreSQL bytes per stored event (events table, indexes included)",
+                       "<= 400", num(per_event), per_event <= 400});
+  }
   bool all_verified = true;
   for (const nlohmann::json* j : {&run.seed, &run.single, &run.sustained}) {
     all_verified = all_verified && verified(*j);

@@ -125,6 +125,7 @@ RunFiles read_run_files(const std::string& dir) {
       run.bodies.emplace_back(body.name, std::move(*j));
     }
   }
+  run.storage = read_json_if_present(dir + "/storage.json");
   run.usage = read_table(dir + "/rss.tsv");
   run.hwm = read_facts(dir + "/hwm.txt");
   run.cpu = read_cpu_seconds(dir, run);

@@ -52,6 +52,9 @@ struct RunFiles {
   /// kBodyScenarios' order: the scenario's name ("body_otlp") and loadgen's
   /// JSON (older runs have the first three, or none).
   std::vector<std::pair<std::string, nlohmann::json>> bodies;
+  /// storage.json: the events table's bytes after scenario 3 (absent in
+  /// older runs).
+  std::optional<nlohmann::json> storage;
   Table usage;         ///< rss.tsv: RSS and CPU ticks of each component, every second of scenario 3
   Facts hwm;           ///< hwm.txt: name=VmHWM kB
   nlohmann::json cpu;  ///< CPU seconds per component per scenario (the .cpu files)

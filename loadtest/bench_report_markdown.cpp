@@ -106,6 +106,30 @@ void render_body_formats(std::ostream& md, const RunFiles& run) {
   md << "\n";
 }
 
+// What the events table takes per stored event after scenario 3.
+void render_storage(std::ostream& md, const RunFiles& run) {
+  if (!run.storage) return;
+  const json& s = *run.storage;
+  const double rows = s.value("rows", 0.0);
+  if (rows <= 0) return;
+  const auto per = [&](double bytes) { return num(bytes / rows); };
+  md << "**Storage.** The events table after scenario 3: " << num(rows) << " rows in "
+     << s.value("partitions", 0) << " partitions (`scripts/bench/storage.sql`); bytes per "
+     << "stored event:\n\n";
+  md << "| All | Heap | TOAST, free space and visibility maps | Indexes |";
+  for (const auto& [name, bytes] : s.at("indexes").items()) md << " `" << name << "` |";
+  md << "\n|---:|---:|---:|---:|";
+  for (std::size_t i = 0; i < s.at("indexes").size(); ++i) md << "---:|";
+  const double total = s.value("total_bytes", 0.0);
+  const double heap = s.value("heap_bytes", 0.0);
+  const double index = s.value("index_bytes", 0.0);
+  md << "\n| " << per(total) << " | " << per(heap) << " | " << per(total - heap - index) << " | "
+     << per(index) << " |";
+  for (const auto& [name, bytes] : s.at("indexes").items())
+    md << " " << per(bytes.get<double>()) << " |";
+  md << "\n\n";
+}
+
 void render_stage_ceilings(std::ostream& md, const RunFiles& run, const Figures& f) {
   const json& publish = run.publish;
   const json& consume = run.consume;
@@ -246,6 +270,7 @@ std::string generated_section(const RunFiles& run, const Figures& f,
   render_run_line(md, run.facts, results_path);
   render_scenarios(md, run);
   render_body_formats(md, run);
+  render_storage(md, run);
   render_stage_ceilings(md, run, f);
   render_sustained(md, run, f);
   render_cpu_seconds(md, run.cpu);

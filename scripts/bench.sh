@@ -131,6 +131,9 @@ wait "$sampler_pid" 2>/dev/null || true
 sampler_pid=""
 peak_rss >"$run_dir/hwm.txt"
 
+echo "bench: storage per event (the events table after scenario 3)"
+storage_json "$run_dir/storage.json"
+
 echo "bench: scenario 7 (body formats): $format_events events, 30% duplicates, batch 100, 8 connections, as a JSON array, NDJSON, gzip NDJSON, OTLP protobuf and JSON, Elasticsearch bulk, Loki push"
 for body in json ndjson ndjson_gzip otlp otlp_json bulk loki; do
   case $body in

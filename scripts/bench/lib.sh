@@ -57,6 +57,13 @@ cpu_snapshot() {  # name=ticks lines
   echo "wall=$(date +%s.%N)"
 }
 
+storage_json() {  # storage_json FILE: what the events table takes (scripts/bench/storage.sql)
+  local pg_bin
+  pg_bin=${PG_BINDIR:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)}
+  "$pg_bin/psql" -h 127.0.0.1 -p "$PG_PORT" -U postgres -d events -Atq \
+    -f "$(dirname "${BASH_SOURCE[0]}")/storage.sql" >"$1"
+}
+
 wait_for_quiet() {  # wait_for_quiet SECONDS: until the 1-minute load is under 0.5 (bounded)
   local waited=0
   while awk '{ exit !($1 >= 0.5) }' /proc/loadavg && ((waited < $1)); do

@@ -1,0 +1,136 @@
+#!/usr/bin/env bash
+# `make bench-growth` (issue 20): how the pipeline's costs change as the
+# events table grows, on a fresh stack of its own (scripts/stack.sh in a
+# temporary directory, free loopback ports; stopped and removed afterwards).
+# Opt-in: 50 million rows take about an hour and some 30 GB.
+#
+# The table grows through the real path (loadgen, batches of 100, no
+# duplicates, 16 topics, 200-byte payloads) to each checkpoint of
+# GROWTH_CHECKPOINTS (rows, default 1M 5M 10M 25M 50M); at each one:
+#   - store rate: a probe run of 200,000 events (30% duplicates) through the
+#     whole pipeline, end-to-end events/s (loadgen's exact /stats check);
+#   - GET /events?topic=...&limit=100&order=desc (the newest 100 of a
+#     topic), 4 connections for 10 s: p50 / p99 / max;
+#   - bytes per stored event in PostgreSQL (scripts/bench/storage.sql).
+# Then a retention pass under load: the oldest partition detached
+# (CONCURRENTLY) and dropped while loadgen publishes, with its duration and
+# the publishes' latency during it against before.
+#
+# Writes bench-results/growth.json and prints the table (also in
+# bench-results/growth.md). Environment: BUILD_DIR, GROWTH_CHECKPOINTS,
+# GROWTH_KEEP=1 (keep the raw outputs).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+build=${BUILD_DIR:-$root/build}
+bin=$build/loadtest
+checkpoints=${GROWTH_CHECKPOINTS:-1000000 5000000 10000000 25000000 50000000}
+for exe in loadgen; do
+  [[ -x $bin/$exe ]] || { echo "growth: $bin/$exe missing; run make build" >&2; exit 1; }
+done
+
+run_dir=$(mktemp -d "${TMPDIR:-/tmp}/growth.XXXXXX")
+chmod 755 "$run_dir"
+export DATA_DIR=$run_dir/stack BUILD_DIR=$build
+source "$root/scripts/bench/lib.sh"
+NATS_PORT=$(free_port) && taken=$NATS_PORT
+PG_PORT=$(free_port) && taken="$taken $PG_PORT"
+INGEST_HTTP_PORT=$(free_port)
+export NATS_PORT PG_PORT INGEST_HTTP_PORT
+# Everything kept (no retention by age or size), partitions of 5 minutes,
+# a stream large enough for the backlog of the fill.
+export EVENTS_RETENTION=0 EVENTS_MAX_BYTES=0 EVENTS_PARTITION_INTERVAL=5m
+export STREAM_MAX_BYTES=$((16 << 30))
+unset NATS_URL DATABASE_URL
+url=http://127.0.0.1:$INGEST_HTTP_PORT
+pg_bin=${PG_BINDIR:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)}
+psql_events() { "$pg_bin/psql" -h 127.0.0.1 -p "$PG_PORT" -U postgres -d events -Atq "$@"; }
+
+cleanup() {
+  "$root/scripts/stack.sh" stop >/dev/null 2>&1 || true
+  if [[ ${GROWTH_KEEP:-0} == 1 ]]; then echo "growth: raw outputs kept in $run_dir"; else rm -rf "$run_dir"; fi
+}
+trap cleanup EXIT
+trap 'exit 143' TERM INT
+
+echo "growth: fresh stack in $run_dir; checkpoints: $checkpoints rows"
+"$root/scripts/stack.sh" start >"$run_dir/stack-start.log" || { cat "$run_dir/stack-start.log"; exit 1; }
+
+rows() { psql_events -c "SELECT count(*) FROM events"; }
+field() { python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))" "$@"; }
+
+results=()
+for target in $checkpoints; do
+  have=$(rows)
+  if ((have < target)); then
+    need=$((target - have))
+    echo "growth: filling $have -> $target rows ($need events)"
+    start=$(date +%s)
+    timeout --foreground 14400 "$bin/loadgen" --url="$url" --events="$need" --duplicates=0 \
+      --batch=100 --connections=8 --topics=16 --payload-bytes=200 --timeout=3600s \
+      --sample-interval=0 --json="$run_dir/fill_$target.json" >"$run_dir/fill_$target.log" 2>&1 ||
+      { tail -20 "$run_dir/fill_$target.log"; exit 1; }
+    echo "growth: filled in $(( $(date +%s) - start )) s"
+  fi
+  echo "growth: at $(rows) rows: probe of 200,000 events"
+  "$bin/loadgen" --url="$url" --events=200000 --duplicates=0.3 --batch=100 --connections=8 \
+    --topics=16 --payload-bytes=200 --timeout=600s --quiet --json="$run_dir/probe_$target.json" \
+    >/dev/null
+  "$bin/loadgen" --url="$url" --get='/events?topic=loadtest.t3&limit=100&order=desc' \
+    --duration=10s --connections=4 --quiet --json="$run_dir/query_$target.json" >/dev/null
+  psql_events -f "$root/scripts/bench/storage.sql" >"$run_dir/storage_$target.json"
+  n=$(field "$run_dir/storage_$target.json" "d['rows']")
+  rate=$(field "$run_dir/probe_$target.json" "round(d['verify']['end_to_end_events_per_second'])")
+  q=$(field "$run_dir/query_$target.json" "'%.2f / %.2f / %.2f' % (d['latency_ms']['p50'], d['latency_ms']['p99'], d['latency_ms']['max'])")
+  per=$(field "$run_dir/storage_$target.json" "round(d['total_bytes'] / d['rows'])")
+  idx=$(field "$run_dir/storage_$target.json" "round(d['index_bytes'] / d['rows'])")
+  line="| $n | $rate | $q | $per ($idx) |"
+  echo "growth: $line"
+  results+=("$line")
+done
+
+echo "growth: a retention pass under load (the oldest partition detached and dropped)"
+oldest=$(psql_events -c "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+  WHERE i.inhparent = 'events'::regclass ORDER BY pg_get_expr(c.relpartbound, c.oid) ~ 'MINVALUE' DESC,
+  c.relname LIMIT 1 OFFSET 1")
+oldest_rows=$(psql_events -c "SELECT count(*) FROM $oldest")
+"$bin/loadgen" --url="$url" --events=0 --duration=10s --batch=100 --connections=8 --topics=16 \
+  --payload-bytes=200 --quiet --no-verify --json="$run_dir/load_before.json" >/dev/null
+"$bin/loadgen" --url="$url" --events=0 --duration=20s --batch=100 --connections=8 --topics=16 \
+  --payload-bytes=200 --quiet --no-verify --json="$run_dir/load_during.json" >/dev/null &
+load_pid=$!
+sleep 5
+t0=$(date +%s.%N)
+psql_events -c "ALTER TABLE events DETACH PARTITION $oldest CONCURRENTLY"
+t1=$(date +%s.%N)
+psql_events -c "DROP TABLE $oldest"
+t2=$(date +%s.%N)
+wait "$load_pid"
+detach=$(python3 -c "print('%.2f' % ($t1 - $t0))")
+drop=$(python3 -c "print('%.3f' % ($t2 - $t1))")
+before=$(field "$run_dir/load_before.json" "'%.1f / %.1f ms' % (d['latency_ms']['p99'], d['latency_ms']['max'])")
+during=$(field "$run_dir/load_during.json" "'%.1f / %.1f ms' % (d['latency_ms']['p99'], d['latency_ms']['max'])")
+
+{
+  echo "| Rows | Store rate, events/s (probe of 200,000, 30% duplicates) | GET /events (topic, newest 100) p50 / p99 / max, ms | PostgreSQL bytes per event (indexes) |"
+  echo "|---:|---:|---:|---:|"
+  printf '%s\n' "${results[@]}"
+  echo
+  echo "Retention pass under load: partition $oldest ($oldest_rows rows) detached CONCURRENTLY in $detach s, dropped in $drop s; publishes (batches of 100, 8 connections) p99 / max latency $before before, $during during the pass."
+} | tee "$run_dir/growth.md"
+mkdir -p bench-results
+cp "$run_dir/growth.md" bench-results/growth.md
+python3 - "$run_dir" >bench-results/growth.json <<'EOF'
+import glob, json, os, sys
+d = sys.argv[1]
+out = {"checkpoints": []}
+for path in sorted(glob.glob(os.path.join(d, "storage_*.json")), key=lambda p: int(p.split("_")[-1][:-5])):
+    n = path.split("_")[-1][:-5]
+    load = lambda name: json.load(open(os.path.join(d, f"{name}_{n}.json")))
+    out["checkpoints"].append({"target_rows": int(n), "storage": load("storage"),
+                               "probe": load("probe"), "query": load("query")})
+out["retention_pass"] = {"load_before": json.load(open(os.path.join(d, "load_before.json"))),
+                         "load_during": json.load(open(os.path.join(d, "load_during.json")))}
+print(json.dumps(out, indent=1))
+EOF
+echo "growth: bench-results/growth.json, bench-results/growth.md"
