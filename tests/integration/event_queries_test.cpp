@@ -1,5 +1,9 @@
 // GET /events against real servers: filters, cursor pages while events
-// arrive, the indexes its statements use, and the schema it waits for.
+// arrive, the indexes its statements use, the schema it waits for, and /stats
+// with many topics.
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
 #include <pqxx/pqxx>
 
 #include "ingest/event_store.hpp"
@@ -175,6 +179,44 @@ TEST_F(EventQueries, IngestNeverWritesTheSchemaAndReadsWaitForIt) {
   EXPECT_TRUE(
       wait_until([&] { return json::parse(http().get("/ready").body)["checks"]["schema"] == "ok"; },
                  std::chrono::seconds(5)));
+}
+
+// /stats with 100,000 topics (issue 20): the STATS_MAX_TOPICS largest,
+// largest first, and how many there are; the answer's size does not grow
+// with the topics. (Its time is printed, not asserted: see make bench.)
+TEST_F(EventQueries, StatsWithAHundredThousandTopicsNamesTheLargestAndCountsAll) {
+  start_processor();
+  start_ingest();
+  ASSERT_EQ(publish(json::array({event("real.topic", "a"), event("real.topic", "b")})).status, 200);
+  wait_for_idle(2);
+  {
+    pqxx::connection conn(shared_postgres().url(database_));
+    pqxx::work tx(conn);
+    tx.exec(
+        "INSERT INTO topic_totals (topic, value) SELECT 'many.' || n, n % 1000 + 3 "
+        "FROM generate_series(1, 100000) n");
+    tx.commit();
+  }
+  const auto start = std::chrono::steady_clock::now();
+  const HttpResponse response = http().get("/stats");
+  const auto elapsed = std::chrono::steady_clock::now() - start;
+  ASSERT_EQ(response.status, 200) << response.body;
+  const json stats = json::parse(response.body);
+  EXPECT_EQ(stats["topics_total"], 100001);
+  ASSERT_EQ(stats["topics"].size(), 100U);
+  std::int64_t previous = INT64_MAX;
+  for (const auto& entry : stats["topics"]) {
+    const auto topic = entry["topic"].get<std::string>();
+    const auto count = entry["count"].get<std::int64_t>();
+    // The 100 largest: n % 1000 == 999, each 1,002.
+    EXPECT_EQ(topic.rfind("many.", 0), 0U) << topic << " is not among the largest";
+    EXPECT_EQ(count, 1002) << topic;
+    EXPECT_LE(count, previous);
+    previous = count;
+  }
+  EXPECT_LT(response.body.size(), 8192U);
+  std::printf("[stats] 100,001 topics: %zu bytes in %.1f ms\n", response.body.size(),
+              std::chrono::duration<double, std::milli>(elapsed).count());
 }
 
 }  // namespace
