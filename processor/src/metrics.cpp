@@ -77,6 +77,14 @@ ProcessorMetrics::ProcessorMetrics() {
   consumer_max_ack_pending =
       gauge("consumer_max_ack_pending", "The consumer's MaxAckPending (delivery pauses there)");
   consumer_redelivered = gauge("consumer_redelivered_messages", "Messages redelivered, now");
+  register_storage();
+  up = pipeline::metrics::register_service(*registry, "processor");
+}
+
+void ProcessorMetrics::register_storage() {
+  const auto gauge = [&](const char* metric, const char* help) {
+    return &BuildGauge().Name(name(metric)).Help(help).Register(*registry).Add({});
+  };
   stream_messages = gauge("stream_messages", "Messages in the stream");
   stream_bytes = gauge("stream_bytes", "Bytes in the stream");
   stream_max_bytes = gauge("stream_max_bytes", "The running stream's MaxBytes (-1: none)");
@@ -107,7 +115,6 @@ ProcessorMetrics::ProcessorMetrics() {
                             .Help("Retention passes that failed (the next one takes over)")
                             .Register(*registry)
                             .Add({});
-  up = pipeline::metrics::register_service(*registry, "processor");
 }
 
 }  // namespace processor

@@ -46,6 +46,10 @@ struct ProcessorMetrics {
   prometheus::Gauge* stream_bytes;
   prometheus::Gauge* stream_max_bytes;
   pipeline::metrics::ServiceGauges up;
+
+ private:
+  /// The broker's and the events table's sizes, and retention's work.
+  void register_storage();
 };
 
 }  // namespace processor

@@ -10,11 +10,12 @@ namespace {
 
 // Partitions of a second, checked five times a second; no retention by age
 // unless a case says (the default, 30 days, would be too many partitions).
-const std::vector<std::string> kPartitions = {
-    "EVENTS_PARTITION_INTERVAL=1s", "EVENTS_RETENTION_CHECK_INTERVAL=200ms", "EVENTS_RETENTION=0"};
+std::vector<std::string> partition_settings() {
+  return {"EVENTS_PARTITION_INTERVAL=1s", "EVENTS_RETENTION_CHECK_INTERVAL=200ms",
+          "EVENTS_RETENTION=0"};
+}
 
-std::vector<std::string> with(std::vector<std::string> vars,
-                              const std::vector<std::string>& more) {
+std::vector<std::string> with(std::vector<std::string> vars, const std::vector<std::string>& more) {
   vars.insert(vars.end(), more.begin(), more.end());
   return vars;
 }
@@ -55,21 +56,23 @@ TEST_F(ChaosRetention, KilledWhileMakingAPartition) {
   // Processor 0 dies at its first partition (at start), processor 1 at its
   // sixth (under load: it makes four or five at start, one a second after);
   // each is started again without the fault.
-  stack_->start_processor(0, with(kPartitions, {"FAULT_POINT=processor.partition_before_attach"}));
+  stack_->start_processor(
+      0, with(partition_settings(), {"FAULT_POINT=processor.partition_before_attach"}));
   ASSERT_TRUE(wait_until([&] { return !stack_->processor(0).running(); }, 30s))
       << "the processor never reached the crash point";
   EXPECT_EQ(orphans(), 0);
   // Processor 1 alone, so that no other processor makes its partitions
   // first; processor 0 comes back once it died.
-  stack_->start_processor(1, with(kPartitions, {"FAULT_POINT=processor.partition_before_attach",
-                                                "FAULT_POINT_SKIP=5"}));
+  stack_->start_processor(
+      1, with(partition_settings(),
+              {"FAULT_POINT=processor.partition_before_attach", "FAULT_POINT_SKIP=5"}));
   LoadDriver driver(stack_->ingest_port(), kSends, 31);
   bool crashed_under_load = false;
   under_load(driver, [&](const std::atomic<bool>& done) {
     while (!done && stack_->processor(1).running()) pause(done, 50ms);
     crashed_under_load = !stack_->processor(1).running();
-    stack_->start_processor(0, kPartitions);
-    stack_->start_processor(1, kPartitions);
+    stack_->start_processor(0, partition_settings());
+    stack_->start_processor(1, partition_settings());
   });
   EXPECT_TRUE(crashed_under_load) << "the second crash did not happen during the load";
   EXPECT_EQ(orphans(), 0);
@@ -82,23 +85,24 @@ TEST_F(ChaosRetention, KilledBetweenDetachAndDrop) {
   start_without_processors();
   // The legacy partition (empty; it ends when the schema was made) expires
   // 2 s after; the processor dies once it is detached.
-  stack_->start_processor(0, with(kPartitions, {"EVENTS_RETENTION=2s",
-                                                "FAULT_POINT=processor.retention_after_detach_"
-                                                "before_drop"}));
+  stack_->start_processor(
+      0, with(partition_settings(), {"EVENTS_RETENTION=2s",
+                                     "FAULT_POINT=processor.retention_after_detach_"
+                                     "before_drop"}));
   ASSERT_TRUE(wait_until([&] { return !stack_->processor(0).running(); }, 30s))
       << "the processor never reached the crash point";
   EXPECT_EQ(orphans(), 1) << "the crash left no detached table";
   EXPECT_EQ(legacy_partitions(), 0);
   // Started again (retention by age off, as after a change of settings):
   // the orphan goes, and the load is stored exactly once.
-  stack_->start_processor(0, kPartitions);
-  stack_->start_processor(1, kPartitions);
+  stack_->start_processor(0, partition_settings());
+  stack_->start_processor(1, partition_settings());
   EXPECT_TRUE(wait_until([&] { return orphans() == 0; }, 20s)) << "the orphan stayed";
   LoadDriver driver(stack_->ingest_port(), kSends, 32);
   under_load(driver, [&](const std::atomic<bool>& done) {
     pause(done, 500ms);
     stack_->processor(1).kill9();
-    stack_->start_processor(1, kPartitions);
+    stack_->start_processor(1, partition_settings());
   });
   stack_->verify("kill -9 between detach and drop", {&driver});
 }
@@ -113,10 +117,11 @@ TEST_F(ChaosRetention, PostgresKilledDuringADetach) {
   auto snapshot = std::make_unique<pqxx::work>(*reader);
   snapshot->exec("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ");
   snapshot->exec("SELECT count(*) FROM events");
-  stack_->start_processor(0, with(kPartitions, {"EVENTS_RETENTION=2s"}));
+  stack_->start_processor(0, with(partition_settings(), {"EVENTS_RETENTION=2s"}));
   const auto detach_waits = [&] {
-    return scalar("SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%DETACH PARTITION%' "
-                  "AND state = 'active'") > 0;
+    return scalar(
+               "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%DETACH PARTITION%' "
+               "AND state = 'active'") > 0;
   };
   ASSERT_TRUE(wait_until(detach_waits, 30s)) << "no DETACH waited: the fault was not carried out";
   stack_->postgres().kill9();
@@ -128,8 +133,8 @@ TEST_F(ChaosRetention, PostgresKilledDuringADetach) {
   // The stack works on: a load, processors restarted with retention by age
   // off, stored exactly once.
   stack_->processor(0).stop(SIGTERM);
-  stack_->start_processor(0, kPartitions);
-  stack_->start_processor(1, kPartitions);
+  stack_->start_processor(0, partition_settings());
+  stack_->start_processor(1, partition_settings());
   LoadDriver driver(stack_->ingest_port(), kSends, 33);
   under_load(driver, [&](const std::atomic<bool>&) {});
   stack_->verify("kill -9 postgres during a detach", {&driver});

@@ -52,8 +52,9 @@ class Retention : public PipelineTest {
                       std::size_t payload_bytes = 10) {
     json batch = json::array();
     for (int i = 0; i < count; ++i) {
-      batch.push_back(event(topic, prefix + "-" + std::to_string(i),
-                            {{"text", std::string(payload_bytes, 'a' + i % 26)}}));
+      batch.push_back(
+          event(topic, prefix + "-" + std::to_string(i),
+                {{"text", std::string(payload_bytes, static_cast<char>('a' + i % 26))}}));
       if (batch.size() == 100 || i + 1 == count) {
         const HttpResponse response = publish(batch);
         ASSERT_EQ(response.status, 200) << response.body;
@@ -67,8 +68,10 @@ class Retention : public PipelineTest {
   void wait_past_partition_of(const std::string& topic) {
     pqxx::connection conn(shared_postgres().url(database_));
     pqxx::nontransaction tx(conn);
-    const auto stored = tx.exec1("SELECT (extract(epoch FROM max(stored_at)) * 1000000)::bigint "
-                                 "FROM events WHERE topic = " + tx.quote(topic))[0]
+    const auto stored = tx.exec1(
+                              "SELECT (extract(epoch FROM max(stored_at)) * 1000000)::bigint "
+                              "FROM events WHERE topic = " +
+                              tx.quote(topic))[0]
                             .as<std::int64_t>();
     std::int64_t end = 0;
     for (const auto& p : list()) {
@@ -125,6 +128,7 @@ TEST_F(Retention, RepeatsThroughTwoProcessorsOverSeveralBoundsAreStoredOnce) {
   constexpr int kCopies = 4;
   const std::int64_t started = database_now_micros();
   std::vector<std::thread> senders;
+  senders.reserve(kCopies);
   for (int copy = 0; copy < kCopies; ++copy) {
     senders.emplace_back([&, copy] {
       HttpClient client(ingest_->port());
@@ -191,15 +195,15 @@ TEST_F(Retention, ARepeatOfAnExpiredEventIsStoredAgain) {
 // processor has stored the backlog, the acked events are purged and
 // publishes succeed again (they would get 503 until STREAM_MAX_AGE).
 TEST_F(Retention, AStreamAtItsByteBoundRefusesThenRecovers) {
-  stream_.max_bytes = 256 * 1024;
+  stream_.max_bytes = std::int64_t{256} * 1024;
   start_ingest();
   int accepted = 0;
   HttpResponse refused;
   for (int round = 0; round < 40 && refused.status == 0; ++round) {
     json batch = json::array();
     for (int i = 0; i < 20; ++i) {
-      batch.push_back(event("ret.stream", std::to_string(round * 20 + i),
-                            {{"text", std::string(900, 'x')}}));
+      batch.push_back(
+          event("ret.stream", std::to_string(round * 20 + i), {{"text", std::string(900, 'x')}}));
     }
     const HttpResponse response = publish(batch);
     // A refused request may have published its first events: its results say.
