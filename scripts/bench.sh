@@ -59,6 +59,8 @@ NATS_PORT=$(free_port) && taken=$NATS_PORT
 PG_PORT=$(free_port) && taken="$taken $PG_PORT"
 INGEST_HTTP_PORT=$(free_port)
 export NATS_PORT PG_PORT INGEST_HTTP_PORT
+# bench_subscribe counts each of its 1,000 topics from /stats.
+export STATS_MAX_TOPICS=100000
 unset NATS_URL DATABASE_URL
 url=http://127.0.0.1:$INGEST_HTTP_PORT
 nats_url=nats://127.0.0.1:$NATS_PORT
