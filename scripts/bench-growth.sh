@@ -11,7 +11,8 @@
 #     whole pipeline, end-to-end events/s (loadgen's exact /stats check);
 #   - GET /events?topic=...&limit=100&order=desc (the newest 100 of a
 #     topic), 4 connections for 10 s: p50 / p99 / max;
-#   - bytes per stored event in PostgreSQL (scripts/bench/storage.sql).
+#   - bytes per stored event in PostgreSQL (scripts/bench/storage.sql), and
+#     the stream's bytes per message (the processor's /metrics).
 # Then a retention pass under load: the oldest partition detached
 # (CONCURRENTLY) and dropped while loadgen publishes, with its duration and
 # the publishes' latency during it against before.
@@ -35,8 +36,9 @@ export DATA_DIR=$run_dir/stack BUILD_DIR=$build
 source "$root/scripts/bench/lib.sh"
 NATS_PORT=$(free_port) && taken=$NATS_PORT
 PG_PORT=$(free_port) && taken="$taken $PG_PORT"
-INGEST_HTTP_PORT=$(free_port)
-export NATS_PORT PG_PORT INGEST_HTTP_PORT
+INGEST_HTTP_PORT=$(free_port) && taken="$taken $INGEST_HTTP_PORT"
+PROCESSOR_METRICS_PORT=$(free_port)
+export NATS_PORT PG_PORT INGEST_HTTP_PORT PROCESSOR_METRICS_PORT
 # Everything kept (no retention by age or size), partitions of 5 minutes,
 # a stream large enough for the backlog of the fill.
 export EVENTS_RETENTION=0 EVENTS_MAX_BYTES=0 EVENTS_PARTITION_INTERVAL=5m
@@ -83,8 +85,11 @@ for target in $checkpoints; do
   rate=$(field "$run_dir/probe_$target.json" "round(d['verify']['end_to_end_events_per_second'])")
   q=$(field "$run_dir/query_$target.json" "'%.2f / %.2f / %.2f' % (d['latency_ms']['p50'], d['latency_ms']['p99'], d['latency_ms']['max'])")
   per=$(field "$run_dir/storage_$target.json" "round(d['total_bytes'] / d['rows'])")
+  # The stream's bytes per message (nothing purged below half its bound).
+  stream=$(curl -fsS "http://127.0.0.1:$PROCESSOR_METRICS_PORT/metrics" |
+    awk '/^pipeline_stream_bytes /{b=$2} /^pipeline_stream_messages /{m=$2} END {if (m > 0) printf "%d", b / m; else print "-"}')
   idx=$(field "$run_dir/storage_$target.json" "round(d['index_bytes'] / d['rows'])")
-  line="| $n | $rate | $q | $per ($idx) |"
+  line="| $n | $rate | $q | $per ($idx) | $stream |"
   echo "growth: $line"
   results+=("$line")
 done
@@ -112,8 +117,8 @@ before=$(field "$run_dir/load_before.json" "'%.1f / %.1f ms' % (d['latency_ms'][
 during=$(field "$run_dir/load_during.json" "'%.1f / %.1f ms' % (d['latency_ms']['p99'], d['latency_ms']['max'])")
 
 {
-  echo "| Rows | Store rate, events/s (probe of 200,000, 30% duplicates) | GET /events (topic, newest 100) p50 / p99 / max, ms | PostgreSQL bytes per event (indexes) |"
-  echo "|---:|---:|---:|---:|"
+  echo "| Rows | Store rate, events/s (probe of 200,000, 30% duplicates) | GET /events (topic, newest 100) p50 / p99 / max, ms | PostgreSQL bytes per event (indexes) | Stream bytes per message |"
+  echo "|---:|---:|---:|---:|---:|"
   printf '%s\n' "${results[@]}"
   echo
   echo "Retention pass under load: partition $oldest ($oldest_rows rows) detached CONCURRENTLY in $detach s, dropped in $drop s; publishes (batches of 100, 8 connections) p99 / max latency $before before, $during during the pass."
