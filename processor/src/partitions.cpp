@@ -109,8 +109,7 @@ void choose_drops(const std::vector<Partition>& partitions, const PartitionSetti
   for (const Partition& p : partitions) total += p.bytes;
   for (const Partition& p : partitions) {
     if (p.to_micros > now) break;  // sorted by end: this one and the rest are being written
-    if (settings.retention.count() > 0 &&
-        p.to_micros <= now - settings.retention.count() * 1000) {
+    if (settings.retention.count() > 0 && p.to_micros <= now - settings.retention.count() * 1000) {
       by_age.push_back(&p);
     } else if (settings.max_bytes > 0 && total > settings.max_bytes) {
       by_size.push_back(&p);
@@ -228,8 +227,7 @@ RetentionPass run_retention(pqxx::connection& conn, const PartitionSettings& set
     throw;
   }
   unlock();
-  pass.seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  pass.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   return pass;
 }
 

@@ -56,8 +56,8 @@ bool Retention::pass() {
     }
     if (config_.partitions.max_bytes > 0 && pass.bytes > config_.partitions.max_bytes) {
       // Only the partitions being written are left: retention cannot help.
-      log::warn("events_over_max_bytes", {{"bytes", pass.bytes},
-                                          {"max_bytes", config_.partitions.max_bytes}});
+      log::warn("events_over_max_bytes",
+                {{"bytes", pass.bytes}, {"max_bytes", config_.partitions.max_bytes}});
     }
     return true;
   } catch (const std::exception& e) {

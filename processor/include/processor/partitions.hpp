@@ -48,7 +48,8 @@ std::vector<Partition> list_partitions(pqxx::connection& conn);
 
 /// Makes the partitions from the newest one's end to `ahead` intervals past
 /// the database's now(). Returns their names. Throws pqxx errors.
-std::vector<std::string> ensure_partitions(pqxx::connection& conn, const PartitionSettings& settings);
+std::vector<std::string> ensure_partitions(pqxx::connection& conn,
+                                           const PartitionSettings& settings);
 
 /// One pass: finishes what an earlier pass left (a DETACH cut short, a
 /// detached table not dropped), makes partitions ahead, drops by age then
