@@ -102,8 +102,7 @@ std::optional<TopicCounts> topic_counts(loadtest::BlockingClient& client) {
   if (r.status != 200) return std::nullopt;
   const json j = json::parse(r.body, nullptr, false);
   if (!j.is_object() || !j.contains("topics") || !j["topics"].is_array()) return std::nullopt;
-  // /stats names at most STATS_MAX_TOPICS topics: a count that is not
-  // there would read as 0, so a cut list is refused (raise the setting).
+  // /stats names at most STATS_MAX_TOPICS topics: a cut list is refused.
   if (j.value("topics_total", std::int64_t{0}) > static_cast<std::int64_t>(j["topics"].size())) {
     throw std::runtime_error("GET /stats lists " + std::to_string(j["topics"].size()) + " of " +
                              std::to_string(j.value("topics_total", std::int64_t{0})) +
