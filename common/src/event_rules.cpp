@@ -135,6 +135,12 @@ std::size_t text_depth(std::string_view text, std::size_t limit) {
   return deepest;
 }
 
+std::optional<BodyError> body_depth_error(std::string_view text, std::size_t max_depth) {
+  if (text_depth(text, max_depth) <= max_depth) return std::nullopt;
+  return BodyError{BodyErrorKind::kTooDeep,
+                   "JSON nesting deeper than max_body_depth (" + std::to_string(max_depth) + ")"};
+}
+
 std::optional<json> parse_json_text(std::string_view text, std::size_t max_depth,
                                     BodyError* error) {
   // The JSON parser skips a byte order mark, the layout scan does not: the
@@ -145,9 +151,8 @@ std::optional<json> parse_json_text(std::string_view text, std::size_t max_depth
                        "malformed JSON: a byte order mark (U+FEFF) before the JSON text"};
     return std::nullopt;
   }
-  if (text_depth(text, max_depth) > max_depth) {
-    *error = BodyError{BodyErrorKind::kTooDeep, "JSON nesting deeper than max_body_depth (" +
-                                                    std::to_string(max_depth) + ")"};
+  if (auto too_deep = body_depth_error(text, max_depth)) {
+    *error = std::move(*too_deep);
     return std::nullopt;
   }
   try {

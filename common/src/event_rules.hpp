@@ -54,6 +54,7 @@ std::size_t text_depth(std::string_view text, std::size_t limit);
 /// Parses one JSON text whose depth is at most `max_depth` (checked first,
 /// without parsing). Numbers beyond a double are read as 0 (the exact text
 /// keeps them). nullopt and `error` set when it is not such a text.
+std::optional<BodyError> body_depth_error(std::string_view text, std::size_t max_depth);
 std::optional<json> parse_json_text(std::string_view text, std::size_t max_depth, BodyError* error);
 
 /// The native event object `element` (index `index` of its request),

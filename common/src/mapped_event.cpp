@@ -42,8 +42,8 @@ std::string json_object_rule(std::string_view text, const ValidationLimits& limi
   return value_problem(text);
 }
 
-std::size_t json_text_depth(std::string_view text, std::size_t limit) {
-  return rules::text_depth(text, limit);
+std::optional<BodyError> body_depth_error(std::string_view text, std::size_t max_depth) {
+  return rules::body_depth_error(text, max_depth);
 }
 
 std::string topic_from(std::string_view name) {

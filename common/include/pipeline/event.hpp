@@ -113,9 +113,10 @@ EventVerdict judge_event(std::size_t index, MappedEvent mapped, const Validation
 /// accepted (an Elasticsearch document, say), kept exactly as sent.
 std::string json_object_rule(std::string_view text, const ValidationLimits& limits);
 
-/// The nesting depth of a JSON text, measured without parsing it; stops
-/// early past `limit`. (A reader checks it before a parser builds anything.)
-std::size_t json_text_depth(std::string_view text, std::size_t limit);
+/// A JSON body nested deeper than `max_depth` (INGEST_MAX_BODY_DEPTH), as
+/// the error every reader gives; measured without parsing, before a parser
+/// builds anything.
+std::optional<BodyError> body_depth_error(std::string_view text, std::size_t max_depth);
 
 /// `name` as a topic: each character outside [A-Za-z0-9._-] written as
 /// '_', and an empty dot-separated part as '_' ("unknown_service:node" ->

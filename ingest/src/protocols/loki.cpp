@@ -219,11 +219,9 @@ pipeline::EventVerdict map_entry(std::size_t index, const Stream& stream, const 
 pipeline::PublishBody decode(std::string_view body, Encoding encoding, const Settings& settings,
                              const pipeline::ValidationLimits& limits, std::size_t max_inflated) {
   pipeline::PublishBody result;
-  if (encoding == Encoding::kJson &&
-      pipeline::json_text_depth(body, limits.max_body_depth) > limits.max_body_depth) {
-    result.error = pipeline::BodyError{pipeline::BodyErrorKind::kTooDeep,
-                                       "JSON nesting deeper than INGEST_MAX_BODY_DEPTH"};
-    return result;
+  if (encoding == Encoding::kJson) {
+    result.error = pipeline::body_depth_error(body, limits.max_body_depth);
+    if (result.error) return result;
   }
   const Read read = encoding == Encoding::kJson
                         ? read_json(body, limits.max_events_per_request)

@@ -121,12 +121,9 @@ std::string double_json(double value) {
 pipeline::PublishBody decode(std::string_view body, Encoding encoding, const Settings& settings,
                              const pipeline::ValidationLimits& limits, std::int64_t now_micros) {
   pipeline::PublishBody result;
-  if (encoding == Encoding::kJson &&
-      pipeline::json_text_depth(body, limits.max_body_depth) > limits.max_body_depth) {
-    result.error = pipeline::BodyError{pipeline::BodyErrorKind::kTooDeep,
-                                       "JSON nesting deeper than INGEST_MAX_BODY_DEPTH (" +
-                                           std::to_string(limits.max_body_depth) + ")"};
-    return result;
+  if (encoding == Encoding::kJson) {
+    result.error = pipeline::body_depth_error(body, limits.max_body_depth);
+    if (result.error) return result;
   }
   const Decoded decoded = encoding == Encoding::kProtobuf
                               ? read_protobuf(body, settings, limits.max_events_per_request)
