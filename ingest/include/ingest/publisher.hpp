@@ -183,6 +183,12 @@ class JetStreamPublisher {
   pipeline::nats::JetStreamPtr js_;
   std::mutex pending_mutex_;
   std::unordered_map<const natsMsg*, Attempt> pending_;
+  // The message the sender is handing to js_PublishMsgAsync. nats.c arms a
+  // message's MaxWait timer before it writes the message out, so its
+  // timeout can reach on_ack while the sender still reads the message;
+  // on_ack then leaves the destroy to the sender (under pending_mutex_).
+  const natsMsg* publishing_ = nullptr;
+  bool publishing_answered_ = false;
   std::mutex expiry_mutex_;
   /// Requests by deadline (+ margin), oldest first.
   std::deque<std::pair<std::chrono::steady_clock::time_point, std::weak_ptr<Request>>> expiry_;

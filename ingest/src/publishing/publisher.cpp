@@ -269,15 +269,25 @@ void JetStreamPublisher::send_now(const std::shared_ptr<Request>& request, std::
     const auto left =
         std::chrono::duration_cast<std::chrono::milliseconds>(request->deadline - now);
     opts.MaxWait = std::max<std::int64_t>(1, std::min(left, attempt_wait_).count());
+    natsMsg* const sent = msg;
     {
       std::lock_guard<std::mutex> lock(pending_mutex_);
       pending_[msg] = Attempt{request, index, now};
+      publishing_ = sent;
+      publishing_answered_ = false;
     }
     status = js_PublishMsgAsync(js_.get(), &msg, &opts);
-    if (status != NATS_OK) {
+    bool answered = false;
+    {
       std::lock_guard<std::mutex> lock(pending_mutex_);
-      pending_.erase(msg);
+      if (status != NATS_OK) pending_.erase(sent);
+      answered = publishing_answered_;
+      publishing_ = nullptr;
+      publishing_answered_ = false;
     }
+    // Answered (a timeout) before js_PublishMsgAsync returned: on_ack left
+    // the message, now no longer read, to be destroyed here.
+    if (answered) natsMsg_Destroy(sent);
   }
   if (status != NATS_OK) {
     const PublishOutcome outcome =
@@ -291,12 +301,17 @@ void JetStreamPublisher::on_ack(jsCtx* /*js*/, natsMsg* msg, jsPubAck* pa, jsPub
                                 void* closure) {
   auto* self = static_cast<JetStreamPublisher*>(closure);
   Attempt attempt;
+  bool still_sending = false;
   {
     std::lock_guard<std::mutex> lock(self->pending_mutex_);
     const auto it = self->pending_.find(msg);
     if (it != self->pending_.end()) {
       attempt = std::move(it->second);
       self->pending_.erase(it);
+    }
+    if (msg == self->publishing_) {
+      self->publishing_answered_ = true;
+      still_sending = true;
     }
   }
   PublishOutcome outcome;
@@ -308,7 +323,7 @@ void JetStreamPublisher::on_ack(jsCtx* /*js*/, natsMsg* msg, jsPubAck* pa, jsPub
     outcome.kind = PublishError::kOther;
     outcome.error = "no publish acknowledgement";
   }
-  natsMsg_Destroy(msg);
+  if (!still_sending) natsMsg_Destroy(msg);
   if (attempt.request) self->on_outcome(attempt.request, attempt.index, outcome, attempt.sent_at);
 }
 
