@@ -285,9 +285,7 @@ void JetStreamPublisher::send_now(const std::shared_ptr<Request>& request, std::
       publishing_ = nullptr;
       publishing_answered_ = false;
     }
-    // Answered (a timeout) before js_PublishMsgAsync returned: on_ack left
-    // the message, now no longer read, to be destroyed here.
-    if (answered) natsMsg_Destroy(sent);
+    if (answered) natsMsg_Destroy(sent);  // timed out during the call: on_ack left it
   }
   if (status != NATS_OK) {
     const PublishOutcome outcome =
