@@ -227,7 +227,10 @@ struct IngestServer::Impl {
   Impl& operator=(const Impl&) = delete;
 
   void refresh_gauges() const {
-    metrics.up.nats_up->Set(broker->connected() ? 1 : 0);
+    // The health checks' last word: natsConnection_Status takes the
+    // connection's lock, which a write to a silent broker holds for up to
+    // nats.c's write deadline (2 s).
+    metrics.up.nats_up->Set(monitor->broker().connected ? 1 : 0);
     metrics.up.postgres_up->Set(monitor->database().answered ? 1 : 0);
     metrics.events_bytes->Set(static_cast<double>(monitor->database().events_bytes));
     metrics.events_max_bytes->Set(static_cast<double>(config.common.events_max_bytes));
