@@ -20,10 +20,14 @@ class BrokerAdmin final : public BrokerProbe, public BacklogReader, public Settl
   BrokerStatus probe() override;
   std::optional<pipeline::nats::ConsumerBacklog> backlog() override;
   std::optional<EventPosition> settled() override;
-  /// The client's own view, no round trip.
-  bool connected() const;
 
  private:
+  /// The client's own view, no round trip, but under the connection's lock,
+  /// which a write to a silent broker holds for up to nats.c's write
+  /// deadline (2 s): for the health check's thread, never an HTTP path
+  /// (they read DependencyMonitor's last word).
+  bool connected() const;
+
   natsConnection* conn_;
   std::string stream_;
   std::string durable_;
