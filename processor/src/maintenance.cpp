@@ -5,6 +5,7 @@
 #include "pipeline/database.hpp"
 
 #include "pipeline/logging.hpp"
+#include "stream_room.hpp"
 #include "worker.hpp"
 
 namespace processor {
@@ -57,16 +58,22 @@ void Maintenance::watch_consumer() {
   metrics_.consumer_ack_pending->Set(static_cast<double>(info->NumAckPending));
   metrics_.consumer_redelivered->Set(static_cast<double>(info->NumRedelivered));
   metrics_.consumer_max_ack_pending->Set(static_cast<double>(info->Config->MaxAckPending));
-  ack_floor_ = info->AckFloor.Stream;
+  progress_.ack_floor = info->AckFloor.Stream;
+  progress_.num_pending = info->NumPending;
+  progress_.num_ack_pending = static_cast<std::uint64_t>(info->NumAckPending);
 }
 
 void Maintenance::make_room(const jsStreamInfo& info) {
-  const std::int64_t max_bytes = info.Config != nullptr ? info.Config->MaxBytes : -1;
-  if (max_bytes <= 0 || info.State.Bytes * 2 <= static_cast<std::uint64_t>(max_bytes)) return;
-  if (ack_floor_ < info.State.FirstSeq) return;  // nothing acked left to purge
+  StreamRoomState room = progress_;
+  room.max_bytes = info.Config != nullptr ? info.Config->MaxBytes : -1;
+  room.bytes = info.State.Bytes;
+  room.messages = info.State.Msgs;
+  room.first_seq = info.State.FirstSeq;
+  const std::optional<std::uint64_t> below = purge_below(room);
+  if (!below) return;
   jsOptions options;
   jsOptions_Init(&options);
-  options.Stream.Purge.Sequence = ack_floor_ + 1;  // up to, not including
+  options.Stream.Purge.Sequence = *below;  // up to, not including
   jsErrCode error = static_cast<jsErrCode>(0);
   const natsStatus status =
       js_PurgeStream(js_, config_.common.stream.name.c_str(), &options, &error);
@@ -76,9 +83,10 @@ void Maintenance::make_room(const jsStreamInfo& info) {
     return;
   }
   metrics_.stream_purges->Increment();
-  log::info("stream_purged", {{"below_sequence", ack_floor_ + 1},
+  log::info("stream_purged", {{"below_sequence", *below},
+                              {"ack_floor", room.ack_floor},
                               {"bytes_before", info.State.Bytes},
-                              {"max_bytes", max_bytes}});
+                              {"max_bytes", room.max_bytes}});
 }
 
 void Maintenance::watch_stream() {

@@ -8,6 +8,7 @@
 #include "metrics.hpp"
 #include "processor/batch_writer.hpp"
 #include "processor/config.hpp"
+#include "stream_room.hpp"
 
 namespace processor {
 
@@ -26,8 +27,9 @@ class Maintenance {
   void watch_consumer();
   void watch_stream();
   void watch_database();
-  /// Purges the acked messages once the stream holds more than half of its
-  /// max bytes: replay history gives way to room for unprocessed events.
+  /// Purges acked messages once the stream holds more than half of its max
+  /// bytes (purge_below says where): replay history gives way to room for
+  /// unprocessed events.
   void make_room(const jsStreamInfo& info);
 
   natsConnection* conn_;
@@ -38,7 +40,7 @@ class Maintenance {
   BatchWriter pruner_;
   std::unique_ptr<pqxx::connection> probe_;
   std::chrono::steady_clock::time_point next_prune_;
-  std::uint64_t ack_floor_ = 0;  ///< the consumer's, as last read: every message up to it is acked
+  StreamRoomState progress_;  ///< the consumer's ack floor and counts, as last read
 };
 
 }  // namespace processor

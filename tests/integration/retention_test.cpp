@@ -4,6 +4,7 @@
 // a repeat of an expired event is stored again; the stream's acked events
 // make room at its byte bound.
 #include <gtest/gtest.h>
+#include <nats/nats.h>
 
 #include <pqxx/pqxx>
 #include <thread>
@@ -241,6 +242,69 @@ TEST_F(Retention, AStreamAtItsByteBoundRefusesThenRecovers) {
       20s))
       << "the stream stayed full of acked events";
   wait_for_idle(accepted + 1);
+}
+
+// While the consumer is busy, a purge keeps two of nats-server's blocks
+// behind its ack floor (processor/src/stream_room.hpp: nats-server 2.9.10
+// lost messages when a purge cut the block its consumer was reading). A
+// 256 KiB stream is one 4 MiB block, so here nothing is purged while 10
+// messages are out with a worker of our own (raw JetStream API requests, no
+// ack), though the stream is over half its bound; once they come back after
+// their AckWait and are stored, the acked events are purged.
+TEST_F(Retention, NoPurgeCutsTheBlockABusyConsumerReads) {
+  stream_.max_bytes = std::int64_t{256} * 1024;
+  consumer_.ack_wait = 6s;
+  start_all();
+  publish_events("ret.before", "p", 40, 1000);
+  wait_for_idle(40);
+
+  stop_processor();
+  publish_events("ret.held", "h", 10, 1000);
+  natsConnection* conn = nullptr;
+  ASSERT_EQ(natsConnection_ConnectTo(&conn, nats_->url().c_str()), NATS_OK);
+  natsSubscription* sub = nullptr;
+  ASSERT_EQ(natsConnection_SubscribeSync(&sub, conn, "held.inbox"), NATS_OK);
+  const std::string next = "$JS.API.CONSUMER.MSG.NEXT." + stream_.name + "." + consumer_.durable;
+  ASSERT_EQ(natsConnection_PublishRequestString(conn, next.c_str(), "held.inbox",
+                                                R"({"batch":10,"expires":2000000000})"),
+            NATS_OK);
+  int held = 0;
+  for (natsMsg* msg = nullptr; held < 10 && natsSubscription_NextMsg(&msg, sub, 3000) == NATS_OK;) {
+    held += natsMsg_GetDataLength(msg) > 0 ? 1 : 0;  // a status (no data) is not a message
+    natsMsg_Destroy(msg);
+  }
+  natsSubscription_Destroy(sub);
+  ASSERT_EQ(held, 10) << "the test's own worker did not get the messages";
+  const std::string info = "$JS.API.STREAM.INFO." + stream_.name;
+  const auto first_seq = [&]() -> std::uint64_t {
+    natsMsg* reply = nullptr;
+    if (natsConnection_RequestString(&reply, conn, info.c_str(), "", 2000) != NATS_OK) return 0;
+    const json state = json::parse(
+        std::string(natsMsg_GetData(reply), static_cast<std::size_t>(natsMsg_GetDataLength(reply))),
+        nullptr, false);
+    natsMsg_Destroy(reply);
+    return state.is_object() ? state["state"].value("first_seq", std::uint64_t{0}) : 0;
+  };
+
+  start_processor();
+  publish_events("ret.after", "b", 120, 1000);
+  ASSERT_TRUE(wait_until([&] { return count_rows("topic = 'ret.after'") == 120; }, 30s));
+  std::uint64_t first_while_held = 1;
+  EXPECT_TRUE(wait_until(
+      [&] {
+        const std::uint64_t first = first_seq();
+        if (count_rows("topic = 'ret.held'") == 10) return true;
+        first_while_held = std::max(first_while_held, first);
+        return false;
+      },
+      30s))
+      << count_rows("topic = 'ret.held'") << " of the 10 held messages stored";
+  EXPECT_EQ(first_while_held, 1u) << "purged while 10 messages were out";
+  wait_for_idle(170);
+  std::uint64_t first = 0;
+  EXPECT_TRUE(wait_until([&] { return (first = first_seq()) > 50; }, 20s))
+      << "the acked events were never purged: first sequence " << first;
+  natsConnection_Destroy(conn);
 }
 
 }  // namespace

@@ -57,7 +57,8 @@ PipelineTest::PipelineTest() {
 
 void PipelineTest::SetUp() {
   static const bool logging = [] {
-    pipeline::init_logging("test", "warn");
+    pipeline::init_logging("test",
+                           std::getenv("TEST_LOG_LEVEL") ? std::getenv("TEST_LOG_LEVEL") : "warn");
     return true;
   }();
   (void)logging;
