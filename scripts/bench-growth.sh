@@ -6,7 +6,10 @@
 #
 # The table grows through the real path (loadgen, batches of 100, no
 # duplicates, 16 topics, 200-byte payloads) to each checkpoint of
-# GROWTH_CHECKPOINTS (rows, default 1M 5M 10M 25M 50M); at each one:
+# GROWTH_CHECKPOINTS (rows, default 1M 5M 10M 25M 50M), at GROWTH_RATE
+# events/s (default 14,000: below what this 2-core machine stores, so that
+# the fill measures a pipeline keeping up, not a stream filling to its
+# bound and 503s); at each one:
 #   - store rate: a probe run of 200,000 events (30% duplicates) through the
 #     whole pipeline, end-to-end events/s (loadgen's exact /stats check);
 #   - GET /events?topic=...&limit=100&order=desc (the newest 100 of a
@@ -19,13 +22,14 @@
 #
 # Writes bench-results/growth.json and prints the table (also in
 # bench-results/growth.md). Environment: BUILD_DIR, GROWTH_CHECKPOINTS,
-# GROWTH_KEEP=1 (keep the raw outputs).
+# GROWTH_RATE (0: unbounded), GROWTH_KEEP=1 (keep the raw outputs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 build=${BUILD_DIR:-$root/build}
 bin=$build/loadtest
 checkpoints=${GROWTH_CHECKPOINTS:-1000000 5000000 10000000 25000000 50000000}
+fill_rate=${GROWTH_RATE:-14000}
 for exe in loadgen; do
   [[ -x $bin/$exe ]] || { echo "growth: $bin/$exe missing; run make build" >&2; exit 1; }
 done
@@ -66,10 +70,10 @@ for target in $checkpoints; do
   have=$(rows)
   if ((have < target)); then
     need=$((target - have))
-    echo "growth: filling $have -> $target rows ($need events)"
+    echo "growth: filling $have -> $target rows ($need events, at most $fill_rate/s)"
     start=$(date +%s)
     timeout --foreground 14400 "$bin/loadgen" --url="$url" --events="$need" --duplicates=0 \
-      --batch=100 --connections=8 --topics=16 --payload-bytes=200 --timeout=3600s \
+      --batch=100 --connections=8 --topics=16 --payload-bytes=200 --timeout=3600s --rate="$fill_rate" \
       --sample-interval=0 --json="$run_dir/fill_$target.json" >"$run_dir/fill_$target.log" 2>&1 ||
       { tail -20 "$run_dir/fill_$target.log"; exit 1; }
     echo "growth: filled in $(( $(date +%s) - start )) s"
