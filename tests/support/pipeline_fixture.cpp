@@ -57,8 +57,9 @@ PipelineTest::PipelineTest() {
 
 void PipelineTest::SetUp() {
   static const bool logging = [] {
-    pipeline::init_logging("test",
-                           std::getenv("TEST_LOG_LEVEL") ? std::getenv("TEST_LOG_LEVEL") : "warn");
+    // TEST_LOG_LEVEL=info shows what the services log (warnings only by default).
+    const char* level = std::getenv("TEST_LOG_LEVEL");  // NOLINT(concurrency-mt-unsafe)
+    pipeline::init_logging("test", level != nullptr ? level : "warn");
     return true;
   }();
   (void)logging;
