@@ -68,29 +68,43 @@ natsStatus MessageSource::fetch(FetchedBatch& batch, int count, std::chrono::mil
 std::vector<IncomingMessage> MessageSource::decode(const FetchedBatch& batch) const {
   std::vector<IncomingMessage> messages;
   messages.reserve(static_cast<std::size_t>(batch.size()));
-  for (int i = 0; i < batch.size(); ++i) {
-    natsMsg* msg = batch[i];
-    IncomingMessage m;
-    m.position.created = created_;
-    jsMsgMetaData* raw_meta = nullptr;
-    if (natsMsg_GetMetaData(&raw_meta, msg) == NATS_OK) {
-      MetaDataPtr meta(raw_meta);
-      m.position.seq = meta->Sequence.Stream;
-      m.deliveries = meta->NumDelivered > 0 ? meta->NumDelivered : 1;
-    }
-    m.subject = natsMsg_GetSubject(msg);
-    m.published_micros = header_number(msg, pipeline::nats::kPublishedAtHeader);
-    const char* header = nullptr;
-    if (natsMsgHeader_Get(msg, pipeline::nats::kRequestIdHeader, &header) == NATS_OK &&
-        header != nullptr) {
-      m.request_id = header;
-    }
-    m.broker_duplicate_marker =
-        natsMsgHeader_Get(msg, pipeline::nats::kBrokerDuplicateHeader, &header) == NATS_OK;
-    m.data.assign(natsMsg_GetData(msg), static_cast<std::size_t>(natsMsg_GetDataLength(msg)));
-    messages.push_back(std::move(m));
-  }
+  for (int i = 0; i < batch.size(); ++i) messages.push_back(decode_one(batch[i]));
   return messages;
+}
+
+IncomingMessage MessageSource::decode_one(natsMsg* msg) const {
+  IncomingMessage m;
+  m.position.created = created_;
+  jsMsgMetaData* raw_meta = nullptr;
+  if (natsMsg_GetMetaData(&raw_meta, msg) == NATS_OK) {
+    MetaDataPtr meta(raw_meta);
+    m.position.seq = meta->Sequence.Stream;
+    m.consumer_seq = meta->Sequence.Consumer;
+    m.deliveries = meta->NumDelivered > 0 ? meta->NumDelivered : 1;
+  }
+  m.subject = natsMsg_GetSubject(msg);
+  m.published_micros = header_number(msg, pipeline::nats::kPublishedAtHeader);
+  const char* header = nullptr;
+  if (natsMsgHeader_Get(msg, pipeline::nats::kRequestIdHeader, &header) == NATS_OK &&
+      header != nullptr) {
+    m.request_id = header;
+  }
+  m.broker_duplicate_marker =
+      natsMsgHeader_Get(msg, pipeline::nats::kBrokerDuplicateHeader, &header) == NATS_OK;
+  m.data.assign(natsMsg_GetData(msg), static_cast<std::size_t>(natsMsg_GetDataLength(msg)));
+  return m;
+}
+
+std::optional<IncomingMessage> MessageSource::load(std::uint64_t seq) const {
+  natsMsg* raw = nullptr;
+  jsErrCode code = static_cast<jsErrCode>(0);
+  const natsStatus status = js_GetMsg(&raw, js_, stream_.name.c_str(), seq, nullptr, &code);
+  if (status == NATS_NOT_FOUND || code == JSNoMessageFoundErr) return std::nullopt;
+  check(status, "js_GetMsg", code);
+  const pipeline::nats::MsgPtr msg(raw);
+  IncomingMessage m = decode_one(msg.get());
+  m.position.seq = seq;
+  return m;
 }
 
 bool MessageSource::same_incarnation() const {

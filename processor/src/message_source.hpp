@@ -52,6 +52,10 @@ class MessageSource {
 
   /// The fetched messages with their stream positions and headers.
   std::vector<IncomingMessage> decode(const FetchedBatch& batch) const;
+  /// The stream's message at `seq` (not a delivery: nothing to ack), or
+  /// nothing when the stream no longer holds it. Throws NatsError when the
+  /// broker does not say.
+  std::optional<IncomingMessage> load(std::uint64_t seq) const;
 
   /// True when the stream is still the incarnation this subscription was
   /// made for, so the messages fetched since belong to it. (A stream deleted
@@ -66,6 +70,8 @@ class MessageSource {
   jsCtx* js_;
   pipeline::nats::StreamSettings stream_;
   pipeline::nats::ConsumerSettings consumer_;
+  IncomingMessage decode_one(natsMsg* msg) const;
+
   pipeline::nats::SubscriptionPtr sub_;
   std::int64_t created_ = 0;
 };

@@ -52,6 +52,14 @@ ProcessorMetrics::ProcessorMetrics() {
                           .Help("In-progress acks sent for slow batches")
                           .Register(*registry)
                           .Add({});
+  auto& skipped = BuildCounter()
+                      .Name(name("processor_skipped_messages_total"))
+                      .Help(
+                          "Messages the broker skipped over (never delivered): recovered from "
+                          "the stream by sequence and stored, or gone from it")
+                      .Register(*registry);
+  skipped_recovered = &skipped.Add({{"outcome", "recovered"}});
+  skipped_gone = &skipped.Add({{"outcome", "gone"}});
   batch_size = &BuildHistogram()
                     .Name(name("processor_batch_size"))
                     .Help("Messages per fetched batch")

@@ -26,6 +26,9 @@ struct ProcessorMetrics {
   prometheus::Counter* retry_incarnation;
   prometheus::Counter* pruned;
   prometheus::Counter* in_progress_acks;
+  /// Messages the broker skipped over (delivery_gaps.hpp), by what became of them.
+  prometheus::Counter* skipped_recovered;
+  prometheus::Counter* skipped_gone;
   prometheus::Histogram* batch_size;
   prometheus::Histogram* transaction_seconds;
   prometheus::Histogram* end_to_end_seconds;

@@ -2,6 +2,7 @@
 
 #include <prometheus/exposer.h>
 
+#include "delivery_gaps.hpp"
 #include "maintenance.hpp"
 #include "metrics.hpp"
 #include "pipeline/database.hpp"
@@ -32,6 +33,7 @@ Processor::Processor(ProcessorConfig config)
   // The partitions the workers will write into, before they start (another
   // processor may be making them: then its pass does).
   retention_ = std::make_unique<Retention>(config_, *metrics_);
+  gaps_ = std::make_unique<DeliveryGaps>();
   retention_->pass();
   if (config_.metrics_address != "off") {
     exposer_ = std::make_unique<prometheus::Exposer>(config_.metrics_address);
@@ -51,7 +53,7 @@ void Processor::start() {
   stopping_ = false;
   for (std::size_t i = 0; i < config_.workers; ++i) {
     workers_.emplace_back([this, i] {
-      Worker(i, js_.get(), config_, consumer_, *metrics_, totals_, stopping_).run();
+      Worker(i, js_.get(), config_, consumer_, *metrics_, totals_, *gaps_, stopping_).run();
     });
   }
   health_ = std::thread([this] {

@@ -21,6 +21,8 @@ constexpr auto kDeadlineMargin = std::chrono::seconds(2);
 // A pull request outlives its Fetch by at most this (nats.c asks the broker
 // to expire it 10 ms before the Fetch gives up; the broker may be late).
 constexpr auto kPullRequestMargin = std::chrono::milliseconds(100);
+// Skipped messages loaded from the stream in one turn, at most.
+constexpr std::uint64_t kRepairBudget = 10000;
 
 prometheus::Counter* retry_counter(ProcessorMetrics& metrics, FailureKind kind) {
   switch (kind) {
@@ -85,11 +87,12 @@ void sleep_unless_stopping(const std::atomic<bool>& stopping, std::chrono::milli
 
 Worker::Worker(std::size_t index, jsCtx* js, const ProcessorConfig& config,
                const pipeline::nats::ConsumerSettings& consumer, ProcessorMetrics& metrics,
-               ProcessorTotals& totals, const std::atomic<bool>& stopping)
+               ProcessorTotals& totals, DeliveryGaps& gaps, const std::atomic<bool>& stopping)
     : index_(index),
       config_(config),
       metrics_(metrics),
       totals_(totals),
+      gaps_(gaps),
       stopping_(stopping),
       source_(js, config.common.stream, consumer),
       writer_(config.common.database_url, config.common.statement_timeout + kDeadlineMargin),
@@ -158,6 +161,7 @@ bool Worker::ensure_database() {
 }
 
 bool Worker::turn() {
+  if (!unrepaired_.empty()) repair_skipped();
   FetchedBatch batch;
   jsErrCode code = static_cast<jsErrCode>(0);
   pull_request_expires_ = Clock::now() + config_.fetch_wait + kPullRequestMargin;
@@ -193,8 +197,11 @@ bool Worker::handle(FetchedBatch& batch) {
     log::warn("stream_incarnation_changed",
               {{"worker", index_}, {"messages", batch.size()}, {"action", "resubscribe"}});
     source_.reset();
+    gaps_.clear();
+    unrepaired_.clear();
     return false;
   }
+  watch_for_gaps(messages);
   ticker_.begin(&batch);
   const auto started = Clock::now();
   const BatchSettlement settled = settle_batch(writer_, messages, retry_);
@@ -216,6 +223,54 @@ bool Worker::handle(FetchedBatch& batch) {
     }
   }
   return any_committed || settled.failures.empty();
+}
+
+void Worker::watch_for_gaps(const std::vector<IncomingMessage>& messages) {
+  for (const IncomingMessage& m : messages) {
+    for (const SequenceGap& gap : gaps_.record(m.consumer_seq, m.position.seq, m.deliveries == 1)) {
+      log::error("broker_skipped_messages", {{"worker", index_},
+                                             {"from_sequence", gap.from},
+                                             {"to_sequence", gap.to},
+                                             {"messages", gap.size()},
+                                             {"action", "load_from_stream"}});
+      unrepaired_.push_back(gap);
+    }
+  }
+}
+
+void Worker::repair_skipped() {
+  std::vector<SequenceGap> gaps;
+  gaps.swap(unrepaired_);
+  const auto store = [&](const std::vector<IncomingMessage>& found) {
+    const BatchSettlement settled = settle_batch(writer_, found, retry_);
+    record(found, settled, metrics_, totals_);
+    std::vector<std::uint64_t> unsettled;
+    for (std::size_t i = 0; i < found.size(); ++i) {
+      if (settled.messages[i].action != Settlement::Action::kAck) {
+        unsettled.push_back(found[i].position.seq);
+      }
+    }
+    return unsettled;
+  };
+  GapRepair repair;
+  try {
+    repair = repair_gaps(
+        gaps, kRepairBudget, [&](std::uint64_t seq) { return source_.load(seq); }, store);
+  } catch (const std::exception& e) {
+    unrepaired_ = std::move(gaps);  // the broker did not say: the next turn tries again
+    log::warn("skipped_messages_unloaded",
+              {{"worker", index_}, {"error", log::first_line(e.what())}});
+    return;
+  }
+  unrepaired_ = std::move(repair.again);
+  metrics_.skipped_recovered->Increment(static_cast<double>(repair.recovered));
+  metrics_.skipped_gone->Increment(static_cast<double>(repair.gone));
+  std::uint64_t left = 0;
+  for (const SequenceGap& gap : unrepaired_) left += gap.size();
+  const auto line = repair.gone > 0 ? &log::error : &log::warn;  // gone: accepted, never stored
+  line(
+      "skipped_messages_loaded",
+      {{"worker", index_}, {"recovered", repair.recovered}, {"gone", repair.gone}, {"left", left}});
 }
 
 void Worker::report(const std::vector<IncomingMessage>& messages,

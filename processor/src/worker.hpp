@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cstddef>
 
+#include "delivery_gaps.hpp"
 #include "in_progress_ticker.hpp"
 #include "message_source.hpp"
 #include "metrics.hpp"
@@ -16,12 +17,13 @@ namespace processor {
 
 /// One worker thread: its own subscription and database connection. Each
 /// turn: fetch a batch, check it belongs to the stream's incarnation, write
-/// it (settle_batch decides ack or retry per message), then ack or NAK.
+/// it (settle_batch decides ack or retry per message), then ack or NAK; and
+/// store what the broker skipped over, when the deliveries show a gap.
 class Worker {
  public:
   Worker(std::size_t index, jsCtx* js, const ProcessorConfig& config,
          const pipeline::nats::ConsumerSettings& consumer, ProcessorMetrics& metrics,
-         ProcessorTotals& totals, const std::atomic<bool>& stopping);
+         ProcessorTotals& totals, DeliveryGaps& gaps, const std::atomic<bool>& stopping);
 
   /// Runs until `stopping`, then takes what a pull request delivered late.
   void run();
@@ -34,6 +36,10 @@ class Worker {
   /// Writes one fetched batch and acks or NAKs each message.
   bool handle(FetchedBatch& batch);
   void report(const std::vector<IncomingMessage>& messages, const BatchSettlement& settled) const;
+  /// Notes the batch's deliveries; a gap they reveal is to be repaired.
+  void watch_for_gaps(const std::vector<IncomingMessage>& messages);
+  /// Loads and stores what the broker skipped over (delivery_gaps.hpp).
+  void repair_skipped();
   void drain_late_deliveries();
   std::chrono::milliseconds next_backoff();
   void back_off();
@@ -42,6 +48,8 @@ class Worker {
   const ProcessorConfig& config_;
   ProcessorMetrics& metrics_;
   ProcessorTotals& totals_;
+  DeliveryGaps& gaps_;
+  std::vector<SequenceGap> unrepaired_;
   const std::atomic<bool>& stopping_;
   MessageSource source_;
   BatchWriter writer_;

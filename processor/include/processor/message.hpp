@@ -27,7 +27,8 @@ struct StreamPosition {
 /// One message as fetched from the stream.
 struct IncomingMessage {
   StreamPosition position;
-  std::uint64_t deliveries = 1;  ///< how often the broker delivered it (1: the first time)
+  std::uint64_t deliveries = 1;    ///< how often the broker delivered it (1: the first time)
+  std::uint64_t consumer_seq = 0;  ///< the consumer's delivery sequence (0: not a delivery)
   std::string subject;
   std::string data;
   std::int64_t published_micros = 0;  ///< when ingest published it (header), 0 if unknown

@@ -15,6 +15,7 @@ class Exposer;
 namespace processor {
 
 class Retention;
+class DeliveryGaps;
 
 struct ProcessorMetrics;
 
@@ -68,6 +69,7 @@ class Processor {
   ProcessorTotals totals_;
   std::unique_ptr<ProcessorMetrics> metrics_;
   std::unique_ptr<Retention> retention_;
+  std::unique_ptr<DeliveryGaps> gaps_;  ///< shared by the workers
   std::unique_ptr<prometheus::Exposer> exposer_;
 };
 
