@@ -12,7 +12,7 @@ SOURCES = $(shell git ls-files '*.cpp' '*.hpp')
 CHECK_CMAKE = cmake -S . -G Ninja -DPIPELINE_WARNINGS_AS_ERRORS=ON
 
 .PHONY: help deps test-deps dev-deps configure build test test-unit test-integration run stop status \
-        format check-format lint test-asan test-tsan coverage check check-image clean bench bench-growth
+        format check-format lint test-asan test-tsan coverage check check-image clean bench bench-growth bench-stream-bound
 
 help:
 	@echo "make deps              install the missing packages of scripts/packages.txt (idempotent)"
@@ -27,6 +27,7 @@ help:
 	@echo "make status            show what the local stack runs"
 	@echo "make bench             build, benchmark on a fresh stack; update BENCHMARKS.md, bench-results/"
 	@echo "make bench-growth      opt-in: costs as the events table grows to 50 M rows (about an hour)"
+	@echo "make bench-stream-bound opt-in: a stream at its byte bound, purged while busy; nothing lost"
 	@echo "make check-image       build the runtime image with podman from $(BUILD_DIR)'s binaries, run one event through it (root)"
 	@echo "make check             check-format, lint, test-asan, test-tsan and coverage, in that order"
 	@echo "make check-format      fail if clang-format would change any tracked C++ file"
@@ -73,6 +74,10 @@ bench: build
 # Opt-in (an hour, some 30 GB): costs as the events table grows to 50 M rows.
 bench-growth: build
 	@scripts/bench-growth.sh
+
+# Opt-in (about 5 minutes): a stream at its byte bound while acked events are purged; nothing lost.
+bench-stream-bound: build
+	@scripts/bench-stream-bound.sh
 
 stop:
 	@scripts/stack.sh stop
