@@ -38,11 +38,7 @@ run_dir=$(mktemp -d "${TMPDIR:-/tmp}/growth.XXXXXX")
 chmod 755 "$run_dir"
 export DATA_DIR=$run_dir/stack BUILD_DIR=$build
 source "$root/scripts/bench/lib.sh"
-NATS_PORT=$(free_port) && taken=$NATS_PORT
-PG_PORT=$(free_port) && taken="$taken $PG_PORT"
-INGEST_HTTP_PORT=$(free_port) && taken="$taken $INGEST_HTTP_PORT"
-PROCESSOR_METRICS_PORT=$(free_port)
-export NATS_PORT PG_PORT INGEST_HTTP_PORT PROCESSOR_METRICS_PORT
+stack_ports
 # Everything kept (no retention by age or size), partitions of 5 minutes,
 # a stream large enough for the backlog of the fill.
 export EVENTS_RETENTION=0 EVENTS_MAX_BYTES=0 EVENTS_PARTITION_INTERVAL=5m

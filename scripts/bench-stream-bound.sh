@@ -19,11 +19,7 @@ run_dir=$(mktemp -d "${TMPDIR:-/tmp}/stream-bound.XXXXXX")
 chmod 755 "$run_dir"
 export DATA_DIR=$run_dir/stack BUILD_DIR=$build
 source "$root/scripts/bench/lib.sh"
-NATS_PORT=$(free_port) && taken=$NATS_PORT
-PG_PORT=$(free_port) && taken="$taken $PG_PORT"
-INGEST_HTTP_PORT=$(free_port) && taken="$taken $INGEST_HTTP_PORT"
-PROCESSOR_METRICS_PORT=$(free_port)
-export NATS_PORT PG_PORT INGEST_HTTP_PORT PROCESSOR_METRICS_PORT
+stack_ports
 export STREAM_MAX_BYTES=${BOUND_STREAM_BYTES:-$((256 << 20))}
 events=${BOUND_EVENTS:-3000000}
 unset NATS_URL DATABASE_URL

@@ -16,6 +16,14 @@ free_port() {  # a loopback port nothing listens on, not in $taken
   return 1
 }
 
+stack_ports() {  # free loopback ports for scripts/stack.sh's four listeners, exported
+  NATS_PORT=$(free_port) && taken=$NATS_PORT
+  PG_PORT=$(free_port) && taken="$taken $PG_PORT"
+  INGEST_HTTP_PORT=$(free_port) && taken="$taken $INGEST_HTTP_PORT"
+  PROCESSOR_METRICS_PORT=$(free_port)
+  export NATS_PORT PG_PORT INGEST_HTTP_PORT PROCESSOR_METRICS_PORT
+}
+
 pid_of() {  # pid_of ingest|processor|nats|postgres
   if [[ $1 == postgres ]]; then head -1 "$DATA_DIR/postgres/postmaster.pid"; else cat "$DATA_DIR/run/$1.pid"; fi
 }
