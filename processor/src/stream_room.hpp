@@ -26,11 +26,11 @@ std::uint64_t stream_block_bytes(std::int64_t max_bytes);
 /// The sequence to purge below (up to, not including), or nothing. Only
 /// once the stream holds more than half its bound, and only acked messages.
 /// While the consumer is busy (messages pending or out unacked), the purge
-/// stays two blocks behind the ack floor: nats-server 2.9.10 lost messages
-/// when a purge compacted the block its consumer was reading (seen in
-/// `make bench-growth` at 50 M rows: 11,744 events the broker had taken were
-/// never delivered, in four bursts, each within two seconds of a purge and
-/// in the block it cut). A caught-up consumer allows a purge to the floor.
+/// stays two blocks behind the ack floor, out of the block being read: in
+/// `make bench-growth` at 50 M rows, nats-server 2.9.10 never delivered
+/// 11,744 events it had taken, in four bursts, each within two seconds of a
+/// purge and in the block it cut (how is not established). A caught-up
+/// consumer allows a purge to the floor.
 std::optional<std::uint64_t> purge_below(const StreamRoomState& s);
 
 }  // namespace processor
