@@ -21,13 +21,28 @@ ON CONFLICT DO NOTHING
 RETURNING stream_created, stream_seq
 )sql";
 
-// The keys stored already, in whatever partition: each partition's unique
-// index on key_hash is probed with the batch's keys.
+// The keys stored already, in whatever partition: every key is looked up in
+// the partitions from $3 on (-infinity without key filters; else those not
+// sealed, or beyond the filters held: key_filters.hpp), and each key a
+// sealed partition's filter may hold ($4) in that partition only
+// ($5 <= stored_at < $6: the plan keeps just that partition, at run time).
+constexpr const char* kBatchKeyHashes = R"sql(
+SELECT event_key(k.topic, k.event_id)::text
+FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS k(topic, event_id, n)
+ORDER BY k.n
+)sql";
+
 constexpr const char* kExistingPositions = R"sql(
 SELECT e.topic, e.event_id, e.stream_created, e.stream_seq
 FROM events e
 WHERE e.key_hash = ANY (ARRAY(SELECT event_key(k.topic, k.event_id)
                               FROM unnest($1::text[], $2::text[]) AS k(topic, event_id)))
+  AND e.stored_at >= $3::timestamptz
+UNION ALL
+SELECT e.topic, e.event_id, e.stream_created, e.stream_seq
+FROM unnest($4::uuid[], $5::timestamptz[], $6::timestamptz[]) AS h(key, lo, hi)
+CROSS JOIN LATERAL (SELECT * FROM events e
+                    WHERE e.key_hash = h.key AND e.stored_at >= h.lo AND e.stored_at < h.hi) e
 )sql";
 
 // Whether this transaction's now() (the stored_at of its rows, so the
@@ -136,6 +151,7 @@ ON CONFLICT (topic, shard) DO UPDATE SET value = topic_counters.value + EXCLUDED
 inline void prepare(pqxx::connection& conn) {
   conn.prepare("insert_events", kInsertEvents);
   conn.prepare("existing_positions", kExistingPositions);
+  conn.prepare("batch_key_hashes", kBatchKeyHashes);
   conn.prepare("near_partition_bound", kNearPartitionBound);
   conn.prepare("lock_keys", kLockKeys);
   conn.prepare("lock_event", kLockEvent);

@@ -9,7 +9,9 @@
 
 #include "batch_plan.hpp"
 #include "batch_sql.hpp"
+#include "key_filters.hpp"
 #include "pipeline/fault.hpp"
+#include "pipeline/timestamp.hpp"
 
 namespace processor {
 namespace {
@@ -110,17 +112,38 @@ void settle_stored_key(pqxx::work& tx, const DecodedRow& row, const StreamPositi
 
 using KeyPositions = std::map<std::pair<std::string, std::string>, StreamPosition>;
 
-// The stored position of each of these keys that any partition holds.
+std::string timestamp_literal(const std::optional<std::int64_t>& micros) {
+  return micros ? pipeline::format_rfc3339(pipeline::UtcTimestamp{*micros}) : "-infinity";
+}
+
+// The stored position of each of these keys that any partition holds: the
+// partitions the filters cover only for the keys a filter may hold.
 void read_existing(pqxx::work& tx, const std::string& topics, const std::string& event_ids,
-                   KeyPositions& out) {
-  for (const auto& r : tx.exec_prepared("existing_positions", topics, event_ids)) {
-    out[{r[0].as<std::string>(), r[1].as<std::string>()}] = position_of(r, 2);
+                   const FilterSet& filters, KeyPositions& out) {
+  std::vector<std::string> hits[3];  // key_hash, partition start, end
+  if (filters.cut) {
+    for (const auto& row : tx.exec_prepared("batch_key_hashes", topics, event_ids)) {
+      const std::string text = row[0].as<std::string>();
+      const auto key = parse_key_hash(text);
+      for (const auto& filter : filters.filters) {
+        if (key && !filter->bloom.may_contain(*key)) continue;
+        hits[0].push_back(text);
+        hits[1].push_back(timestamp_literal(filter->from_micros));
+        hits[2].push_back(timestamp_literal(filter->to_micros));
+      }
+    }
   }
+  const pqxx::result found =
+      tx.exec_prepared("existing_positions", topics, event_ids, timestamp_literal(filters.cut),
+                       to_pg_array(hits[0]), to_pg_array(hits[1]), to_pg_array(hits[2]));
+  for (const auto& r : found)
+    out[{r[0].as<std::string>(), r[1].as<std::string>()}] = position_of(r, 2);
 }
 
 // Inserts the first copy of each key no partition holds; settles the others.
 void insert_firsts(pqxx::work& tx, const std::vector<IncomingMessage>& messages, BatchPlan& plan,
-                   std::vector<StoreOutcome>& outcomes, double bound_window_seconds) {
+                   std::vector<StoreOutcome>& outcomes, double bound_window_seconds,
+                   const FilterSet& filters) {
   if (plan.firsts.empty()) return;
   std::vector<std::string> keys[2];  // topic, event_id of every first copy
   for (const std::size_t i : plan.firsts) {
@@ -133,7 +156,7 @@ void insert_firsts(pqxx::work& tx, const std::vector<IncomingMessage>& messages,
     tx.exec_prepared("lock_keys", topics, event_ids);
   }
   KeyPositions stored_at;
-  read_existing(tx, topics, event_ids, stored_at);
+  read_existing(tx, topics, event_ids, filters, stored_at);
   std::vector<std::string> columns[7];  // topic, event_id, ts, source, payload, created, seq
   for (const std::size_t i : plan.firsts) {
     const DecodedRow& row = plan.rows[i];
@@ -156,7 +179,8 @@ void insert_firsts(pqxx::work& tx, const std::vector<IncomingMessage>& messages,
         to_pg_array(columns[4]), to_pg_array(columns[5]), to_pg_array(columns[6]));
     for (const auto& r : inserted) inserted_positions.insert(position_of(r, 0));
     // Stored by a transaction that committed while this one waited on it.
-    if (inserted.size() < columns[0].size()) read_existing(tx, new_topics, new_ids, stored_at);
+    if (inserted.size() < columns[0].size())
+      read_existing(tx, new_topics, new_ids, filters, stored_at);
   }
   for (const std::size_t i : plan.firsts) {
     const DecodedRow& row = plan.rows[i];
@@ -227,9 +251,11 @@ std::string to_pg_array(const std::vector<std::string>& values) {
   return out;
 }
 
-BatchWriter::BatchWriter(std::string database_url, std::chrono::milliseconds deadline)
+BatchWriter::BatchWriter(std::string database_url, std::chrono::milliseconds deadline,
+                         std::shared_ptr<const KeyFilters> filters)
     : database_url_(std::move(database_url)),
       deadline_(deadline),
+      filters_(std::move(filters)),
       shard_seed_(std::random_device{}()) {}
 
 BatchWriter::~BatchWriter() = default;
@@ -257,7 +283,8 @@ BatchResult BatchWriter::write(const std::vector<IncomingMessage>& messages) {
   // A transaction lasts at most deadline_: a key's two copies can go to two
   // partitions only within that (and a margin) of a partition bound.
   const double bound_window = std::chrono::duration<double>(deadline_).count() + 5.0;
-  insert_firsts(tx, messages, plan, result.outcomes, bound_window);
+  const auto filters = filters_ ? filters_->snapshot() : std::make_shared<const FilterSet>();
+  insert_firsts(tx, messages, plan, result.outcomes, bound_window, *filters);
   result.duplicates = record_duplicates(tx, plan.duplicates, result.outcomes);
   result.broker_duplicates = record_markers(tx, messages, plan.markers, result.outcomes);
   result.dead_lettered = record_dead_letters(tx, messages, plan.dead, result.outcomes);

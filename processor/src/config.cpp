@@ -55,6 +55,10 @@ bool load_config(int argc, const char* const* argv, ProcessorConfig& config) {
                   milliseconds(100),
                   "how often partitions are made ahead and dropped past EVENTS_RETENTION or "
                   "EVENTS_MAX_BYTES");
+  reader.size("PROCESSOR_KEY_FILTER_MAX_BYTES", &config.key_filter_max_bytes, 0,
+              std::size_t{1} << 40,
+              "memory for the key filters of sealed partitions (about 1.5 bytes per event); "
+              "partitions past it are looked up in full (0 = no filters)");
   reader.text("PROCESSOR_METRICS_ADDRESS", &config.metrics_address,
               "host:port for GET /metrics (Prometheus); off to disable; port 0 picks one");
   if (!reader.read(argc, argv)) {

@@ -101,6 +101,12 @@ void ProcessorMetrics::register_storage() {
   events_bytes = gauge("processor_events_bytes",
                        "Bytes the events table takes in PostgreSQL, indexes and TOAST included");
   events_max_bytes = gauge("processor_events_max_bytes", "EVENTS_MAX_BYTES (0: no bound by size)");
+  key_filter_partitions =
+      gauge("processor_key_filter_partitions",
+            "Sealed partitions whose key filter this processor holds (their keys are looked up "
+            "only where a filter may hold them)");
+  key_filter_bytes = gauge("processor_key_filter_bytes",
+                           "Memory of the key filters held (PROCESSOR_KEY_FILTER_MAX_BYTES)");
   retention_pass_seconds =
       gauge("processor_retention_pass_seconds", "How long the last retention pass took");
   auto& dropped = BuildCounter()

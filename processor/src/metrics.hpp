@@ -41,6 +41,8 @@ struct ProcessorMetrics {
   prometheus::Gauge* event_partitions;
   prometheus::Gauge* events_bytes;
   prometheus::Gauge* events_max_bytes;
+  prometheus::Gauge* key_filter_partitions;
+  prometheus::Gauge* key_filter_bytes;
   prometheus::Gauge* retention_pass_seconds;
   prometheus::Counter* partitions_dropped_age;
   prometheus::Counter* partitions_dropped_size;

@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <ctime>
 
+#include "key_filters.hpp"
 #include "pipeline/fault.hpp"
 #include "pipeline/logging.hpp"
 #include "pipeline/timestamp.hpp"
@@ -176,7 +177,8 @@ std::vector<std::string> ensure_partitions(pqxx::connection& conn,
   return created;
 }
 
-RetentionPass run_retention(pqxx::connection& conn, const PartitionSettings& settings) {
+RetentionPass run_retention(pqxx::connection& conn, const PartitionSettings& settings,
+                            bool build_filters) {
   const auto started = std::chrono::steady_clock::now();
   RetentionPass pass;
   {
@@ -217,6 +219,7 @@ RetentionPass run_retention(pqxx::connection& conn, const PartitionSettings& set
         pass.dropped_by_age.push_back(p.name);
       }
     }
+    if (build_filters) pass.filtered = build_key_filters(conn, settings.seal_margin.count() * 1000);
     pass.partitions = list_partitions(conn);
     for (const Partition& p : pass.partitions) pass.bytes += p.bytes;
   } catch (...) {

@@ -3,6 +3,7 @@
 #include <prometheus/exposer.h>
 
 #include "delivery_gaps.hpp"
+#include "key_filters.hpp"
 #include "maintenance.hpp"
 #include "metrics.hpp"
 #include "pipeline/database.hpp"
@@ -32,7 +33,8 @@ Processor::Processor(ProcessorConfig config)
   pipeline::db::apply_migrations(*db);
   // The partitions the workers will write into, before they start (another
   // processor may be making them: then its pass does).
-  retention_ = std::make_unique<Retention>(config_, *metrics_);
+  filters_ = std::make_shared<KeyFilters>(config_.key_filter_max_bytes);
+  retention_ = std::make_unique<Retention>(config_, *metrics_, filters_);
   gaps_ = std::make_unique<DeliveryGaps>();
   retention_->pass();
   if (config_.metrics_address != "off") {
@@ -53,7 +55,8 @@ void Processor::start() {
   stopping_ = false;
   for (std::size_t i = 0; i < config_.workers; ++i) {
     workers_.emplace_back([this, i] {
-      Worker(i, js_.get(), config_, consumer_, *metrics_, totals_, *gaps_, stopping_).run();
+      Worker(i, js_.get(), config_, consumer_, *metrics_, totals_, *gaps_, filters_, stopping_)
+          .run();
     });
   }
   health_ = std::thread([this] {

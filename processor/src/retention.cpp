@@ -2,6 +2,7 @@
 
 #include <pqxx/nontransaction>
 
+#include "key_filters.hpp"
 #include "pipeline/database.hpp"
 #include "pipeline/logging.hpp"
 #include "processor/partitions.hpp"
@@ -25,8 +26,9 @@ std::string names(const std::vector<std::string>& list) {
 
 }  // namespace
 
-Retention::Retention(const ProcessorConfig& config, ProcessorMetrics& metrics)
-    : config_(config), metrics_(metrics) {
+Retention::Retention(const ProcessorConfig& config, ProcessorMetrics& metrics,
+                     std::shared_ptr<KeyFilters> filters)
+    : config_(config), metrics_(metrics), filters_(std::move(filters)) {
   metrics_.events_max_bytes->Set(static_cast<double>(config.partitions.max_bytes));
 }
 
@@ -38,8 +40,17 @@ bool Retention::pass() {
       tx.exec("SET statement_timeout = '" + std::to_string(kPassLimit.count()) + "min'");
     }
     const pipeline::db::Deadline deadline(*conn_, kPassLimit + std::chrono::seconds(5));
-    const RetentionPass pass = run_retention(*conn_, config_.partitions);
+    const RetentionPass pass = run_retention(*conn_, config_.partitions, filters_ != nullptr);
+    if (filters_) {
+      filters_->refresh(*conn_);
+      const auto held = filters_->snapshot();
+      metrics_.key_filter_partitions->Set(static_cast<double>(held->filters.size()));
+      metrics_.key_filter_bytes->Set(static_cast<double>(held->memory_bytes));
+    }
     if (!pass.ran) return true;  // another processor holds the lock
+    if (!pass.filtered.empty()) {
+      log::info("key_filters_built", {{"partitions", names(pass.filtered)}});
+    }
     metrics_.event_partitions->Set(static_cast<double>(pass.partitions.size()));
     metrics_.events_bytes->Set(static_cast<double>(pass.bytes));
     metrics_.retention_pass_seconds->Set(pass.seconds);

@@ -9,6 +9,8 @@
 
 namespace processor {
 
+class KeyFilters;
+
 /// The events table's partitions, on a thread of its own (a pass may wait on
 /// PostgreSQL for a while: DETACH CONCURRENTLY waits for the queries that
 /// still read a partition): every EVENTS_RETENTION_CHECK_INTERVAL, the
@@ -16,7 +18,9 @@ namespace processor {
 /// EVENTS_MAX_BYTES dropped (processor/partitions.hpp).
 class Retention {
  public:
-  Retention(const ProcessorConfig& config, ProcessorMetrics& metrics);
+  /// `filters`: refreshed after each pass (nullable).
+  Retention(const ProcessorConfig& config, ProcessorMetrics& metrics,
+            std::shared_ptr<KeyFilters> filters = nullptr);
   /// One pass now; false when it failed (logged). The processor runs one
   /// before its workers start, so that the partitions they write exist.
   bool pass();
@@ -26,6 +30,7 @@ class Retention {
  private:
   const ProcessorConfig& config_;
   ProcessorMetrics& metrics_;
+  std::shared_ptr<KeyFilters> filters_;
   std::unique_ptr<pqxx::connection> conn_;
 };
 

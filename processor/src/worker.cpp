@@ -87,7 +87,8 @@ void sleep_unless_stopping(const std::atomic<bool>& stopping, std::chrono::milli
 
 Worker::Worker(std::size_t index, jsCtx* js, const ProcessorConfig& config,
                const pipeline::nats::ConsumerSettings& consumer, ProcessorMetrics& metrics,
-               ProcessorTotals& totals, DeliveryGaps& gaps, const std::atomic<bool>& stopping)
+               ProcessorTotals& totals, DeliveryGaps& gaps,
+               std::shared_ptr<const KeyFilters> filters, const std::atomic<bool>& stopping)
     : index_(index),
       config_(config),
       metrics_(metrics),
@@ -95,7 +96,8 @@ Worker::Worker(std::size_t index, jsCtx* js, const ProcessorConfig& config,
       gaps_(gaps),
       stopping_(stopping),
       source_(js, config.common.stream, consumer),
-      writer_(config.common.database_url, config.common.statement_timeout + kDeadlineMargin),
+      writer_(config.common.database_url, config.common.statement_timeout + kDeadlineMargin,
+              std::move(filters)),
       ticker_(std::max(std::chrono::milliseconds(100), consumer.ack_wait / 3),
               metrics.in_progress_acks),
       retry_{config.retry_delay, config.max_retry_delay},

@@ -23,7 +23,8 @@ class Worker {
  public:
   Worker(std::size_t index, jsCtx* js, const ProcessorConfig& config,
          const pipeline::nats::ConsumerSettings& consumer, ProcessorMetrics& metrics,
-         ProcessorTotals& totals, DeliveryGaps& gaps, const std::atomic<bool>& stopping);
+         ProcessorTotals& totals, DeliveryGaps& gaps, std::shared_ptr<const KeyFilters> filters,
+         const std::atomic<bool>& stopping);
 
   /// Runs until `stopping`, then takes what a pull request delivered late.
   void run();

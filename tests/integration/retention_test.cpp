@@ -21,8 +21,9 @@ using nlohmann::json;
 class Retention : public PipelineTest {
  protected:
   // Partitions of `interval`, dropped after `retention` (0: never), checked
-  // five times a second; the broker's duplicate window short, so that a
-  // repeat reaches the database.
+  // five times a second, each sealed (its key filter built) as soon as no
+  // transaction from before its end is open; the broker's duplicate window
+  // short, so that a repeat reaches the database.
   void partitions(std::chrono::milliseconds interval, std::chrono::milliseconds retention,
                   std::uint64_t max_bytes = 0) {
     stream_.duplicate_window = 100ms;
@@ -32,6 +33,7 @@ class Retention : public PipelineTest {
       config.partitions.max_bytes = max_bytes;
       config.common.events_max_bytes = static_cast<std::int64_t>(max_bytes);
       config.retention_check_interval = 200ms;
+      config.partitions.seal_margin = 0ms;
     };
   }
 
@@ -120,6 +122,7 @@ TEST_F(Retention, PartitionsAreMadeAheadAndDroppedByAgeNothingElse) {
 
 TEST_F(Retention, ARepeatAcrossAPartitionBoundIsADuplicate) {
   partitions(1s, 0ms);
+  processor_metrics_ = true;
   start_all();
   publish_events("ret.bound", "k", 50);
   wait_for_idle(50);
@@ -127,10 +130,43 @@ TEST_F(Retention, ARepeatAcrossAPartitionBoundIsADuplicate) {
   // And past the broker's duplicate window (100 ms; nats-server forgets an
   // id only when its purge timer runs), so the repeats reach the database.
   wait_past_window_of("ret.bound");
+  // The first copies' partition sealed, and its key filter in the
+  // processor's hands: the repeats are looked up through it.
+  pqxx::connection conn(shared_postgres().url(database_));
+  const auto partition_of_first = [&] {
+    pqxx::nontransaction tx(conn);
+    return tx.exec1("SELECT tableoid::regclass::text FROM events WHERE event_id = 'k-0'")[0]
+        .as<std::string>();
+  };
+  const std::string sealed = partition_of_first();
+  HttpClient metrics(processor_->metrics_port());
+  const auto filters_held = [&] {
+    const std::string text = metrics.get("/metrics").body;
+    const auto at = text.find("\npipeline_processor_key_filter_partitions ");
+    return at == std::string::npos ? 0.0 : std::stod(text.substr(text.find(' ', at + 1)));
+  };
+  ASSERT_TRUE(wait_until(
+      [&] {
+        pqxx::nontransaction tx(conn);
+        const int built =
+            tx.exec_params1("SELECT count(*) FROM key_filters WHERE partition = $1", sealed)[0]
+                .as<int>();
+        // Every partition up to it holds a filter (they are sealed in order).
+        const auto before = static_cast<double>(
+            tx.exec_params1("SELECT count(*) FROM key_filters k JOIN pg_class c ON c.relname = "
+                            "k.partition WHERE k.to_micros <= (SELECT to_micros FROM key_filters "
+                            "WHERE partition = $1)",
+                            sealed)[0]
+                .as<int>());
+        return built == 1 && filters_held() >= before;
+      },
+      20s))
+      << "the partition " << sealed << " was never sealed and its filter never held";
   publish_events("ret.bound", "k", 50);  // the same keys, in a later partition's time
   const json s = wait_for_idle(50);
   EXPECT_EQ(count_rows("topic = 'ret.bound'"), 50);
   EXPECT_EQ(s["duplicates_by_stage"]["database"], 50) << s.dump();
+  EXPECT_EQ(partition_of_first(), sealed);
 }
 
 TEST_F(Retention, RepeatsThroughTwoProcessorsOverSeveralBoundsAreStoredOnce) {

@@ -12,6 +12,8 @@
 
 namespace processor {
 
+class KeyFilters;
+
 /// Writes a batch of messages to PostgreSQL in ONE transaction: the events
 /// (first write wins: of two copies of a key, the one the broker accepted
 /// first is kept, whichever commits first), the dead letters, and the durable
@@ -23,8 +25,12 @@ class BatchWriter final : public MessageWriter {
   /// connect) is cut on the client's side after `deadline` (pipeline::db::
   /// Deadline): a server that stops answering costs a batch that long, not
   /// forever.
+  ///
+  /// `filters` (nullable): the key filters of sealed partitions
+  /// (processor/src/key_filters.hpp) that spare their lookups.
   explicit BatchWriter(std::string database_url,
-                       std::chrono::milliseconds deadline = std::chrono::seconds(12));
+                       std::chrono::milliseconds deadline = std::chrono::seconds(12),
+                       std::shared_ptr<const KeyFilters> filters = nullptr);
   ~BatchWriter() override;
   BatchWriter(const BatchWriter&) = delete;
   BatchWriter& operator=(const BatchWriter&) = delete;
@@ -57,6 +63,7 @@ class BatchWriter final : public MessageWriter {
   std::string database_url_;
   std::chrono::milliseconds deadline_;
   std::unique_ptr<pqxx::connection> conn_;
+  std::shared_ptr<const KeyFilters> filters_;
   std::uint32_t shard_seed_;
 };
 

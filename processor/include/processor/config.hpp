@@ -19,6 +19,10 @@ struct PartitionSettings {
   /// The oldest partitions are dropped while all of them take more (0: no
   /// bound). The partition being written is never dropped.
   std::uint64_t max_bytes = 0;
+  /// A partition's key filter is built this long after its end at the
+  /// earliest (and once no transaction from before its end is open):
+  /// longer than a batch's transaction lasts.
+  std::chrono::milliseconds seal_margin{std::chrono::minutes(2)};
   /// Partitions are made this many intervals ahead of now.
   int ahead = 3;
 };
@@ -40,6 +44,10 @@ struct ProcessorConfig {
   PartitionSettings partitions;
   /// How often partitions are made ahead and dropped past retention.
   std::chrono::milliseconds retention_check_interval{60000};
+  /// Memory for the key filters of sealed partitions (processor/src/
+  /// key_filters.hpp), about 1.5 bytes per event; partitions past it are
+  /// looked up without one.
+  std::size_t key_filter_max_bytes = std::size_t{256} << 20;
   /// host:port of the Prometheus endpoint (GET /metrics); "off" disables it.
   std::string metrics_address = "0.0.0.0:9101";
 };

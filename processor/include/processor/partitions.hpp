@@ -32,6 +32,7 @@ struct RetentionPass {
   std::vector<std::string> created;
   std::vector<std::string> dropped_by_age;
   std::vector<std::string> dropped_by_size;
+  std::vector<std::string> filtered;  ///< sealed partitions whose key filter was built
   std::vector<Partition> partitions;  ///< attached after the pass, oldest first
   std::uint64_t bytes = 0;            ///< of those
   double seconds = 0;
@@ -55,6 +56,9 @@ std::vector<std::string> ensure_partitions(pqxx::connection& conn,
 /// detached table not dropped), makes partitions ahead, drops by age then
 /// by size. Skipped (ran = false) while another session holds the lock.
 /// Throws pqxx errors; the next pass takes over.
-RetentionPass run_retention(pqxx::connection& conn, const PartitionSettings& settings);
+/// `build_filters`: and builds the key filters of the sealed partitions
+/// (processor/src/key_filters.hpp).
+RetentionPass run_retention(pqxx::connection& conn, const PartitionSettings& settings,
+                            bool build_filters = false);
 
 }  // namespace processor

@@ -16,6 +16,7 @@ namespace processor {
 
 class Retention;
 class DeliveryGaps;
+class KeyFilters;
 
 struct ProcessorMetrics;
 
@@ -69,7 +70,8 @@ class Processor {
   ProcessorTotals totals_;
   std::unique_ptr<ProcessorMetrics> metrics_;
   std::unique_ptr<Retention> retention_;
-  std::unique_ptr<DeliveryGaps> gaps_;  ///< shared by the workers
+  std::unique_ptr<DeliveryGaps> gaps_;   ///< shared by the workers
+  std::shared_ptr<KeyFilters> filters_;  ///< read by the workers, refreshed by retention_
   std::unique_ptr<prometheus::Exposer> exposer_;
 };
 

@@ -1,0 +1,267 @@
+#include "key_filters.hpp"
+
+#include <pqxx/pqxx>
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <map>
+
+#include "batch_plan.hpp"
+#include "pipeline/logging.hpp"
+#include "processor/batch_writer.hpp"
+#include "processor/partitions.hpp"
+
+namespace processor {
+namespace {
+
+constexpr std::uint64_t kBitsPerKey = 12;
+constexpr int kHashes = 8;
+// Keys read per statement while a filter is built (keyset pages of the
+// partition's key index: bounded memory, short statements).
+constexpr int kBuildPage = 100'000;
+// A pass builds filters for at most this long; the next pass goes on.
+constexpr std::chrono::seconds kBuildBudget{60};
+
+int hex_digit(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+std::uint64_t word_at(const KeyHash& key, std::size_t offset) {
+  std::uint64_t word = 0;
+  for (std::size_t i = 0; i < 8; ++i) word |= std::uint64_t{key[offset + i]} << (8 * i);
+  return word;
+}
+
+// bytea as PostgreSQL prints it by default: "\x" and hex digits.
+std::optional<std::string> unhex_bytea(const std::string& text) {
+  if (text.size() < 2 || text[0] != '\\' || text[1] != 'x' || text.size() % 2 != 0) return {};
+  std::string out((text.size() - 2) / 2, '\0');
+  for (std::size_t i = 0; i < out.size(); ++i) {
+    const int hi = hex_digit(text[2 + 2 * i]);
+    const int lo = hex_digit(text[3 + 2 * i]);
+    if (hi < 0 || lo < 0) return {};
+    out[i] = static_cast<char>(hi * 16 + lo);
+  }
+  return out;
+}
+
+std::int64_t database_now(pqxx::connection& conn) {
+  pqxx::nontransaction tx(conn);
+  return tx.exec("SELECT (extract(epoch FROM clock_timestamp()) * 1000000)::bigint")[0][0]
+      .as<std::int64_t>();
+}
+
+// Whether no other session of this database has a transaction that began
+// before `micros`: then none can add a row to a partition that ends there.
+// (Sessions of other roles show no xact_start to a role without
+// pg_read_all_stats; the events table's writers are the processors, under
+// this role.)
+bool no_transaction_began_before(pqxx::connection& conn, std::int64_t micros) {
+  pqxx::nontransaction tx(conn);
+  return tx
+      .exec_params(
+          "SELECT NOT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid <> pg_backend_pid() "
+          "AND datname = current_database() AND xact_start < 'epoch'::timestamptz + $1 * interval "
+          "'1 microsecond')",
+          micros)[0][0]
+      .as<bool>();
+}
+
+KeyBloom build_filter(pqxx::connection& conn, const std::string& partition) {
+  pqxx::work tx(conn);
+  tx.exec("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ");
+  const auto keys = tx.exec("SELECT count(*) FROM " + partition)[0][0].as<std::uint64_t>();
+  KeyBloom bloom = KeyBloom::sized_for(keys);
+  std::string last;
+  const std::string limit = " ORDER BY key_hash LIMIT " + std::to_string(kBuildPage);
+  const std::string first = "SELECT key_hash::text FROM " + partition + limit;
+  const std::string next =
+      "SELECT key_hash::text FROM " + partition + " WHERE key_hash > $1::uuid" + limit;
+  for (;;) {
+    const pqxx::result rows = last.empty() ? tx.exec(first) : tx.exec_params(next, last);
+    for (const auto& row : rows) {
+      const auto key = parse_key_hash(row[0].c_str());
+      if (!key) throw std::runtime_error("key_filters: a key_hash that is not a uuid");
+      bloom.add(*key);
+    }
+    if (rows.size() < static_cast<std::size_t>(kBuildPage)) break;
+    last = rows.back()[0].as<std::string>();
+  }
+  tx.commit();
+  return bloom;
+}
+
+void store_filter(pqxx::connection& conn, const Partition& p, const KeyBloom& bloom) {
+  pqxx::work tx(conn);
+  tx.exec_params(
+      "INSERT INTO key_filters (partition, to_micros, bit_count, hashes, bits) "
+      "VALUES ($1, $2, $3, $4, decode($5, 'hex')) ON CONFLICT (partition) DO NOTHING",
+      p.name, p.to_micros, static_cast<std::int64_t>(bloom.bit_count()), bloom.hashes(),
+      to_hex(bloom.bytes()));
+  tx.commit();
+}
+
+}  // namespace
+
+std::optional<KeyHash> parse_key_hash(const std::string& text) {
+  KeyHash key{};
+  std::size_t n = 0;
+  int high = -1;
+  for (const char c : text) {
+    if (c == '-') continue;
+    const int digit = hex_digit(c);
+    if (digit < 0 || n == key.size()) return {};
+    if (high < 0) {
+      high = digit;
+    } else {
+      key[n++] = static_cast<std::uint8_t>(high * 16 + digit);
+      high = -1;
+    }
+  }
+  if (n != key.size() || high >= 0) return {};
+  return key;
+}
+
+KeyBloom::KeyBloom(std::uint64_t bit_count, int hashes)
+    : bit_count_(bit_count), hashes_(hashes), words_((bit_count + 63) / 64, 0) {}
+
+KeyBloom KeyBloom::sized_for(std::uint64_t keys) {
+  const std::uint64_t bits = std::max<std::uint64_t>(64, keys * kBitsPerKey);
+  return KeyBloom((bits + 63) / 64 * 64, kHashes);
+}
+
+std::optional<KeyBloom> KeyBloom::from_bytes(std::uint64_t bit_count, int hashes,
+                                             const std::string& bytes) {
+  if (bit_count == 0 || bit_count % 64 != 0 || hashes < 1 || hashes > 32 ||
+      bytes.size() != bit_count / 8) {
+    return {};
+  }
+  KeyBloom bloom(bit_count, hashes);
+  for (std::size_t w = 0; w < bloom.words_.size(); ++w) {
+    std::uint64_t word = 0;
+    for (std::size_t i = 0; i < 8; ++i) {
+      word |= std::uint64_t{static_cast<unsigned char>(bytes[w * 8 + i])} << (8 * i);
+    }
+    bloom.words_[w] = word;
+  }
+  return bloom;
+}
+
+// The key is an MD5: its two halves are independent uniform hashes already
+// (double hashing, Kirsch and Mitzenmacher).
+void KeyBloom::add(const KeyHash& key) {
+  const std::uint64_t h1 = word_at(key, 0);
+  const std::uint64_t h2 = word_at(key, 8) | 1;
+  for (int i = 0; i < hashes_; ++i) {
+    const std::uint64_t bit = (h1 + static_cast<std::uint64_t>(i) * h2) % bit_count_;
+    words_[bit / 64] |= std::uint64_t{1} << (bit % 64);
+  }
+}
+
+bool KeyBloom::may_contain(const KeyHash& key) const {
+  const std::uint64_t h1 = word_at(key, 0);
+  const std::uint64_t h2 = word_at(key, 8) | 1;
+  for (int i = 0; i < hashes_; ++i) {
+    const std::uint64_t bit = (h1 + static_cast<std::uint64_t>(i) * h2) % bit_count_;
+    if ((words_[bit / 64] & (std::uint64_t{1} << (bit % 64))) == 0) return false;
+  }
+  return true;
+}
+
+std::string KeyBloom::bytes() const {
+  std::string out(words_.size() * 8, '\0');
+  for (std::size_t w = 0; w < words_.size(); ++w) {
+    for (std::size_t i = 0; i < 8; ++i) {
+      out[w * 8 + i] = static_cast<char>((words_[w] >> (8 * i)) & 0xff);
+    }
+  }
+  return out;
+}
+
+std::shared_ptr<const FilterSet> KeyFilters::snapshot() const {
+  const std::lock_guard<std::mutex> lock(mutex_);
+  return set_;
+}
+
+void KeyFilters::refresh(pqxx::connection& conn) {
+  const auto current = snapshot();
+  std::map<std::string, std::shared_ptr<const SealedFilter>> held;
+  for (const auto& f : current->filters) held[f->partition] = f;
+  auto next = std::make_shared<FilterSet>();
+  for (const Partition& p : list_partitions(conn)) {
+    if (p.detach_pending) continue;  // no query sees it any more; it is being dropped
+    std::shared_ptr<const SealedFilter> filter;
+    const auto it = held.find(p.name);
+    if (it != held.end() && it->second->to_micros == p.to_micros) {
+      filter = it->second;
+    } else {
+      pqxx::nontransaction tx(conn);
+      const pqxx::result r = tx.exec_params(
+          "SELECT bit_count, hashes, bits FROM key_filters WHERE partition = $1 AND to_micros = $2",
+          p.name, p.to_micros);
+      if (r.empty()) break;
+      auto bytes = unhex_bytea(r[0][2].as<std::string>());
+      std::optional<KeyBloom> bloom;
+      if (bytes)
+        bloom = KeyBloom::from_bytes(r[0][0].as<std::uint64_t>(), r[0][1].as<int>(), *bytes);
+      if (!bloom) {
+        pipeline::log::warn("key_filter_unreadable", {{"partition", p.name}});
+        break;
+      }
+      filter = std::make_shared<const SealedFilter>(
+          SealedFilter{p.name, p.from_micros, p.to_micros, std::move(*bloom)});
+    }
+    if (next->memory_bytes + filter->bloom.memory_bytes() > max_bytes_) break;
+    next->memory_bytes += filter->bloom.memory_bytes();
+    next->cut = p.to_micros;
+    next->filters.push_back(std::move(filter));
+  }
+  const std::lock_guard<std::mutex> lock(mutex_);
+  set_ = std::move(next);
+}
+
+std::vector<std::string> build_key_filters(pqxx::connection& conn, std::int64_t margin_micros) {
+  const auto started = std::chrono::steady_clock::now();
+  const auto partitions = list_partitions(conn);
+  std::vector<std::string> names;
+  std::vector<std::string> ends;
+  std::map<std::string, std::int64_t> built;
+  {
+    pqxx::nontransaction tx(conn);
+    for (const auto& row : tx.exec("SELECT partition, to_micros FROM key_filters")) {
+      built[row[0].as<std::string>()] = row[1].as<std::int64_t>();
+    }
+  }
+  for (const Partition& p : partitions) {
+    names.push_back(p.name);
+    ends.push_back(std::to_string(p.to_micros));
+  }
+  {
+    // Those of partitions dropped (or, by hand, attached with other bounds).
+    pqxx::nontransaction tx(conn);
+    tx.exec_params(
+        "DELETE FROM key_filters WHERE (partition, to_micros) NOT IN "
+        "(SELECT * FROM unnest($1::text[], $2::bigint[]))",
+        to_pg_array(names), to_pg_array(ends));
+  }
+  std::vector<std::string> made;
+  const std::int64_t now = database_now(conn);
+  for (const Partition& p : partitions) {
+    if (p.detach_pending) continue;
+    const auto it = built.find(p.name);
+    if (it != built.end() && it->second == p.to_micros) continue;
+    // Sorted by end: this one and every later one may still get rows.
+    if (p.to_micros + margin_micros > now || !no_transaction_began_before(conn, p.to_micros)) break;
+    if (std::chrono::steady_clock::now() - started > kBuildBudget) break;
+    const KeyBloom bloom = build_filter(conn, p.name);
+    store_filter(conn, p, bloom);
+    made.push_back(p.name);
+  }
+  return made;
+}
+
+}  // namespace processor
