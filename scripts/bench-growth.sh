@@ -9,20 +9,27 @@
 # GROWTH_CHECKPOINTS (rows, default 1M 5M 10M 25M 50M), at GROWTH_RATE
 # events/s (default 14,000: below what this 2-core machine stores, so that
 # the fill measures a pipeline keeping up, not a stream filling to its
-# bound and 503s); at each one:
-#   - store rate: a probe run of 200,000 events (30% duplicates) through the
-#     whole pipeline, end-to-end events/s (loadgen's exact /stats check);
+# bound and 503s), into partitions of GROWTH_PARTITION_INTERVAL (default 5m:
+# a dozen at 50 M rows, so that what grows with the partitions shows). At
+# each checkpoint, once PostgreSQL is quiet (no autovacuum worker left, at
+# most 10 minutes, then a CHECKPOINT: every checkpoint measured alike, not
+# one of them beside the vacuum of the partitions just filled):
+#   - store rate: three probe runs of 200,000 events (30% duplicates)
+#     through the whole pipeline, end-to-end events/s (loadgen's exact
+#     /stats check): the median of the three;
 #   - GET /events?topic=...&limit=100&order=desc (the newest 100 of a
 #     topic), 4 connections for 10 s: p50 / p99 / max;
-#   - bytes per stored event in PostgreSQL (scripts/bench/storage.sql), and
-#     the stream's bytes per message (the processor's /metrics).
+#   - bytes per stored event in PostgreSQL (scripts/bench/storage.sql), the
+#     stream's bytes per message, and the partitions with the key filters the
+#     processor holds (the processor's /metrics).
 # Then a retention pass under load: the oldest partition detached
 # (CONCURRENTLY) and dropped while loadgen publishes, with its duration and
 # the publishes' latency during it against before.
 #
 # Writes bench-results/growth.json and prints the table (also in
 # bench-results/growth.md). Environment: BUILD_DIR, GROWTH_CHECKPOINTS,
-# GROWTH_RATE (0: unbounded), GROWTH_KEEP=1 (keep the raw outputs).
+# GROWTH_RATE (0: unbounded), GROWTH_PARTITION_INTERVAL, GROWTH_KEEP=1 (keep
+# the raw outputs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -39,9 +46,10 @@ chmod 755 "$run_dir"
 export DATA_DIR=$run_dir/stack BUILD_DIR=$build
 source "$root/scripts/bench/lib.sh"
 stack_ports
-# Everything kept (no retention by age or size), partitions of 5 minutes,
-# a stream large enough for the backlog of the fill.
-export EVENTS_RETENTION=0 EVENTS_MAX_BYTES=0 EVENTS_PARTITION_INTERVAL=5m
+# Everything kept (no retention by age or size), partitions of
+# GROWTH_PARTITION_INTERVAL, a stream large enough for the backlog of the fill.
+export EVENTS_RETENTION=0 EVENTS_MAX_BYTES=0
+export EVENTS_PARTITION_INTERVAL=${GROWTH_PARTITION_INTERVAL:-5m}
 export STREAM_MAX_BYTES=$((16 << 30))
 unset NATS_URL DATABASE_URL
 url=http://127.0.0.1:$INGEST_HTTP_PORT
@@ -59,6 +67,16 @@ echo "growth: fresh stack in $run_dir; checkpoints: $checkpoints rows"
 "$root/scripts/stack.sh" start >"$run_dir/stack-start.log" || { cat "$run_dir/stack-start.log"; exit 1; }
 
 rows() { psql_events -c "SELECT count(*) FROM events"; }
+# No autovacuum worker left (at most 10 minutes), then a CHECKPOINT.
+settle() {
+  local deadline=$(($(date +%s) + 600)) busy
+  while busy=$(psql_events -c "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'autovacuum worker'") &&
+    ((busy > 0)) && (($(date +%s) < deadline)); do
+    sleep 5
+  done
+  ((busy == 0)) || echo "growth: autovacuum still running after 10 minutes; measuring all the same"
+  psql_events -c "CHECKPOINT"
+}
 field() { python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))" "$@"; }
 
 results=()
@@ -74,22 +92,29 @@ for target in $checkpoints; do
       { tail -20 "$run_dir/fill_$target.log"; exit 1; }
     echo "growth: filled in $(( $(date +%s) - start )) s"
   fi
-  echo "growth: at $(rows) rows: probe of 200,000 events"
-  "$bin/loadgen" --url="$url" --events=200000 --duplicates=0.3 --batch=100 --connections=8 \
-    --topics=16 --payload-bytes=200 --timeout=600s --quiet --json="$run_dir/probe_$target.json" \
-    >/dev/null
+  settle
+  echo "growth: at $(rows) rows: the newest 100 of a topic, then 3 probes of 200,000 events"
   "$bin/loadgen" --url="$url" --get='/events?topic=loadtest.t3&limit=100&order=desc' \
     --duration=10s --connections=4 --quiet --json="$run_dir/query_$target.json" >/dev/null
+  rates=()
+  for probe in 1 2 3; do
+    "$bin/loadgen" --url="$url" --events=200000 --duplicates=0.3 --batch=100 --connections=8 \
+      --topics=16 --payload-bytes=200 --timeout=600s --quiet \
+      --json="$run_dir/probe_${target}_$probe.json" >/dev/null
+    rates+=("$(field "$run_dir/probe_${target}_$probe.json" "round(d['verify']['end_to_end_events_per_second'])")")
+  done
+  rate=$(printf '%s\n' "${rates[@]}" | sort -n | sed -n 2p)
+  echo "growth: probes ${rates[*]} events/s"
   psql_events -f "$root/scripts/bench/storage.sql" >"$run_dir/storage_$target.json"
   n=$(field "$run_dir/storage_$target.json" "d['rows']")
-  rate=$(field "$run_dir/probe_$target.json" "round(d['verify']['end_to_end_events_per_second'])")
   q=$(field "$run_dir/query_$target.json" "'%.2f / %.2f / %.2f' % (d['latency_ms']['p50'], d['latency_ms']['p99'], d['latency_ms']['max'])")
   per=$(field "$run_dir/storage_$target.json" "round(d['total_bytes'] / d['rows'])")
   # The stream's bytes per message (nothing purged below half its bound).
-  stream=$(curl -fsS "http://127.0.0.1:$PROCESSOR_METRICS_PORT/metrics" |
-    awk '/^pipeline_stream_bytes /{b=$2} /^pipeline_stream_messages /{m=$2} END {if (m > 0) printf "%d", b / m; else print "-"}')
+  metrics=$(curl -fsS "http://127.0.0.1:$PROCESSOR_METRICS_PORT/metrics")
+  stream=$(awk '/^pipeline_stream_bytes /{b=$2} /^pipeline_stream_messages /{m=$2} END {if (m > 0) printf "%d", b / m; else print "-"}' <<<"$metrics")
+  parts=$(awk '/^pipeline_processor_event_partitions /{p=$2} /^pipeline_processor_key_filter_partitions /{f=$2} END {printf "%d (%d)", p, f}' <<<"$metrics")
   idx=$(field "$run_dir/storage_$target.json" "round(d['index_bytes'] / d['rows'])")
-  line="| $n | $rate | $q | $per ($idx) | $stream |"
+  line="| $n | $rate (${rates[*]}) | $q | $per ($idx) | $stream | $parts |"
   echo "growth: $line"
   results+=("$line")
 done
@@ -117,8 +142,8 @@ before=$(field "$run_dir/load_before.json" "'%.1f / %.1f ms' % (d['latency_ms'][
 during=$(field "$run_dir/load_during.json" "'%.1f / %.1f ms' % (d['latency_ms']['p99'], d['latency_ms']['max'])")
 
 {
-  echo "| Rows | Store rate, events/s (probe of 200,000, 30% duplicates) | GET /events (topic, newest 100) p50 / p99 / max, ms | PostgreSQL bytes per event (indexes) | Stream bytes per message |"
-  echo "|---:|---:|---:|---:|---:|"
+  echo "| Rows | Store rate, events/s: median (probes of 200,000, 30% duplicates) | GET /events (topic, newest 100) p50 / p99 / max, ms | PostgreSQL bytes per event (indexes) | Stream bytes per message | Partitions (with key filters) |"
+  echo "|---:|---:|---:|---:|---:|---:|"
   printf '%s\n' "${results[@]}"
   echo
   echo "Retention pass under load: partition $oldest ($oldest_rows rows) detached CONCURRENTLY in $detach s, dropped in $drop s; publishes (batches of 100, 8 connections) p99 / max latency $before before, $during during the pass."
@@ -128,12 +153,14 @@ cp "$run_dir/growth.md" bench-results/growth.md
 python3 - "$run_dir" >bench-results/growth.json <<'EOF'
 import glob, json, os, sys
 d = sys.argv[1]
+probe = lambda n, i: json.load(open(os.path.join(d, f"probe_{n}_{i}.json")))
 out = {"checkpoints": []}
 for path in sorted(glob.glob(os.path.join(d, "storage_*.json")), key=lambda p: int(p.split("_")[-1][:-5])):
     n = path.split("_")[-1][:-5]
     load = lambda name: json.load(open(os.path.join(d, f"{name}_{n}.json")))
     out["checkpoints"].append({"target_rows": int(n), "storage": load("storage"),
-                               "probe": load("probe"), "query": load("query")})
+                               "probes": [probe(n, i) for i in (1, 2, 3)],
+                               "query": load("query")})
 out["retention_pass"] = {"load_before": json.load(open(os.path.join(d, "load_before.json"))),
                          "load_during": json.load(open(os.path.join(d, "load_during.json")))}
 print(json.dumps(out, indent=1))
