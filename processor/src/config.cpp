@@ -55,7 +55,7 @@ bool load_config(int argc, const char* const* argv, ProcessorConfig& config) {
                   milliseconds(100),
                   "how often partitions are made ahead and dropped past EVENTS_RETENTION or "
                   "EVENTS_MAX_BYTES");
-  reader.size("PROCESSOR_KEY_FILTER_MAX_BYTES", &config.key_filter_max_bytes, 0,
+  reader.size("PROCESSOR_KEY_FILTER_MAX_BYTES", &config.partitions.key_filter_max_bytes, 0,
               std::size_t{1} << 40,
               "memory for the key filters of sealed partitions (about 1.5 bytes per event); "
               "partitions past it are looked up in full (0 = no filters)");

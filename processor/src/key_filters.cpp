@@ -17,6 +17,11 @@ namespace {
 
 constexpr std::uint64_t kBitsPerKey = 12;
 constexpr int kHashes = 8;
+// Each key's bits lie in one block of a cache line (512 bits): a lookup
+// costs one memory access, not one per probe (a batch checks every key
+// against every filter). Putze, Sanders and Singler, "Cache-, hash- and
+// space-efficient Bloom filters".
+constexpr std::uint64_t kBlockBits = 512;
 // Keys read per statement while a filter is built (keyset pages of the
 // partition's key index: bounded memory, short statements).
 constexpr int kBuildPage = 100'000;
@@ -71,11 +76,14 @@ bool no_transaction_began_before(pqxx::connection& conn, std::int64_t micros) {
       .as<bool>();
 }
 
-KeyBloom build_filter(pqxx::connection& conn, const std::string& partition) {
+// nullopt when the filter would take more than max_bytes.
+std::optional<KeyBloom> build_filter(pqxx::connection& conn, const std::string& partition,
+                                     std::size_t max_bytes) {
   pqxx::work tx(conn);
   tx.exec("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ");
   const auto keys = tx.exec("SELECT count(*) FROM " + partition)[0][0].as<std::uint64_t>();
   KeyBloom bloom = KeyBloom::sized_for(keys);
+  if (bloom.memory_bytes() > max_bytes) return {};
   std::string last;
   const std::string limit = " ORDER BY key_hash LIMIT " + std::to_string(kBuildPage);
   const std::string first = "SELECT key_hash::text FROM " + partition + limit;
@@ -130,13 +138,13 @@ KeyBloom::KeyBloom(std::uint64_t bit_count, int hashes)
     : bit_count_(bit_count), hashes_(hashes), words_((bit_count + 63) / 64, 0) {}
 
 KeyBloom KeyBloom::sized_for(std::uint64_t keys) {
-  const std::uint64_t bits = std::max<std::uint64_t>(64, keys * kBitsPerKey);
-  return KeyBloom((bits + 63) / 64 * 64, kHashes);
+  const std::uint64_t bits = std::max<std::uint64_t>(kBlockBits, keys * kBitsPerKey);
+  return KeyBloom((bits + kBlockBits - 1) / kBlockBits * kBlockBits, kHashes);
 }
 
 std::optional<KeyBloom> KeyBloom::from_bytes(std::uint64_t bit_count, int hashes,
                                              const std::string& bytes) {
-  if (bit_count == 0 || bit_count % 64 != 0 || hashes < 1 || hashes > 32 ||
+  if (bit_count == 0 || bit_count % kBlockBits != 0 || hashes < 1 || hashes > 32 ||
       bytes.size() != bit_count / 8) {
     return {};
   }
@@ -151,23 +159,34 @@ std::optional<KeyBloom> KeyBloom::from_bytes(std::uint64_t bit_count, int hashes
   return bloom;
 }
 
-// The key is an MD5: its two halves are independent uniform hashes already
-// (double hashing, Kirsch and Mitzenmacher).
+// The key is an MD5: its halves are independent uniform hashes already. The
+// first picks the block (multiply-shift, no division), the second the bits
+// in it (double hashing, Kirsch and Mitzenmacher).
+std::size_t KeyBloom::block_of(const KeyHash& key) const {
+  const std::uint64_t blocks = bit_count_ / kBlockBits;
+  const auto scaled = static_cast<unsigned __int128>(word_at(key, 0)) * blocks;
+  return static_cast<std::size_t>(scaled >> 64) * (kBlockBits / 64);
+}
+
 void KeyBloom::add(const KeyHash& key) {
-  const std::uint64_t h1 = word_at(key, 0);
-  const std::uint64_t h2 = word_at(key, 8) | 1;
+  std::uint64_t* block = &words_[block_of(key)];
+  const std::uint64_t h2 = word_at(key, 8);
+  const auto a = static_cast<std::uint32_t>(h2);
+  const auto b = static_cast<std::uint32_t>(h2 >> 32) | 1U;
   for (int i = 0; i < hashes_; ++i) {
-    const std::uint64_t bit = (h1 + static_cast<std::uint64_t>(i) * h2) % bit_count_;
-    words_[bit / 64] |= std::uint64_t{1} << (bit % 64);
+    const std::uint32_t bit = (a + static_cast<std::uint32_t>(i) * b) % kBlockBits;
+    block[bit / 64] |= std::uint64_t{1} << (bit % 64);
   }
 }
 
 bool KeyBloom::may_contain(const KeyHash& key) const {
-  const std::uint64_t h1 = word_at(key, 0);
-  const std::uint64_t h2 = word_at(key, 8) | 1;
+  const std::uint64_t* block = &words_[block_of(key)];
+  const std::uint64_t h2 = word_at(key, 8);
+  const auto a = static_cast<std::uint32_t>(h2);
+  const auto b = static_cast<std::uint32_t>(h2 >> 32) | 1U;
   for (int i = 0; i < hashes_; ++i) {
-    const std::uint64_t bit = (h1 + static_cast<std::uint64_t>(i) * h2) % bit_count_;
-    if ((words_[bit / 64] & (std::uint64_t{1} << (bit % 64))) == 0) return false;
+    const std::uint32_t bit = (a + static_cast<std::uint32_t>(i) * b) % kBlockBits;
+    if ((block[bit / 64] & (std::uint64_t{1} << (bit % 64))) == 0) return false;
   }
   return true;
 }
@@ -224,7 +243,8 @@ void KeyFilters::refresh(pqxx::connection& conn) {
   set_ = std::move(next);
 }
 
-std::vector<std::string> build_key_filters(pqxx::connection& conn, std::int64_t margin_micros) {
+std::vector<std::string> build_key_filters(pqxx::connection& conn, std::int64_t margin_micros,
+                                           std::size_t max_bytes) {
   const auto started = std::chrono::steady_clock::now();
   const auto partitions = list_partitions(conn);
   std::vector<std::string> names;
@@ -257,8 +277,9 @@ std::vector<std::string> build_key_filters(pqxx::connection& conn, std::int64_t 
     // Sorted by end: this one and every later one may still get rows.
     if (p.to_micros + margin_micros > now || !no_transaction_began_before(conn, p.to_micros)) break;
     if (std::chrono::steady_clock::now() - started > kBuildBudget) break;
-    const KeyBloom bloom = build_filter(conn, p.name);
-    store_filter(conn, p, bloom);
+    const auto bloom = build_filter(conn, p.name, max_bytes);
+    if (!bloom) break;  // nor a later one: the filters are held oldest first
+    store_filter(conn, p, *bloom);
     made.push_back(p.name);
   }
   return made;

@@ -17,7 +17,7 @@
 // processor loads them. A key that no filter of a sealed partition may
 // contain is looked up only in the partitions after them; one that a filter
 // may contain, in that partition as well. A filter has no false negatives,
-// so deduplication is as exact as without them; a false positive (0.3% per
+// so deduplication is as exact as without them; a false positive (0.4% per
 // partition) costs one lookup.
 #include <array>
 #include <cstdint>
@@ -40,7 +40,8 @@ std::optional<KeyHash> parse_key_hash(const std::string& text);
 
 class KeyBloom {
  public:
-  /// About 12 bits per key, 8 probes: 0.3% false positives.
+  /// About 12 bits per key, 8 probes in one 512-bit block: about 0.4%
+  /// false positives.
   static KeyBloom sized_for(std::uint64_t keys);
   /// From its stored form; nullopt when the words do not fit bit_count.
   static std::optional<KeyBloom> from_bytes(std::uint64_t bit_count, int hashes,
@@ -54,6 +55,7 @@ class KeyBloom {
 
  private:
   KeyBloom(std::uint64_t bit_count, int hashes);
+  std::size_t block_of(const KeyHash& key) const;  ///< index of its first word
   std::uint64_t bit_count_;
   int hashes_;
   std::vector<std::uint64_t> words_;
@@ -96,8 +98,10 @@ class KeyFilters {
 /// Run by the processor that holds the partition lock: builds the filter of
 /// each sealed partition that has none, oldest first, and deletes those of
 /// partitions no longer attached. `margin_micros`: how long after its end a
-/// partition is sealed at the earliest. Returns the partitions filtered now.
+/// partition is sealed at the earliest; none is built past `max_bytes` (a
+/// processor could not hold it). Returns the partitions filtered now.
 /// Throws pqxx errors.
-std::vector<std::string> build_key_filters(pqxx::connection& conn, std::int64_t margin_micros);
+std::vector<std::string> build_key_filters(pqxx::connection& conn, std::int64_t margin_micros,
+                                           std::size_t max_bytes = std::size_t{256} << 20);
 
 }  // namespace processor

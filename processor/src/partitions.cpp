@@ -219,7 +219,9 @@ RetentionPass run_retention(pqxx::connection& conn, const PartitionSettings& set
         pass.dropped_by_age.push_back(p.name);
       }
     }
-    if (build_filters) pass.filtered = build_key_filters(conn, settings.seal_margin.count() * 1000);
+    if (build_filters)
+      pass.filtered = build_key_filters(conn, settings.seal_margin.count() * 1000,
+                                        settings.key_filter_max_bytes);
     pass.partitions = list_partitions(conn);
     for (const Partition& p : pass.partitions) pass.bytes += p.bytes;
   } catch (...) {

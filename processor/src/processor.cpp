@@ -33,7 +33,7 @@ Processor::Processor(ProcessorConfig config)
   pipeline::db::apply_migrations(*db);
   // The partitions the workers will write into, before they start (another
   // processor may be making them: then its pass does).
-  filters_ = std::make_shared<KeyFilters>(config_.key_filter_max_bytes);
+  filters_ = std::make_shared<KeyFilters>(config_.partitions.key_filter_max_bytes);
   retention_ = std::make_unique<Retention>(config_, *metrics_, filters_);
   gaps_ = std::make_unique<DeliveryGaps>();
   retention_->pass();

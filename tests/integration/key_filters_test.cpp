@@ -119,7 +119,7 @@ TEST_F(KeyFilters, TheLookupSkipsWhatTheFiltersRuleOut) {
   EXPECT_EQ(rows("late"), 2);
 }
 
-TEST_F(KeyFilters, NoPartitionIsSealedWhileATransactionFromBeforeItsEndIsOpen) {
+TEST_F(KeyFilters, NoFilterIsBuiltBeforeThePartitionIsSealedOrPastTheBudget) {
   pqxx::connection other(shared_postgres().url(db_));
   pqxx::work open(other);
   open.exec("SELECT 1");  // its transaction began before events_legacy's end
@@ -133,6 +133,9 @@ TEST_F(KeyFilters, NoPartitionIsSealedWhileATransactionFromBeforeItsEndIsOpen) {
     tx.exec("DELETE FROM key_filters");
   }
   EXPECT_TRUE(processor::build_key_filters(*conn_, 3'600'000'000).empty());
+  // Nor one whose filter no processor could hold (1000 keys: 1,504 bytes).
+  EXPECT_TRUE(processor::build_key_filters(*conn_, 0, 1000).empty());
+  EXPECT_EQ(processor::build_key_filters(*conn_, 0, 2000).size(), 1U);
 }
 
 TEST_F(KeyFilters, ADroppedPartitionsFilterGoesWithIt) {

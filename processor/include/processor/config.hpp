@@ -23,6 +23,11 @@ struct PartitionSettings {
   /// earliest (and once no transaction from before its end is open):
   /// longer than a batch's transaction lasts.
   std::chrono::milliseconds seal_margin{std::chrono::minutes(2)};
+  /// Memory for the key filters of sealed partitions (processor/src/
+  /// key_filters.hpp), about 1.5 bytes per event; partitions past it are
+  /// looked up without one, and a partition whose filter alone would take
+  /// more gets none.
+  std::size_t key_filter_max_bytes = std::size_t{256} << 20;
   /// Partitions are made this many intervals ahead of now.
   int ahead = 3;
 };
@@ -44,10 +49,6 @@ struct ProcessorConfig {
   PartitionSettings partitions;
   /// How often partitions are made ahead and dropped past retention.
   std::chrono::milliseconds retention_check_interval{60000};
-  /// Memory for the key filters of sealed partitions (processor/src/
-  /// key_filters.hpp), about 1.5 bytes per event; partitions past it are
-  /// looked up without one.
-  std::size_t key_filter_max_bytes = std::size_t{256} << 20;
   /// host:port of the Prometheus endpoint (GET /metrics); "off" disables it.
   std::string metrics_address = "0.0.0.0:9101";
 };
