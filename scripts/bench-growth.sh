@@ -16,7 +16,8 @@
 # one of them beside the vacuum of the partitions just filled):
 #   - store rate: three probe runs of 200,000 events (30% duplicates)
 #     through the whole pipeline, end-to-end events/s (loadgen's exact
-#     /stats check): the median of the three;
+#     /stats check): the median of the three; and the CPU each server
+#     process spent on them per event;
 #   - GET /events?topic=...&limit=100&order=desc (the newest 100 of a
 #     topic), 4 connections for 10 s: p50 / p99 / max;
 #   - bytes per stored event in PostgreSQL (scripts/bench/storage.sql), the
@@ -97,12 +98,22 @@ for target in $checkpoints; do
   "$bin/loadgen" --url="$url" --get='/events?topic=loadtest.t3&limit=100&order=desc' \
     --duration=10s --connections=4 --quiet --json="$run_dir/query_$target.json" >/dev/null
   rates=()
+  cpu_snapshot >"$run_dir/cpu_before_$target"
   for probe in 1 2 3; do
     "$bin/loadgen" --url="$url" --events=200000 --duplicates=0.3 --batch=100 --connections=8 \
       --topics=16 --payload-bytes=200 --timeout=600s --quiet \
       --json="$run_dir/probe_${target}_$probe.json" >/dev/null
     rates+=("$(field "$run_dir/probe_${target}_$probe.json" "round(d['verify']['end_to_end_events_per_second'])")")
   done
+  cpu_snapshot >"$run_dir/cpu_after_$target"
+  # CPU of each server process per event the probes sent (600,000), in µs.
+  cpu=$(python3 -c '
+import sys
+read = lambda path: dict(line.strip().split("=", 1) for line in open(path))
+before, after, hz = read(sys.argv[1]), read(sys.argv[2]), int(sys.argv[3])
+us = lambda name: (float(after[name]) - float(before[name])) / hz / 600000 * 1e6
+print(" / ".join("%.0f" % us(n) for n in ("nats", "postgres", "ingest", "processor")))
+' "$run_dir/cpu_before_$target" "$run_dir/cpu_after_$target" "$(getconf CLK_TCK)")
   rate=$(printf '%s\n' "${rates[@]}" | sort -n | sed -n 2p)
   echo "growth: probes ${rates[*]} events/s"
   psql_events -f "$root/scripts/bench/storage.sql" >"$run_dir/storage_$target.json"
@@ -114,7 +125,7 @@ for target in $checkpoints; do
   stream=$(awk '/^pipeline_stream_bytes /{b=$2} /^pipeline_stream_messages /{m=$2} END {if (m > 0) printf "%d", b / m; else print "-"}' <<<"$metrics")
   parts=$(awk '/^pipeline_processor_event_partitions /{p=$2} /^pipeline_processor_key_filter_partitions /{f=$2} END {printf "%d (%d)", p, f}' <<<"$metrics")
   idx=$(field "$run_dir/storage_$target.json" "round(d['index_bytes'] / d['rows'])")
-  line="| $n | $rate (${rates[*]}) | $q | $per ($idx) | $stream | $parts |"
+  line="| $n | $rate (${rates[*]}) | $cpu | $q | $per ($idx) | $stream | $parts |"
   echo "growth: $line"
   results+=("$line")
 done
@@ -142,8 +153,8 @@ before=$(field "$run_dir/load_before.json" "'%.1f / %.1f ms' % (d['latency_ms'][
 during=$(field "$run_dir/load_during.json" "'%.1f / %.1f ms' % (d['latency_ms']['p99'], d['latency_ms']['max'])")
 
 {
-  echo "| Rows | Store rate, events/s: median (probes of 200,000, 30% duplicates) | GET /events (topic, newest 100) p50 / p99 / max, ms | PostgreSQL bytes per event (indexes) | Stream bytes per message | Partitions (with key filters) |"
-  echo "|---:|---:|---:|---:|---:|---:|"
+  echo "| Rows | Store rate, events/s: median (probes of 200,000, 30% duplicates) | CPU µs per event of the probes: nats-server / PostgreSQL / ingest / processor | GET /events (topic, newest 100) p50 / p99 / max, ms | PostgreSQL bytes per event (indexes) | Stream bytes per message | Partitions (with key filters) |"
+  echo "|---:|---:|---:|---:|---:|---:|---:|"
   printf '%s\n' "${results[@]}"
   echo
   echo "Retention pass under load: partition $oldest ($oldest_rows rows) detached CONCURRENTLY in $detach s, dropped in $drop s; publishes (batches of 100, 8 connections) p99 / max latency $before before, $during during the pass."
