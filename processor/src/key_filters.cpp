@@ -164,7 +164,8 @@ std::optional<KeyBloom> KeyBloom::from_bytes(std::uint64_t bit_count, int hashes
 // in it (double hashing, Kirsch and Mitzenmacher).
 std::size_t KeyBloom::block_of(const KeyHash& key) const {
   const std::uint64_t blocks = bit_count_ / kBlockBits;
-  const auto scaled = static_cast<unsigned __int128>(word_at(key, 0)) * blocks;
+  __extension__ using Wide = unsigned __int128;  // GCC and Clang; the high half of the product
+  const Wide scaled = static_cast<Wide>(word_at(key, 0)) * blocks;
   return static_cast<std::size_t>(scaled >> 64) * (kBlockBits / 64);
 }
 
