@@ -4,7 +4,6 @@
 
 #include <algorithm>
 #include <chrono>
-#include <cstring>
 #include <map>
 
 #include "batch_plan.hpp"
@@ -52,12 +51,6 @@ std::optional<std::string> unhex_bytea(const std::string& text) {
     out[i] = static_cast<char>(hi * 16 + lo);
   }
   return out;
-}
-
-std::int64_t database_now(pqxx::connection& conn) {
-  pqxx::nontransaction tx(conn);
-  return tx.exec("SELECT (extract(epoch FROM clock_timestamp()) * 1000000)::bigint")[0][0]
-      .as<std::int64_t>();
 }
 
 // Whether no other session of this database has a transaction that began
@@ -270,7 +263,7 @@ std::vector<std::string> build_key_filters(pqxx::connection& conn, std::int64_t 
         to_pg_array(names), to_pg_array(ends));
   }
   std::vector<std::string> made;
-  const std::int64_t now = database_now(conn);
+  const std::int64_t now = database_now_micros(conn);
   for (const Partition& p : partitions) {
     if (p.detach_pending) continue;
     const auto it = built.find(p.name);

@@ -43,12 +43,6 @@ WHERE n.nspname = current_schema() AND c.relkind = 'r' AND NOT c.relispartition
   AND (c.relname LIKE 'events\_p%' OR c.relname = 'events_legacy')
 )sql";
 
-std::int64_t database_now_micros(pqxx::connection& conn) {
-  pqxx::nontransaction tx(conn);
-  return tx.exec("SELECT (extract(epoch FROM clock_timestamp()) * 1000000)::bigint")[0][0]
-      .as<std::int64_t>();
-}
-
 std::string literal(std::int64_t micros) {
   return "'" + pipeline::format_rfc3339(pipeline::UtcTimestamp{micros}) + "'";
 }
@@ -122,6 +116,12 @@ void choose_drops(const std::vector<Partition>& partitions, const PartitionSetti
 }
 
 }  // namespace
+
+std::int64_t database_now_micros(pqxx::connection& conn) {
+  pqxx::nontransaction tx(conn);
+  return tx.exec("SELECT (extract(epoch FROM clock_timestamp()) * 1000000)::bigint")[0][0]
+      .as<std::int64_t>();
+}
 
 std::int64_t next_boundary(std::int64_t micros, std::chrono::milliseconds interval) {
   const std::int64_t step = interval_micros(interval);

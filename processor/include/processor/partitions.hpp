@@ -39,6 +39,9 @@ struct RetentionPass {
 };
 
 /// The partition bound at or after `micros`: the next multiple of `interval`.
+/// The database's clock (clock_timestamp()), in microseconds since the epoch.
+std::int64_t database_now_micros(pqxx::connection& conn);
+
 std::int64_t next_boundary(std::int64_t micros, std::chrono::milliseconds interval);
 
 /// "events_p20261204_000000": the partition starting at `micros` (UTC).
