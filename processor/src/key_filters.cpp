@@ -10,6 +10,7 @@
 #include "pipeline/logging.hpp"
 #include "processor/batch_writer.hpp"
 #include "processor/partitions.hpp"
+#include "sealed_ranges.hpp"
 
 namespace processor {
 namespace {
@@ -51,22 +52,6 @@ std::optional<std::string> unhex_bytea(const std::string& text) {
     out[i] = static_cast<char>(hi * 16 + lo);
   }
   return out;
-}
-
-// Whether no other session of this database has a transaction that began
-// before `micros`: then none can add a row to a partition that ends there.
-// (Sessions of other roles show no xact_start to a role without
-// pg_read_all_stats; the events table's writers are the processors, under
-// this role.)
-bool no_transaction_began_before(pqxx::connection& conn, std::int64_t micros) {
-  pqxx::nontransaction tx(conn);
-  return tx
-      .exec_params(
-          "SELECT NOT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid <> pg_backend_pid() "
-          "AND datname = current_database() AND xact_start < 'epoch'::timestamptz + $1 * interval "
-          "'1 microsecond')",
-          micros)[0][0]
-      .as<bool>();
 }
 
 // nullopt when the filter would take more than max_bytes.
@@ -241,40 +226,13 @@ std::vector<std::string> build_key_filters(pqxx::connection& conn, std::int64_t 
                                            std::size_t max_bytes) {
   const auto started = std::chrono::steady_clock::now();
   const auto partitions = list_partitions(conn);
-  std::vector<std::string> names;
-  std::vector<std::string> ends;
-  std::map<std::string, std::int64_t> built;
-  {
-    pqxx::nontransaction tx(conn);
-    for (const auto& row : tx.exec("SELECT partition, to_micros FROM key_filters")) {
-      built[row[0].as<std::string>()] = row[1].as<std::int64_t>();
-    }
-  }
-  for (const Partition& p : partitions) {
-    names.push_back(p.name);
-    ends.push_back(std::to_string(p.to_micros));
-  }
-  {
-    // Those of partitions dropped (or, by hand, attached with other bounds).
-    pqxx::nontransaction tx(conn);
-    tx.exec_params(
-        "DELETE FROM key_filters WHERE (partition, to_micros) NOT IN "
-        "(SELECT * FROM unnest($1::text[], $2::bigint[]))",
-        to_pg_array(names), to_pg_array(ends));
-  }
   std::vector<std::string> made;
-  const std::int64_t now = database_now_micros(conn);
-  for (const Partition& p : partitions) {
-    if (p.detach_pending) continue;
-    const auto it = built.find(p.name);
-    if (it != built.end() && it->second == p.to_micros) continue;
-    // Sorted by end: this one and every later one may still get rows.
-    if (p.to_micros + margin_micros > now || !no_transaction_began_before(conn, p.to_micros)) break;
+  for (const Partition* p : sealed_without_row(conn, "key_filters", partitions, margin_micros)) {
     if (std::chrono::steady_clock::now() - started > kBuildBudget) break;
-    const auto bloom = build_filter(conn, p.name, max_bytes);
+    const auto bloom = build_filter(conn, p->name, max_bytes);
     if (!bloom) break;  // nor a later one: the filters are held oldest first
-    store_filter(conn, p, *bloom);
-    made.push_back(p.name);
+    store_filter(conn, *p, *bloom);
+    made.push_back(p->name);
   }
   return made;
 }

@@ -8,10 +8,8 @@
 // the same with the indexes in shared buffers), so the lookup grew with the
 // partitions: 30 daily ones would take about 25 ms of every batch.
 //
-// A partition is sealed once no transaction can add rows to it any more:
-// rows go to the partition of their transaction's now(), so once its end is
-// a margin in the past and no session has a transaction that began before
-// it, it only ever loses rows (dropped whole, or a row moved by a replace).
+// A partition is sealed (sealed_ranges.hpp) once no transaction can add
+// rows to it any more.
 // The processor holding the partition lock builds each sealed partition's
 // filter once, from its key index, into key_filters (migrations/0007); every
 // processor loads them. A key that no filter of a sealed partition may

@@ -10,6 +10,7 @@
 #include "pipeline/fault.hpp"
 #include "pipeline/logging.hpp"
 #include "pipeline/timestamp.hpp"
+#include "sealed_ranges.hpp"
 
 namespace processor {
 namespace {
@@ -219,6 +220,8 @@ RetentionPass run_retention(pqxx::connection& conn, const PartitionSettings& set
         pass.dropped_by_age.push_back(p.name);
       }
     }
+    pass.sealed =
+        record_sealed_ranges(conn, list_partitions(conn), settings.seal_margin.count() * 1000);
     if (build_filters)
       pass.filtered = build_key_filters(conn, settings.seal_margin.count() * 1000,
                                         settings.key_filter_max_bytes);

@@ -48,6 +48,7 @@ bool Retention::pass() {
       metrics_.key_filter_bytes->Set(static_cast<double>(held->memory_bytes));
     }
     if (!pass.ran) return true;  // another processor holds the lock
+    if (!pass.sealed.empty()) log::info("partitions_sealed", {{"partitions", names(pass.sealed)}});
     if (!pass.filtered.empty()) {
       log::info("key_filters_built", {{"partitions", names(pass.filtered)}});
     }

@@ -118,10 +118,10 @@ TEST_F(EventQueries, EventQueriesUseTheirIndexes) {
     tx.commit();
   }
   // EXPLAIN the statement EventStore itself builds for each shape of query.
-  const auto plan = [&](const ingest::EventQuery& query) {
+  const auto plan = [&](const ingest::EventQuery& query, const std::string& partitions = "") {
     pqxx::read_transaction tx(conn);
     const std::string sql = ingest::events_page_sql(
-        query, 200000, [&](const std::string& text) { return tx.quote(text); });
+        query, 200000, [&](const std::string& text) { return tx.quote(text); }, partitions);
     std::string text;
     for (const auto& row : tx.exec("EXPLAIN " + sql)) text += row[0].as<std::string>() + "\n";
     return text;
@@ -133,6 +133,11 @@ TEST_F(EventQueries, EventQueriesUseTheirIndexes) {
   // Each partition's copy of the index (events_p<start>_topic_ts_stream_seq_id_idx).
   EXPECT_NE(by_topic.find("_topic_ts_stream_seq_id_idx"), std::string::npos) << by_topic;
   EXPECT_EQ(by_topic.find("Seq Scan"), std::string::npos) << by_topic;
+  // Also when the page reads some partitions only (a condition on stored_at,
+  // as queries/partition_map.hpp makes it): the same index, no BRIN scan.
+  const std::string some = plan(query, "((stored_at >= now() - interval '1 day'))");
+  EXPECT_NE(some.find("_topic_ts_stream_seq_id_idx"), std::string::npos) << some;
+  EXPECT_EQ(some.find("Bitmap"), std::string::npos) << some;
   query = {};
   query.source = "source3";
   query.descending = true;

@@ -86,10 +86,15 @@ struct PipelineCounters {
 };
 
 /// The statement of one page of `query` (limit + 1 rows, to know whether more
-/// follow) among the events with id <= snapshot_id; `quote` makes a string
-/// an SQL literal. Public so that a test can EXPLAIN the very statement.
+/// follow) among the events with id <= snapshot_id, in the partitions that
+/// `partitions` (a condition on stored_at, "" for all) selects; `quote`
+/// makes a string an SQL literal. Public so that a test can EXPLAIN the very
+/// statement.
 std::string events_page_sql(const EventQuery& query, std::int64_t snapshot_id,
-                            const std::function<std::string(const std::string&)>& quote);
+                            const std::function<std::string(const std::string&)>& quote,
+                            const std::string& partitions = "");
+
+struct PartitionSpan;
 
 /// Reads events and counters from PostgreSQL (ingest writes nothing there).
 /// A small pool of connections, safe to use from any thread.
@@ -145,6 +150,12 @@ class EventStore {
   std::vector<std::unique_ptr<pqxx::connection>> idle_;
   std::size_t open_ = 0;
   std::atomic<bool> schema_ready_{false};
+  /// The partitions of events and the ranges of ts of the sealed ones
+  /// (queries/partition_map.hpp), read again once a second.
+  std::shared_ptr<const std::vector<PartitionSpan>> partition_map(pqxx::connection& conn);
+  std::mutex map_mutex_;
+  std::shared_ptr<const std::vector<PartitionSpan>> map_;
+  std::chrono::steady_clock::time_point map_read_at_;
 };
 
 }  // namespace ingest

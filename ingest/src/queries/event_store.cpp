@@ -6,11 +6,17 @@
 #include "pipeline/database.hpp"
 #include "pipeline/migrations.hpp"
 #include "pipeline/timestamp.hpp"
+#include "queries/partition_map.hpp"
 
 namespace ingest {
 namespace {
 
 constexpr auto kDeadlineMargin = std::chrono::seconds(1);
+// How long the partition map is used before it is read again. One older
+// reads a partition sealed since as not sealed: slower, never wrong.
+constexpr auto kPartitionMapAge = std::chrono::seconds(1);
+// A page not full after the first sealed partition reads this many next.
+constexpr std::size_t kFirstWidening = 8;
 constexpr const char* kUtcFormat = "'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'";
 
 // One stored event as GET /events and GET /subscribe return it.
@@ -45,6 +51,21 @@ void append_event(std::string& out, const pqxx::row& row, bool cloudevents) {
   event.source = row[6].c_str();
   event.payload_json = row[7].c_str();
   pipeline::cloudevents::append_json(out, event);
+}
+
+// The query's bounds of ts, inclusive: since, until and the cursor.
+TsWindow window_of(const EventQuery& query) {
+  TsWindow window{query.since_micros, std::nullopt};
+  if (query.until_micros) window.hi = *query.until_micros - 1;
+  if (query.cursor) {
+    const std::int64_t at = query.cursor->ts_micros;
+    if (query.descending) {
+      window.hi = window.hi ? std::min(*window.hi, at) : at;
+    } else {
+      window.lo = window.lo ? std::max(*window.lo, at) : at;
+    }
+  }
+  return window;
 }
 
 // LIKE's wildcards and escape character, escaped.
@@ -135,7 +156,8 @@ auto EventStore::with_connection(Fn&& fn) -> decltype(fn(std::declval<pqxx::conn
 }
 
 std::string events_page_sql(const EventQuery& query, std::int64_t snapshot_id,
-                            const std::function<std::string(const std::string&)>& quote) {
+                            const std::function<std::string(const std::string&)>& quote,
+                            const std::string& partitions) {
   // Only the filters in use go into the statement, so each shape of query
   // can use its index.
   std::string sql = "SELECT id, (extract(epoch FROM ts) * 1000000)::bigint, stream_seq, " +
@@ -144,6 +166,7 @@ std::string events_page_sql(const EventQuery& query, std::int64_t snapshot_id,
   const auto timestamp = [&](std::int64_t micros) {
     return quote(pipeline::format_rfc3339(pipeline::UtcTimestamp{micros})) + "::timestamptz";
   };
+  if (!partitions.empty()) sql += " AND " + partitions;
   if (query.topic) sql += " AND topic = " + quote(*query.topic);
   if (query.source) sql += " AND source = " + quote(*query.source);
   if (query.since_micros) sql += " AND ts >= " + timestamp(*query.since_micros);
@@ -159,15 +182,52 @@ std::string events_page_sql(const EventQuery& query, std::int64_t snapshot_id,
   return sql;
 }
 
+std::shared_ptr<const std::vector<PartitionSpan>> EventStore::partition_map(
+    pqxx::connection& conn) {
+  const auto now = std::chrono::steady_clock::now();
+  {
+    const std::lock_guard<std::mutex> lock(map_mutex_);
+    if (map_ && now - map_read_at_ < kPartitionMapAge) return map_;
+  }
+  auto map = std::make_shared<const std::vector<PartitionSpan>>(load_partition_map(conn));
+  const std::lock_guard<std::mutex> lock(map_mutex_);
+  map_ = map;
+  map_read_at_ = now;
+  return map;
+}
+
 EventPage EventStore::events(const EventQuery& query) {
   return with_connection([&](pqxx::connection& conn) {
-    pqxx::read_transaction tx(conn);
+    const auto spans = partition_map(conn);
+    // Each statement on its own (two round trips fewer than BEGIN ...
+    // COMMIT): a page is one statement, whose snapshot is its own, and rows
+    // committed between two go to partitions not sealed, which every
+    // statement reads.
+    pqxx::nontransaction tx(conn);
     const std::int64_t snapshot_id =
         query.cursor ? query.cursor->snapshot_id
                      // The ids handed out so far (no index on id: the sequence says).
                      : tx.exec("SELECT last_value FROM events_id_seq")[0][0].as<std::int64_t>();
-    const pqxx::result rows = tx.exec(events_page_sql(
-        query, snapshot_id, [&](const std::string& text) { return tx.quote(text); }));
+    const auto candidates = sealed_candidates(*spans, window_of(query), query.descending);
+    // The partitions not sealed and the first sealed one, then as many as
+    // the page needs (partition_map.hpp).
+    std::size_t reading = std::min<std::size_t>(1, candidates.size());
+    pqxx::result rows;
+    for (;;) {
+      rows = tx.exec(events_page_sql(
+          query, snapshot_id, [&](const std::string& text) { return tx.quote(text); },
+          stored_at_condition(*spans, candidates, reading)));
+      std::size_t needed = candidates.size();
+      if (rows.size() > query.limit) {
+        needed = candidates_reaching(*spans, candidates,
+                                     rows[static_cast<int>(query.limit)][1].as<std::int64_t>(),
+                                     query.descending);
+      } else if (reading < kFirstWidening) {
+        needed = std::min(kFirstWidening, candidates.size());
+      }
+      if (needed <= reading) break;
+      reading = needed;
+    }
     EventPage page;
     page.count = std::min<std::size_t>(rows.size(), query.limit);
     page.events_json = "[";

@@ -32,16 +32,17 @@ struct RetentionPass {
   std::vector<std::string> created;
   std::vector<std::string> dropped_by_age;
   std::vector<std::string> dropped_by_size;
+  std::vector<std::string> sealed;    ///< partitions sealed now (their range of ts recorded)
   std::vector<std::string> filtered;  ///< sealed partitions whose key filter was built
   std::vector<Partition> partitions;  ///< attached after the pass, oldest first
   std::uint64_t bytes = 0;            ///< of those
   double seconds = 0;
 };
 
-/// The partition bound at or after `micros`: the next multiple of `interval`.
 /// The database's clock (clock_timestamp()), in microseconds since the epoch.
 std::int64_t database_now_micros(pqxx::connection& conn);
 
+/// The partition bound at or after `micros`: the next multiple of `interval`.
 std::int64_t next_boundary(std::int64_t micros, std::chrono::milliseconds interval);
 
 /// "events_p20261204_000000": the partition starting at `micros` (UTC).
