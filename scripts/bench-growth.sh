@@ -29,8 +29,8 @@
 #
 # Writes bench-results/growth.json and prints the table (also in
 # bench-results/growth.md). Environment: BUILD_DIR, GROWTH_CHECKPOINTS,
-# GROWTH_RATE (0: unbounded), GROWTH_PARTITION_INTERVAL, GROWTH_KEEP=1 (keep
-# the raw outputs).
+# GROWTH_RATE (0: unbounded), GROWTH_PARTITION_INTERVAL, GROWTH_RESTARTS
+# (below), GROWTH_KEEP=1 (keep the raw outputs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -80,6 +80,31 @@ settle() {
 }
 field() { python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))" "$@"; }
 
+# probes LABEL: three probe runs of 200,000 events (30% duplicates); sets
+# rates (all three), rate (their median) and cpu (µs per event of each server
+# process: nats-server / PostgreSQL / ingest / processor).
+probes() {
+  local label=$1 probe
+  rates=()
+  cpu_snapshot >"$run_dir/cpu_before_$label"
+  for probe in 1 2 3; do
+    "$bin/loadgen" --url="$url" --events=200000 --duplicates=0.3 --batch=100 --connections=8 \
+      --topics=16 --payload-bytes=200 --timeout=600s --quiet \
+      --json="$run_dir/probe_${label}_$probe.json" >/dev/null
+    rates+=("$(field "$run_dir/probe_${label}_$probe.json" "round(d['verify']['end_to_end_events_per_second'])")")
+  done
+  cpu_snapshot >"$run_dir/cpu_after_$label"
+  cpu=$(python3 -c '
+import sys
+read = lambda path: dict(line.strip().split("=", 1) for line in open(path))
+before, after, hz = read(sys.argv[1]), read(sys.argv[2]), int(sys.argv[3])
+us = lambda name: (float(after[name]) - float(before[name])) / hz / 600000 * 1e6
+print(" / ".join("%.0f" % us(n) for n in ("nats", "postgres", "ingest", "processor")))
+' "$run_dir/cpu_before_$label" "$run_dir/cpu_after_$label" "$(getconf CLK_TCK)")
+  rate=$(printf '%s\n' "${rates[@]}" | sort -n | sed -n 2p)
+  echo "growth: probes ${rates[*]} events/s"
+}
+
 results=()
 for target in $checkpoints; do
   have=$(rows)
@@ -97,25 +122,7 @@ for target in $checkpoints; do
   echo "growth: at $(rows) rows: the newest 100 of a topic, then 3 probes of 200,000 events"
   "$bin/loadgen" --url="$url" --get='/events?topic=loadtest.t3&limit=100&order=desc' \
     --duration=10s --connections=4 --quiet --json="$run_dir/query_$target.json" >/dev/null
-  rates=()
-  cpu_snapshot >"$run_dir/cpu_before_$target"
-  for probe in 1 2 3; do
-    "$bin/loadgen" --url="$url" --events=200000 --duplicates=0.3 --batch=100 --connections=8 \
-      --topics=16 --payload-bytes=200 --timeout=600s --quiet \
-      --json="$run_dir/probe_${target}_$probe.json" >/dev/null
-    rates+=("$(field "$run_dir/probe_${target}_$probe.json" "round(d['verify']['end_to_end_events_per_second'])")")
-  done
-  cpu_snapshot >"$run_dir/cpu_after_$target"
-  # CPU of each server process per event the probes sent (600,000), in µs.
-  cpu=$(python3 -c '
-import sys
-read = lambda path: dict(line.strip().split("=", 1) for line in open(path))
-before, after, hz = read(sys.argv[1]), read(sys.argv[2]), int(sys.argv[3])
-us = lambda name: (float(after[name]) - float(before[name])) / hz / 600000 * 1e6
-print(" / ".join("%.0f" % us(n) for n in ("nats", "postgres", "ingest", "processor")))
-' "$run_dir/cpu_before_$target" "$run_dir/cpu_after_$target" "$(getconf CLK_TCK)")
-  rate=$(printf '%s\n' "${rates[@]}" | sort -n | sed -n 2p)
-  echo "growth: probes ${rates[*]} events/s"
+  probes "$target"
   psql_events -f "$root/scripts/bench/storage.sql" >"$run_dir/storage_$target.json"
   n=$(field "$run_dir/storage_$target.json" "d['rows']")
   q=$(field "$run_dir/query_$target.json" "'%.2f / %.2f / %.2f' % (d['latency_ms']['p50'], d['latency_ms']['p99'], d['latency_ms']['max'])")
@@ -128,6 +135,42 @@ print(" / ".join("%.0f" % us(n) for n in ("nats", "postgres", "ingest", "process
   line="| $n | $rate (${rates[*]}) | $cpu | $q | $per ($idx) | $stream | $parts |"
   echo "growth: $line"
   results+=("$line")
+done
+
+# GROWTH_RESTARTS (say "processor ingest nats postgres"): after the last
+# checkpoint, restart each of these in turn (the earlier ones stay restarted)
+# and run the same probes: which process's state, grown over the fill, costs
+# the store rate that a restart of the whole stack gets back.
+metric() {  # metric NAME: the processor's gauge, as an integer (0 when it cannot be read)
+  { curl -fsS "http://127.0.0.1:$PROCESSOR_METRICS_PORT/metrics" 2>/dev/null || true; } |
+    awk -v m="$1" '$1 == m {v = $2} END {printf "%d\n", v}'
+}
+restarted=()
+for name in ${GROWTH_RESTARTS:-}; do
+  filters=$(metric pipeline_processor_key_filter_partitions)
+  echo "growth: restarting $name"
+  if [[ $name == postgres ]]; then
+    pg_ctl=("$pg_bin/pg_ctl" -D "$DATA_DIR/postgres" -m fast -w stop)
+    if [[ $(id -u) -eq 0 ]]; then (cd / && runuser -u postgres -- "${pg_ctl[@]}"); else "${pg_ctl[@]}"; fi >/dev/null
+  else
+    pid=$(pid_of "$name")
+    kill -TERM "$pid"
+    deadline=$(($(date +%s) + 60))
+    while kill -0 "$pid" 2>/dev/null && (($(date +%s) < deadline)); do sleep 0.2; done
+    kill -0 "$pid" 2>/dev/null && { echo "growth: $name did not stop in 60 s" >&2; exit 1; }
+  fi
+  "$root/scripts/stack.sh" start >>"$run_dir/stack-restart.log" || { tail -20 "$run_dir/stack-restart.log"; exit 1; }
+  # Ready again: ingest's /ready, and the processor holding as many key
+  # filters as before or more (at most 10 minutes).
+  deadline=$(($(date +%s) + 600))
+  until curl -fsS "$url/ready" >/dev/null 2>&1 && (($(metric pipeline_processor_key_filter_partitions) >= filters)); do
+    (($(date +%s) < deadline)) || { echo "growth: the stack was not ready 10 minutes after restarting $name" >&2; exit 1; }
+    sleep 1
+  done
+  restarted+=("$name")
+  settle
+  probes "restart_$name"
+  results+=("| $(rows), ${restarted[*]} restarted | $rate (${rates[*]}) | $cpu | | | | |")
 done
 
 echo "growth: a retention pass under load (the oldest partition detached and dropped)"
@@ -172,6 +215,9 @@ for path in sorted(glob.glob(os.path.join(d, "storage_*.json")), key=lambda p: i
     out["checkpoints"].append({"target_rows": int(n), "storage": load("storage"),
                                "probes": [probe(n, i) for i in (1, 2, 3)],
                                "query": load("query")})
+out["restarts"] = [{"restarted": os.path.basename(p)[len("cpu_before_restart_"):],
+                    "probes": [json.load(open(os.path.join(d, f"probe_restart_{os.path.basename(p)[len('cpu_before_restart_'):]}_{i}.json"))) for i in (1, 2, 3)]}
+                   for p in sorted(glob.glob(os.path.join(d, "cpu_before_restart_*")), key=os.path.getmtime)]
 out["retention_pass"] = {"load_before": json.load(open(os.path.join(d, "load_before.json"))),
                          "load_during": json.load(open(os.path.join(d, "load_during.json")))}
 print(json.dumps(out, indent=1))
