@@ -149,16 +149,7 @@ restarted=()
 for name in ${GROWTH_RESTARTS:-}; do
   filters=$(metric pipeline_processor_key_filter_partitions)
   echo "growth: restarting $name"
-  if [[ $name == postgres ]]; then
-    pg_ctl=("$pg_bin/pg_ctl" -D "$DATA_DIR/postgres" -m fast -w stop)
-    if [[ $(id -u) -eq 0 ]]; then (cd / && runuser -u postgres -- "${pg_ctl[@]}"); else "${pg_ctl[@]}"; fi >/dev/null
-  else
-    pid=$(pid_of "$name")
-    kill -TERM "$pid"
-    deadline=$(($(date +%s) + 60))
-    while kill -0 "$pid" 2>/dev/null && (($(date +%s) < deadline)); do sleep 0.2; done
-    kill -0 "$pid" 2>/dev/null && { echo "growth: $name did not stop in 60 s" >&2; exit 1; }
-  fi
+  "$root/scripts/stack.sh" stop "$name" >>"$run_dir/stack-restart.log"
   "$root/scripts/stack.sh" start >>"$run_dir/stack-restart.log" || { tail -20 "$run_dir/stack-restart.log"; exit 1; }
   # Ready again: ingest's /ready, and the processor holding as many key
   # filters as before or more (at most 10 minutes).
@@ -168,6 +159,7 @@ for name in ${GROWTH_RESTARTS:-}; do
     sleep 1
   done
   restarted+=("$name")
+  echo "$name" >>"$run_dir/restarts"
   settle
   probes "restart_$name"
   results+=("| $(rows), ${restarted[*]} restarted | $rate (${rates[*]}) | $cpu | | | | |")
@@ -215,9 +207,10 @@ for path in sorted(glob.glob(os.path.join(d, "storage_*.json")), key=lambda p: i
     out["checkpoints"].append({"target_rows": int(n), "storage": load("storage"),
                                "probes": [probe(n, i) for i in (1, 2, 3)],
                                "query": load("query")})
-out["restarts"] = [{"restarted": os.path.basename(p)[len("cpu_before_restart_"):],
-                    "probes": [json.load(open(os.path.join(d, f"probe_restart_{os.path.basename(p)[len('cpu_before_restart_'):]}_{i}.json"))) for i in (1, 2, 3)]}
-                   for p in sorted(glob.glob(os.path.join(d, "cpu_before_restart_*")), key=os.path.getmtime)]
+restarts = os.path.join(d, "restarts")
+names = open(restarts).read().split() if os.path.exists(restarts) else []
+out["restarts"] = [{"restarted": name, "probes": [probe("restart_" + name, i) for i in (1, 2, 3)]}
+                   for name in names]
 out["retention_pass"] = {"load_before": json.load(open(os.path.join(d, "load_before.json"))),
                          "load_during": json.load(open(os.path.join(d, "load_during.json")))}
 print(json.dumps(out, indent=1))

@@ -7,6 +7,8 @@
 #   scripts/stack.sh servers only nats-server and PostgreSQL (for services
 #                            run some other way: scripts/check-image.sh)
 #   scripts/stack.sh stop    stop everything it started (data is kept)
+#   scripts/stack.sh stop NAME...  stop only these (ingest, processor,
+#                            postgres, nats); start brings them back
 #   scripts/stack.sh status  show what runs
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -169,14 +171,29 @@ stop_pid() {  # stop_pid NAME: SIGTERM, then SIGKILL after 20 s
   echo "  $name stopped"
 }
 
-stop() {
-  echo "stack: stopping"
-  stop_pid ingest
-  stop_pid processor
+stop_postgres() {
   if [[ -f $PG_DATA/PG_VERSION ]] && pg_running; then
     as_pg "$PG_BIN/pg_ctl" -D "$PG_DATA" -m fast -w stop >/dev/null
     echo "  postgresql stopped"
   fi
+}
+
+stop() {  # stop [NAME...]: these (ingest, processor, postgres, nats), or all
+  local name
+  if (($# > 0)); then
+    for name in "$@"; do
+      case $name in
+        postgres) stop_postgres ;;
+        ingest | processor | nats) stop_pid "$name" ;;
+        *) echo "stack: no component $name (ingest, processor, postgres, nats)" >&2; exit 2 ;;
+      esac
+    done
+    return
+  fi
+  echo "stack: stopping"
+  stop_pid ingest
+  stop_pid processor
+  stop_postgres
   stop_pid nats
   echo "stack: stopped (data kept in $DATA)"
 }
@@ -191,7 +208,7 @@ status() {
 case "${1:-}" in
   start) start ;;
   servers) servers ;;
-  stop) stop ;;
+  stop) shift; stop "$@" ;;
   status) status ;;
-  *) echo "usage: $0 start|servers|stop|status" >&2; exit 2 ;;
+  *) echo "usage: $0 start|servers|stop [NAME...]|status" >&2; exit 2 ;;
 esac
