@@ -21,8 +21,9 @@
 #   - GET /events?topic=...&limit=100&order=desc (the newest 100 of a
 #     topic), 4 connections for 10 s: p50 / p99 / max;
 #   - bytes per stored event in PostgreSQL (scripts/bench/storage.sql), the
-#     stream's bytes per message, and the partitions with the key filters the
-#     processor holds (the processor's /metrics).
+#     stream's bytes per message, the partitions with the key filters the
+#     processor holds (the processor's /metrics), and the sealed partitions
+#     the processor packed, with what they took before and after.
 # Then a retention pass under load: the oldest partition detached
 # (CONCURRENTLY) and dropped while loadgen publishes, with its duration and
 # the publishes' latency during it against before.
@@ -132,7 +133,8 @@ for target in $checkpoints; do
   stream=$(awk '/^pipeline_stream_bytes /{b=$2} /^pipeline_stream_messages /{m=$2} END {if (m > 0) printf "%d", b / m; else print "-"}' <<<"$metrics")
   parts=$(awk '/^pipeline_processor_event_partitions /{p=$2} /^pipeline_processor_key_filter_partitions /{f=$2} END {printf "%d (%d)", p, f}' <<<"$metrics")
   idx=$(field "$run_dir/storage_$target.json" "round(d['index_bytes'] / d['rows'])")
-  line="| $n | $rate (${rates[*]}) | $cpu | $q | $per ($idx) | $stream | $parts |"
+  packed=$(field "$run_dir/storage_$target.json" "'%d: %.0f -> %.0f MB' % (d['packed']['partitions'], d['packed']['bytes_before'] / 1e6, d['packed']['bytes_after'] / 1e6)")
+  line="| $n | $rate (${rates[*]}) | $cpu | $q | $per ($idx) | $stream | $parts | $packed |"
   echo "growth: $line"
   results+=("$line")
 done
@@ -162,7 +164,7 @@ for name in ${GROWTH_RESTARTS:-}; do
   echo "$name" >>"$run_dir/restarts"
   settle
   probes "restart_$name"
-  results+=("| $(rows), ${restarted[*]} restarted | $rate (${rates[*]}) | $cpu | | | | |")
+  results+=("| $(rows), ${restarted[*]} restarted | $rate (${rates[*]}) | $cpu | | | | | |")
 done
 
 echo "growth: a retention pass under load (the oldest partition detached and dropped)"
@@ -188,8 +190,8 @@ before=$(field "$run_dir/load_before.json" "'%.1f / %.1f ms' % (d['latency_ms'][
 during=$(field "$run_dir/load_during.json" "'%.1f / %.1f ms' % (d['latency_ms']['p99'], d['latency_ms']['max'])")
 
 {
-  echo "| Rows | Store rate, events/s: median (probes of 200,000, 30% duplicates) | CPU µs per event of the probes: nats-server / PostgreSQL / ingest / processor | GET /events (topic, newest 100) p50 / p99 / max, ms | PostgreSQL bytes per event (indexes) | Stream bytes per message | Partitions (with key filters) |"
-  echo "|---:|---:|---:|---:|---:|---:|---:|"
+  echo "| Rows | Store rate, events/s: median (probes of 200,000, 30% duplicates) | CPU µs per event of the probes: nats-server / PostgreSQL / ingest / processor | GET /events (topic, newest 100) p50 / p99 / max, ms | PostgreSQL bytes per event (indexes) | Stream bytes per message | Partitions (with key filters) | Sealed partitions packed: bytes before -> after |"
+  echo "|---:|---:|---:|---:|---:|---:|---:|---:|"
   printf '%s\n' "${results[@]}"
   echo
   echo "Retention pass under load: partition $oldest ($oldest_rows rows) detached CONCURRENTLY in $detach s, dropped in $drop s; publishes (batches of 100, 8 connections) p99 / max latency $before before, $during during the pass."

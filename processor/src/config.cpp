@@ -59,6 +59,9 @@ bool load_config(int argc, const char* const* argv, ProcessorConfig& config) {
               std::size_t{1} << 40,
               "memory for the key filters of sealed partitions (about 1.5 bytes per event); "
               "partitions past it are looked up in full (0 = no filters)");
+  reader.size("EVENTS_PACK_MAX_BYTES", &config.partitions.pack_max_bytes, 0, std::size_t{1} << 50,
+              "sealed partitions up to this size get their indexes rebuilt full (REINDEX "
+              "CONCURRENTLY, about 15% less disk); larger ones are left as they are (0 = none)");
   reader.text("PROCESSOR_METRICS_ADDRESS", &config.metrics_address,
               "host:port for GET /metrics (Prometheus); off to disable; port 0 picks one");
   if (!reader.read(argc, argv)) {

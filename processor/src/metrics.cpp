@@ -117,6 +117,19 @@ void ProcessorMetrics::register_storage() {
                       .Register(*registry);
   partitions_dropped_age = &dropped.Add({{"reason", "age"}});
   partitions_dropped_size = &dropped.Add({{"reason", "size"}});
+  auto& packed = BuildCounter()
+                     .Name(name("processor_partitions_packed_total"))
+                     .Help(
+                         "Sealed partitions whose indexes were rebuilt full, by result: packed, "
+                         "failed (not tried again; the log says why)")
+                     .Register(*registry);
+  partitions_packed = &packed.Add({{"result", "packed"}});
+  partitions_pack_failed = &packed.Add({{"result", "failed"}});
+  pack_bytes_saved = &BuildCounter()
+                          .Name(name("processor_pack_saved_bytes_total"))
+                          .Help("Bytes of the events table given back by packing sealed partitions")
+                          .Register(*registry)
+                          .Add({});
   stream_purges = &BuildCounter()
                        .Name(name("processor_stream_purges_total"))
                        .Help(

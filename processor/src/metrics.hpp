@@ -47,6 +47,9 @@ struct ProcessorMetrics {
   prometheus::Counter* partitions_dropped_age;
   prometheus::Counter* partitions_dropped_size;
   prometheus::Counter* retention_failures;
+  prometheus::Counter* partitions_packed;
+  prometheus::Counter* partitions_pack_failed;
+  prometheus::Counter* pack_bytes_saved;
   prometheus::Counter* stream_purges;
   prometheus::Gauge* stream_bytes;
   prometheus::Gauge* stream_max_bytes;

@@ -7,6 +7,7 @@
 #include <ctime>
 
 #include "key_filters.hpp"
+#include "packing.hpp"
 #include "pipeline/fault.hpp"
 #include "pipeline/logging.hpp"
 #include "pipeline/timestamp.hpp"
@@ -225,6 +226,8 @@ RetentionPass run_retention(pqxx::connection& conn, const PartitionSettings& set
     if (build_filters)
       pass.filtered = build_key_filters(conn, settings.seal_margin.count() * 1000,
                                         settings.key_filter_max_bytes);
+    pass.cut_rebuilds = drop_cut_rebuilds(conn);
+    pass.packed = pack_next_partition(conn, list_partitions(conn), settings.pack_max_bytes);
     pass.partitions = list_partitions(conn);
     for (const Partition& p : pass.partitions) pass.bytes += p.bytes;
   } catch (...) {

@@ -52,6 +52,10 @@ bool Retention::pass() {
     if (!pass.filtered.empty()) {
       log::info("key_filters_built", {{"partitions", names(pass.filtered)}});
     }
+    if (!pass.cut_rebuilds.empty()) {
+      log::warn("cut_rebuilds_dropped", {{"indexes", names(pass.cut_rebuilds)}});
+    }
+    if (pass.packed) report_pack(*pass.packed);
     metrics_.event_partitions->Set(static_cast<double>(pass.partitions.size()));
     metrics_.events_bytes->Set(static_cast<double>(pass.bytes));
     metrics_.retention_pass_seconds->Set(pass.seconds);
@@ -78,6 +82,26 @@ bool Retention::pass() {
     log::warn("retention_failed", {{"error", log::first_line(e.what())}});
     return false;
   }
+}
+
+void Retention::report_pack(const PackedPartition& packed) const {
+  if (!packed.error.empty()) {
+    metrics_.partitions_pack_failed->Increment();
+    log::warn("partition_pack_failed", {{"partition", packed.name},
+                                        {"bytes", packed.bytes_before},
+                                        {"seconds", packed.seconds},
+                                        {"error", packed.error}});
+    return;
+  }
+  metrics_.partitions_packed->Increment();
+  if (packed.bytes_after < packed.bytes_before) {
+    metrics_.pack_bytes_saved->Increment(
+        static_cast<double>(packed.bytes_before - packed.bytes_after));
+  }
+  log::info("partition_packed", {{"partition", packed.name},
+                                 {"bytes_before", packed.bytes_before},
+                                 {"bytes_after", packed.bytes_after},
+                                 {"seconds", packed.seconds}});
 }
 
 void Retention::run(const std::atomic<bool>& stopping) {

@@ -6,6 +6,7 @@
 
 #include "metrics.hpp"
 #include "processor/config.hpp"
+#include "processor/partitions.hpp"
 
 namespace processor {
 
@@ -28,6 +29,8 @@ class Retention {
   void run(const std::atomic<bool>& stopping);
 
  private:
+  void report_pack(const PackedPartition& packed) const;
+
   const ProcessorConfig& config_;
   ProcessorMetrics& metrics_;
   std::shared_ptr<KeyFilters> filters_;

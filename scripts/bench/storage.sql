@@ -19,4 +19,10 @@ SELECT json_build_object(
   'heap_bytes', (SELECT COALESCE(sum(pg_relation_size(oid)), 0) FROM parts),
   'index_bytes', (SELECT COALESCE(sum(bytes), 0) FROM indexes),
   'indexes', (SELECT json_object_agg(name, bytes) FROM
-                (SELECT name, sum(bytes) AS bytes FROM indexes GROUP BY name) n))
+                (SELECT name, sum(bytes) AS bytes FROM indexes GROUP BY name) n),
+  -- Sealed partitions packed by the processor (migrations/0009): what they
+  -- took just before and just after.
+  'packed', (SELECT json_build_object('partitions', count(*),
+                                      'bytes_before', COALESCE(sum(bytes_before_pack), 0),
+                                      'bytes_after', COALESCE(sum(bytes_after_pack), 0))
+             FROM sealed_partitions WHERE packed_at IS NOT NULL))

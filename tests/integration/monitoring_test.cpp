@@ -158,7 +158,7 @@ TEST_F(Monitoring, EveryDashboardAndAlertQueryWorksAgainstARealPrometheus) {
   }
 
   const auto alerts = alert_expressions(repo + "/monitoring/prometheus/rules/alerts.yml");
-  ASSERT_EQ(alerts.size(), 16u);
+  ASSERT_EQ(alerts.size(), 17u);
   for (const auto& expr : alerts) {
     const json result = query(expr);
     EXPECT_EQ(result["status"], "success") << expr << "\n" << result.dump();
@@ -168,7 +168,7 @@ TEST_F(Monitoring, EveryDashboardAndAlertQueryWorksAgainstARealPrometheus) {
   ASSERT_EQ(rules.status, 200);
   const json groups = json::parse(rules.body)["data"]["groups"];
   ASSERT_EQ(groups.size(), 1u);
-  EXPECT_EQ(groups[0]["rules"].size(), 16u);
+  EXPECT_EQ(groups[0]["rules"].size(), 17u);
   for (const auto& rule : groups[0]["rules"]) {
     EXPECT_EQ(rule["health"], "ok") << rule.dump();
     EXPECT_NE(rule["state"], "firing") << rule.dump();

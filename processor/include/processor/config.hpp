@@ -28,6 +28,10 @@ struct PartitionSettings {
   /// looked up without one, and a partition whose filter alone would take
   /// more gets none.
   std::size_t key_filter_max_bytes = std::size_t{256} << 20;
+  /// Sealed partitions up to this size are packed (processor/src/
+  /// packing.hpp), one per pass; larger ones are left as they are, so that
+  /// a rebuild ends well within a pass's statement timeout (0: none).
+  std::size_t pack_max_bytes = std::size_t{8} << 30;
   /// Partitions are made this many intervals ahead of now.
   int ahead = 3;
 };
