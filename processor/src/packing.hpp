@@ -25,7 +25,10 @@ std::vector<std::string> drop_cut_rebuilds(pqxx::connection& conn);
 
 /// Run by the processor that holds the partition lock: packs the newest
 /// sealed partition of `partitions` (as list_partitions returns them) that
-/// is neither packed nor failed, of at most `max_bytes` (0: none). An SQL
+/// is neither packed nor failed, of at most `max_bytes` (0: none), and
+/// small enough that its rebuild, at a slow machine's pace, ends well before
+/// the partitions made ahead run out (no processor makes more while the
+/// rebuild holds the partition lock). An SQL
 /// error of the rebuild is recorded with the partition (and its leftovers
 /// dropped); a lost connection is thrown (the next pass tries again).
 std::optional<PackedPartition> pack_next_partition(pqxx::connection& conn,

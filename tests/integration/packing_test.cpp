@@ -3,7 +3,8 @@
 // and its pages' answers and takes less, with inserts and queries going on;
 // a rebuild cut short (its connection terminated) leaves invalid copies that
 // the next pass drops before it packs again; a failed rebuild is recorded
-// and not tried again; a partition over EVENTS_PACK_MAX_BYTES is left.
+// and not tried again; a partition over EVENTS_PACK_MAX_BYTES, or whose
+// rebuild could outlast the partitions made ahead, is left.
 #include <gtest/gtest.h>
 
 #include <pqxx/pqxx>
@@ -221,6 +222,33 @@ TEST_F(Packing, AFailedRebuildIsRecordedAndNotTriedAgain) {
   }
   EXPECT_FALSE(processor::run_retention(*conn_, settings_).packed.has_value());
   EXPECT_EQ(scalar("SELECT count(*) FROM events_legacy"), 1'000);
+}
+
+TEST_F(Packing, APartitionIsLeftWhileItsRebuildCouldOutlastThePartitionsAhead) {
+  fill(150'000);
+  // Only the partitions ahead are dropped, then made again with `interval`.
+  const auto partitions_ahead = [&](std::chrono::milliseconds interval) {
+    const auto partitions = processor::list_partitions(*conn_);
+    {
+      pqxx::nontransaction tx(*conn_);
+      for (const auto& p : partitions)
+        if (p.name != "events_legacy") tx.exec("DROP TABLE " + tx.quote_name(p.name));
+    }
+    settings_.interval = interval;
+    processor::ensure_partitions(*conn_, settings_);
+  };
+  // Partitions of a second, three ahead: a rebuild of about 60 MB at a slow
+  // machine's pace could outlast them, and no processor makes more while
+  // it holds the partition lock.
+  partitions_ahead(1s);
+  EXPECT_FALSE(processor::run_retention(*conn_, settings_).packed.has_value());
+  EXPECT_EQ(pack_state(), "waiting");
+  // Thirty minutes ahead, it is packed.
+  partitions_ahead(10min);
+  const processor::RetentionPass pass = processor::run_retention(*conn_, settings_);
+  ASSERT_TRUE(pass.packed.has_value());
+  EXPECT_EQ(pass.packed->error, "");
+  EXPECT_EQ(pack_state(), "packed");
 }
 
 }  // namespace
