@@ -4,10 +4,12 @@
 -- that holds the partition lock (processor/src/packing.hpp). Random keys
 -- leave index pages about 70% full, and each topic's newest entries half
 -- full; packed, a partition of the bench's events takes about 100 bytes per
--- event less. One attempt per partition: pack_error says why it failed (a
--- REINDEX cut by the pass's statement timeout would fail again).
+-- event less. An attempt is counted before its rebuild starts, so one cut
+-- short (the processor killed, PostgreSQL restarted) counts too; after three
+-- a partition is left as it is, and pack_error says why the last one failed.
 ALTER TABLE sealed_partitions
     ADD COLUMN packed_at         TIMESTAMPTZ,
     ADD COLUMN bytes_before_pack BIGINT,
     ADD COLUMN bytes_after_pack  BIGINT,
+    ADD COLUMN pack_attempts     INTEGER NOT NULL DEFAULT 0,
     ADD COLUMN pack_error        TEXT;

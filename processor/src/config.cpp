@@ -61,7 +61,8 @@ bool load_config(int argc, const char* const* argv, ProcessorConfig& config) {
               "partitions past it are looked up in full (0 = no filters)");
   reader.size("EVENTS_PACK_MAX_BYTES", &config.partitions.pack_max_bytes, 0, std::size_t{1} << 50,
               "sealed partitions up to this size get their indexes rebuilt full (REINDEX "
-              "CONCURRENTLY, about 15% less disk); larger ones are left as they are (0 = none)");
+              "CONCURRENTLY, about 15% less disk); larger ones are left as they are, so that a "
+              "rebuild ends within its 5-minute statement timeout (0 = none)");
   reader.text("PROCESSOR_METRICS_ADDRESS", &config.metrics_address,
               "host:port for GET /metrics (Prometheus); off to disable; port 0 picks one");
   if (!reader.read(argc, argv)) {

@@ -120,8 +120,8 @@ void ProcessorMetrics::register_storage() {
   auto& packed = BuildCounter()
                      .Name(name("processor_partitions_packed_total"))
                      .Help(
-                         "Sealed partitions whose indexes were rebuilt full, by result: packed, "
-                         "failed (not tried again; the log says why)")
+                         "Rebuilds of sealed partitions' indexes, by result: packed, failed (a "
+                         "partition is tried three times at most; the log says why)")
                      .Register(*registry);
   partitions_packed = &packed.Add({{"result", "packed"}});
   partitions_pack_failed = &packed.Add({{"result", "failed"}});

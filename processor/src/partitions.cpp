@@ -7,7 +7,6 @@
 #include <ctime>
 
 #include "key_filters.hpp"
-#include "packing.hpp"
 #include "pipeline/fault.hpp"
 #include "pipeline/logging.hpp"
 #include "pipeline/timestamp.hpp"
@@ -179,21 +178,26 @@ std::vector<std::string> ensure_partitions(pqxx::connection& conn,
   return created;
 }
 
+bool try_partition_lock(pqxx::connection& conn) {
+  pqxx::nontransaction tx(conn);
+  return tx.exec("SELECT pg_try_advisory_lock(" + std::to_string(kPartitionLockKey) + ")")[0][0]
+      .as<bool>();
+}
+
+void release_partition_lock(pqxx::connection& conn) {
+  try {
+    pqxx::nontransaction tx(conn);
+    tx.exec("SELECT pg_advisory_unlock(" + std::to_string(kPartitionLockKey) + ")");
+  } catch (
+      const pqxx::broken_connection&) {  // NOLINT(bugprone-empty-catch): gone, and the lock with it
+  }
+}
+
 RetentionPass run_retention(pqxx::connection& conn, const PartitionSettings& settings,
                             bool build_filters) {
   const auto started = std::chrono::steady_clock::now();
   RetentionPass pass;
-  {
-    pqxx::nontransaction tx(conn);
-    if (!tx.exec("SELECT pg_try_advisory_lock(" + std::to_string(kPartitionLockKey) + ")")[0][0]
-             .as<bool>()) {
-      return pass;
-    }
-  }
-  const auto unlock = [&] {
-    pqxx::nontransaction tx(conn);
-    tx.exec("SELECT pg_advisory_unlock(" + std::to_string(kPartitionLockKey) + ")");
-  };
+  if (!try_partition_lock(conn)) return pass;
   try {
     pass.ran = true;
     drop_orphans(conn);
@@ -226,18 +230,16 @@ RetentionPass run_retention(pqxx::connection& conn, const PartitionSettings& set
     if (build_filters)
       pass.filtered = build_key_filters(conn, settings.seal_margin.count() * 1000,
                                         settings.key_filter_max_bytes);
-    pass.cut_rebuilds = drop_cut_rebuilds(conn);
-    pass.packed = pack_next_partition(conn, list_partitions(conn), settings.pack_max_bytes);
     pass.partitions = list_partitions(conn);
     for (const Partition& p : pass.partitions) pass.bytes += p.bytes;
   } catch (...) {
     try {
-      unlock();
-    } catch (...) {  // NOLINT(bugprone-empty-catch): the connection is gone, and the lock with it
+      release_partition_lock(conn);
+    } catch (...) {  // NOLINT(bugprone-empty-catch): the first error is the one to report
     }
     throw;
   }
-  unlock();
+  release_partition_lock(conn);
   pass.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   return pass;
 }

@@ -36,7 +36,7 @@ Processor::Processor(ProcessorConfig config)
   filters_ = std::make_shared<KeyFilters>(config_.partitions.key_filter_max_bytes);
   retention_ = std::make_unique<Retention>(config_, *metrics_, filters_);
   gaps_ = std::make_unique<DeliveryGaps>();
-  retention_->pass();
+  retention_->pass(/*pack=*/false);
   if (config_.metrics_address != "off") {
     exposer_ = std::make_unique<prometheus::Exposer>(config_.metrics_address);
     exposer_->RegisterCollectable(metrics_->registry);
@@ -71,6 +71,8 @@ void Processor::start() {
 
 void Processor::stop() {
   stopping_ = true;
+  // A rebuild may take minutes: cancelled, so that the stop does not wait.
+  if (retention_ && retention_thread_.joinable()) retention_->interrupt();
   for (auto& worker : workers_) {
     if (worker.joinable()) worker.join();
   }

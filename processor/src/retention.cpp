@@ -32,13 +32,58 @@ Retention::Retention(const ProcessorConfig& config, ProcessorMetrics& metrics,
   metrics_.events_max_bytes->Set(static_cast<double>(config.partitions.max_bytes));
 }
 
-bool Retention::pass() {
+bool Retention::pass(bool pack) {
+  if (!retain()) return false;
+  return !pack || interrupted_.load() || this->pack();
+}
+
+void Retention::interrupt() {
+  interrupted_ = true;
+  const std::lock_guard<std::mutex> lock(conn_mutex_);
+  if (!conn_) return;
   try {
-    if (!conn_ || !conn_->is_open()) {
-      conn_ = std::make_unique<pqxx::connection>(config_.common.database_url);
-      pqxx::nontransaction tx(*conn_);
-      tx.exec("SET statement_timeout = '" + std::to_string(kPassLimit.count()) + "min'");
+    conn_->cancel_query();  // PQcancel: whatever statement runs now, if any
+  } catch (const std::exception& e) {
+    log::warn("retention_cancel_failed", {{"error", log::first_line(e.what())}});
+  }
+}
+
+void Retention::connect() {
+  const std::lock_guard<std::mutex> lock(conn_mutex_);
+  if (conn_ && conn_->is_open()) return;
+  conn_ = std::make_unique<pqxx::connection>(config_.common.database_url);
+  pqxx::nontransaction tx(*conn_);
+  tx.exec("SET statement_timeout = '" + std::to_string(kPassLimit.count()) + "min'");
+}
+
+void Retention::disconnect() {
+  const std::lock_guard<std::mutex> lock(conn_mutex_);
+  conn_.reset();
+}
+
+bool Retention::pack() {
+  try {
+    connect();
+    // Its own time limit: the rebuild may take the whole statement timeout,
+    // whatever the retention pass before it took.
+    const pipeline::db::Deadline deadline(*conn_, 2 * kPassLimit + std::chrono::seconds(5));
+    report_pack(run_pack(*conn_, config_.partitions, interrupted_));
+    return true;
+  } catch (const std::exception& e) {
+    disconnect();
+    if (interrupted_.load()) {
+      log::info("partition_pack_interrupted", {{"error", log::first_line(e.what())}});
+      return true;
     }
+    metrics_.retention_failures->Increment();
+    log::warn("partition_pack_failed", {{"error", log::first_line(e.what())}});
+    return false;
+  }
+}
+
+bool Retention::retain() {
+  try {
+    connect();
     const pipeline::db::Deadline deadline(*conn_, kPassLimit + std::chrono::seconds(5));
     const RetentionPass pass = run_retention(*conn_, config_.partitions, filters_ != nullptr);
     if (filters_) {
@@ -52,10 +97,6 @@ bool Retention::pass() {
     if (!pass.filtered.empty()) {
       log::info("key_filters_built", {{"partitions", names(pass.filtered)}});
     }
-    if (!pass.cut_rebuilds.empty()) {
-      log::warn("cut_rebuilds_dropped", {{"indexes", names(pass.cut_rebuilds)}});
-    }
-    if (pass.packed) report_pack(*pass.packed);
     metrics_.event_partitions->Set(static_cast<double>(pass.partitions.size()));
     metrics_.events_bytes->Set(static_cast<double>(pass.bytes));
     metrics_.retention_pass_seconds->Set(pass.seconds);
@@ -77,17 +118,24 @@ bool Retention::pass() {
     }
     return true;
   } catch (const std::exception& e) {
-    conn_.reset();
+    disconnect();
     metrics_.retention_failures->Increment();
     log::warn("retention_failed", {{"error", log::first_line(e.what())}});
     return false;
   }
 }
 
-void Retention::report_pack(const PackedPartition& packed) const {
+void Retention::report_pack(const PackPass& pass) const {
+  if (!pass.cut_rebuilds.empty()) {
+    log::warn("cut_rebuilds_dropped", {{"indexes", names(pass.cut_rebuilds)}});
+  }
+  if (!pass.packed) return;
+  const PackedPartition& packed = *pass.packed;
   if (!packed.error.empty()) {
     metrics_.partitions_pack_failed->Increment();
     log::warn("partition_pack_failed", {{"partition", packed.name},
+                                        {"attempt", packed.attempt},
+                                        {"attempts", kPackAttempts},
                                         {"bytes", packed.bytes_before},
                                         {"seconds", packed.seconds},
                                         {"error", packed.error}});
@@ -99,12 +147,14 @@ void Retention::report_pack(const PackedPartition& packed) const {
         static_cast<double>(packed.bytes_before - packed.bytes_after));
   }
   log::info("partition_packed", {{"partition", packed.name},
+                                 {"attempt", packed.attempt},
                                  {"bytes_before", packed.bytes_before},
                                  {"bytes_after", packed.bytes_after},
                                  {"seconds", packed.seconds}});
 }
 
 void Retention::run(const std::atomic<bool>& stopping) {
+  interrupted_ = false;  // started again after a stop
   while (!stopping.load()) {
     sleep_unless_stopping(stopping, config_.retention_check_interval);
     if (!stopping.load()) pass();

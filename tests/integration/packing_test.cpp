@@ -1,19 +1,22 @@
 // Sealed partitions packed (migrations/0009, processor/src/packing.hpp)
 // against a real PostgreSQL: a packed partition keeps its rows, its indexes
 // and its pages' answers and takes less, with inserts and queries going on;
-// a rebuild cut short (its connection terminated) leaves invalid copies that
-// the next pass drops before it packs again; a failed rebuild is recorded
-// and not tried again; a partition over EVENTS_PACK_MAX_BYTES, or whose
-// rebuild could outlast the partitions made ahead, is left.
+// a rebuild cut short (its session terminated) leaves invalid copies that
+// the next pass drops before it packs again; one cancelled at shutdown
+// drops its copies and records no failure; a failed rebuild is recorded and
+// tried three times at most; a partition over EVENTS_PACK_MAX_BYTES, or
+// whose rebuild could outlast the partitions made ahead, is left.
 #include <gtest/gtest.h>
 
 #include <pqxx/pqxx>
 
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <set>
 #include <thread>
 
+#include "packing.hpp"
 #include "pipeline/database.hpp"
 #include "pipeline_fixture.hpp"
 #include "processor/partitions.hpp"
@@ -67,11 +70,14 @@ class Packing : public ::testing::Test {
     return out;
   }
 
+  // Those of events_legacy and of its TOAST table.
   std::set<std::string> invalid_indexes() {
     std::set<std::string> out;
     pqxx::nontransaction tx(*conn_);
-    for (const auto& row : tx.exec("SELECT indexrelid::regclass::text FROM pg_index "
-                                   "WHERE indrelid = 'events_legacy'::regclass AND NOT indisvalid"))
+    for (const auto& row : tx.exec(
+             "SELECT indexrelid::regclass::text FROM pg_index WHERE NOT indisvalid AND indrelid "
+             "IN ('events_legacy'::regclass, (SELECT reltoastrelid FROM pg_class "
+             "WHERE oid = 'events_legacy'::regclass))"))
       out.insert(row[0].as<std::string>());
     return out;
   }
@@ -87,17 +93,41 @@ class Packing : public ::testing::Test {
     return out;
   }
 
+  // "packed", the last failure or "waiting", then " after N" attempts.
   std::string pack_state() {
     pqxx::nontransaction tx(*conn_);
     const auto row = tx.exec1(
-        "SELECT coalesce(pack_error, CASE WHEN packed_at IS NULL THEN 'waiting' "
-        "ELSE 'packed' END) FROM sealed_partitions WHERE partition = 'events_legacy'");
+        "SELECT CASE WHEN packed_at IS NOT NULL THEN 'packed' ELSE coalesce(pack_error, "
+        "'waiting') END || ' after ' || pack_attempts FROM sealed_partitions "
+        "WHERE partition = 'events_legacy'");
     return row[0].as<std::string>();
+  }
+
+  // A retention pass (the first seals events_legacy), then a packing pass,
+  // as the processor runs them.
+  processor::PackPass pass_and_pack(pqxx::connection& conn, const std::atomic<bool>& interrupted) {
+    processor::run_retention(conn, settings_);
+    return processor::run_pack(conn, settings_, interrupted);
+  }
+  processor::PackPass pass_and_pack() { return pass_and_pack(*conn_, go_on_); }
+
+  // Waits (at most 60 s) until a rebuild of events_legacy builds copies of
+  // its indexes, then runs `cut`. False when none was seen.
+  bool cut_while_rebuilding(const std::function<void()>& cut) {
+    for (const auto deadline = std::chrono::steady_clock::now() + 60s;
+         std::chrono::steady_clock::now() < deadline; std::this_thread::sleep_for(2ms)) {
+      if (scalar("SELECT count(*) FROM pg_class WHERE relname LIKE 'events_legacy%ccnew%'") > 0) {
+        cut();
+        return true;
+      }
+    }
+    return false;
   }
 
   std::string db_;
   std::unique_ptr<pqxx::connection> conn_;
   processor::PartitionSettings settings_;
+  const std::atomic<bool> go_on_{false};
 };
 
 TEST_F(Packing, APackedPartitionKeepsItsRowsAndIndexesAndTakesLess) {
@@ -127,7 +157,7 @@ TEST_F(Packing, APackedPartitionKeepsItsRowsAndIndexesAndTakesLess) {
         const bool rebuilding =
             tx.exec1(
                   "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'REINDEX%' "
-                  "AND state = 'active'")[0]
+                  "AND state = 'active' AND datname = current_database()")[0]
                 .as<int>() > 0;
         ++rounds;
         if (rebuilding) ++rounds_during_rebuild;
@@ -136,7 +166,7 @@ TEST_F(Packing, APackedPartitionKeepsItsRowsAndIndexesAndTakesLess) {
       failure = e.what();
     }
   });
-  const processor::RetentionPass pass = processor::run_retention(*conn_, settings_);
+  const processor::PackPass pass = pass_and_pack();
   done = true;
   traffic.join();
 
@@ -146,7 +176,8 @@ TEST_F(Packing, APackedPartitionKeepsItsRowsAndIndexesAndTakesLess) {
   EXPECT_EQ(pass.packed->name, "events_legacy");
   EXPECT_EQ(pass.packed->error, "");
   EXPECT_LT(pass.packed->bytes_after, pass.packed->bytes_before);
-  EXPECT_EQ(pack_state(), "packed");
+  EXPECT_EQ(pass.packed->attempt, 1);
+  EXPECT_EQ(pack_state(), "packed after 1");
   EXPECT_LT(scalar("SELECT pg_indexes_size('events_legacy')"), index_bytes * 9 / 10);
   // The same indexes by name, each now filled full; nothing left over.
   std::set<std::string> packed;
@@ -158,7 +189,7 @@ TEST_F(Packing, APackedPartitionKeepsItsRowsAndIndexesAndTakesLess) {
   EXPECT_EQ(scalar("SELECT count(*) FROM events_legacy"), 50'000);
   EXPECT_EQ(newest("topic-3"), page);
   // Once.
-  EXPECT_FALSE(processor::run_retention(*conn_, settings_).packed.has_value());
+  EXPECT_FALSE(pass_and_pack().packed.has_value());
 }
 
 TEST_F(Packing, ARebuildCutShortIsDroppedAndTheNextPassPacks) {
@@ -168,39 +199,64 @@ TEST_F(Packing, ARebuildCutShortIsDroppedAndTheNextPassPacks) {
   const int pid = victim->backendpid();
   std::thread cut_pass([&] {
     try {
-      processor::run_retention(*victim, settings_);
-    } catch (const std::exception&) {  // NOLINT(bugprone-empty-catch): its connection is cut
+      pass_and_pack(*victim, go_on_);
+    } catch (const std::exception&) {  // NOLINT(bugprone-empty-catch): its session is terminated
     }
   });
-  // Its connection terminated once copies of the indexes are being built.
-  bool cut = false;
-  for (const auto deadline = std::chrono::steady_clock::now() + 60s;
-       !cut && std::chrono::steady_clock::now() < deadline; std::this_thread::sleep_for(2ms)) {
-    if (scalar("SELECT count(*) FROM pg_class WHERE relname LIKE 'events_legacy%ccnew%'") > 0) {
-      cut = scalar("SELECT pg_terminate_backend(" + std::to_string(pid) + ")::int") == 1;
-    }
-  }
+  bool terminated = false;
+  const bool seen = cut_while_rebuilding([&] {
+    terminated = scalar("SELECT pg_terminate_backend(" + std::to_string(pid) + ")::int") == 1;
+  });
   cut_pass.join();
-  ASSERT_TRUE(cut) << "no rebuild was seen, or its session could not be terminated";
+  ASSERT_TRUE(seen && terminated) << "no rebuild was seen, or its session was not terminated";
   const std::set<std::string> left = invalid_indexes();
-  ASSERT_FALSE(left.empty()) << "the rebuild ended before its connection was cut";
-  EXPECT_EQ(pack_state(), "waiting");
+  ASSERT_FALSE(left.empty()) << "the rebuild ended before its session was terminated";
+  EXPECT_EQ(pack_state(), "waiting after 1");  // counted before it started
 
-  const processor::RetentionPass again = processor::run_retention(*conn_, settings_);
+  const processor::PackPass again = pass_and_pack();
   EXPECT_EQ(std::set<std::string>(again.cut_rebuilds.begin(), again.cut_rebuilds.end()), left);
   ASSERT_TRUE(again.packed.has_value());
   EXPECT_EQ(again.packed->error, "");
-  EXPECT_EQ(pack_state(), "packed");
+  EXPECT_EQ(pack_state(), "packed after 2");
   EXPECT_EQ(invalid_indexes(), std::set<std::string>{});
   EXPECT_EQ(btrees().size(), before.size());
   EXPECT_EQ(scalar("SELECT count(*) FROM events_legacy"), 200'000);
 }
 
-TEST_F(Packing, AFailedRebuildIsRecordedAndNotTriedAgain) {
+TEST_F(Packing, ARebuildCancelledAtShutdownDropsItsCopiesAndIsNoFailure) {
+  fill(200'000);
+  auto processor = connect();
+  std::atomic<bool> interrupted{false};
+  std::string thrown;
+  std::thread packing([&] {
+    try {
+      pass_and_pack(*processor, interrupted);
+    } catch (const std::exception& e) {
+      thrown = e.what();
+    }
+  });
+  // What Retention::interrupt() does: the flag, then PQcancel from another
+  // thread.
+  const bool seen = cut_while_rebuilding([&] {
+    interrupted = true;
+    processor->cancel_query();
+  });
+  packing.join();
+  ASSERT_TRUE(seen) << "no rebuild was seen";
+  EXPECT_NE(thrown.find("canceling statement due to user request"), std::string::npos) << thrown;
+  EXPECT_EQ(invalid_indexes(), std::set<std::string>{});
+  EXPECT_EQ(pack_state(), "waiting after 1");
+  const processor::PackPass again = pass_and_pack();
+  ASSERT_TRUE(again.packed.has_value());
+  EXPECT_TRUE(again.cut_rebuilds.empty());
+  EXPECT_EQ(pack_state(), "packed after 2");
+}
+
+TEST_F(Packing, AFailedRebuildIsRecordedAndTriedThreeTimesAtMost) {
   fill(1'000);
   settings_.pack_max_bytes = 1;  // over EVENTS_PACK_MAX_BYTES: left as it is
-  EXPECT_FALSE(processor::run_retention(*conn_, settings_).packed.has_value());
-  EXPECT_EQ(pack_state(), "waiting");
+  EXPECT_FALSE(pass_and_pack().packed.has_value());
+  EXPECT_EQ(pack_state(), "waiting after 0");
 
   settings_.pack_max_bytes = processor::PartitionSettings{}.pack_max_bytes;
   auto holder = connect();
@@ -210,17 +266,19 @@ TEST_F(Packing, AFailedRebuildIsRecordedAndNotTriedAgain) {
     pqxx::nontransaction tx(*conn_);
     tx.exec("SET lock_timeout = '200ms'");
   }
-  const processor::RetentionPass pass = processor::run_retention(*conn_, settings_);
+  for (int attempt = 1; attempt <= processor::kPackAttempts; ++attempt) {
+    const processor::PackPass pass = pass_and_pack();
+    ASSERT_TRUE(pass.packed.has_value());
+    EXPECT_EQ(pass.packed->attempt, attempt);
+    EXPECT_NE(pass.packed->error.find("lock timeout"), std::string::npos) << pass.packed->error;
+    EXPECT_EQ(pack_state(), pass.packed->error + " after " + std::to_string(attempt));
+  }
   hold.abort();
-  ASSERT_TRUE(pass.packed.has_value());
-  EXPECT_NE(pass.packed->error.find("lock timeout"), std::string::npos) << pass.packed->error;
-  EXPECT_EQ(pack_state(), pass.packed->error);
-  EXPECT_EQ(invalid_indexes(), std::set<std::string>{});
   {
     pqxx::nontransaction tx(*conn_);
     tx.exec("SET lock_timeout = 0");
   }
-  EXPECT_FALSE(processor::run_retention(*conn_, settings_).packed.has_value());
+  EXPECT_FALSE(pass_and_pack().packed.has_value());  // out of attempts
   EXPECT_EQ(scalar("SELECT count(*) FROM events_legacy"), 1'000);
 }
 
@@ -241,14 +299,14 @@ TEST_F(Packing, APartitionIsLeftWhileItsRebuildCouldOutlastThePartitionsAhead) {
   // machine's pace could outlast them, and no processor makes more while
   // it holds the partition lock.
   partitions_ahead(1s);
-  EXPECT_FALSE(processor::run_retention(*conn_, settings_).packed.has_value());
-  EXPECT_EQ(pack_state(), "waiting");
+  EXPECT_FALSE(pass_and_pack().packed.has_value());
+  EXPECT_EQ(pack_state(), "waiting after 0");
   // Thirty minutes ahead, it is packed.
   partitions_ahead(10min);
-  const processor::RetentionPass pass = processor::run_retention(*conn_, settings_);
+  const processor::PackPass pass = pass_and_pack();
   ASSERT_TRUE(pass.packed.has_value());
   EXPECT_EQ(pass.packed->error, "");
-  EXPECT_EQ(pack_state(), "packed");
+  EXPECT_EQ(pack_state(), "packed after 1");
 }
 
 }  // namespace

@@ -30,8 +30,9 @@ struct PartitionSettings {
   std::size_t key_filter_max_bytes = std::size_t{256} << 20;
   /// Sealed partitions up to this size are packed (processor/src/
   /// packing.hpp), one per pass; larger ones are left as they are, so that
-  /// a rebuild ends well within a pass's statement timeout (0: none).
-  std::size_t pack_max_bytes = std::size_t{8} << 30;
+  /// a rebuild at a slow 20 MiB/s (3.4 minutes) ends within the pack's
+  /// 5-minute statement timeout (0: none).
+  std::size_t pack_max_bytes = std::size_t{4} << 30;
   /// Partitions are made this many intervals ahead of now.
   int ahead = 3;
 };

@@ -26,29 +26,24 @@ struct Partition {
   bool detach_pending = false;              ///< a DETACH CONCURRENTLY was cut short
 };
 
-/// One sealed partition packed, or tried (processor/src/packing.hpp).
-struct PackedPartition {
-  std::string name;
-  std::uint64_t bytes_before = 0;
-  std::uint64_t bytes_after = 0;  ///< 0 when it failed
-  double seconds = 0;
-  std::string error;  ///< why it failed (recorded: not tried again); empty when packed
-};
-
 /// What one retention pass did.
 struct RetentionPass {
   bool ran = false;  ///< false: another processor holds the lock
   std::vector<std::string> created;
   std::vector<std::string> dropped_by_age;
   std::vector<std::string> dropped_by_size;
-  std::vector<std::string> sealed;        ///< partitions sealed now (their range of ts recorded)
-  std::vector<std::string> filtered;      ///< sealed partitions whose key filter was built
-  std::vector<std::string> cut_rebuilds;  ///< indexes left by a rebuild cut short, dropped
-  std::optional<PackedPartition> packed;  ///< the partition packed (or tried) by this pass
-  std::vector<Partition> partitions;      ///< attached after the pass, oldest first
-  std::uint64_t bytes = 0;                ///< of those
+  std::vector<std::string> sealed;    ///< partitions sealed now (their range of ts recorded)
+  std::vector<std::string> filtered;  ///< sealed partitions whose key filter was built
+  std::vector<Partition> partitions;  ///< attached after the pass, oldest first
+  std::uint64_t bytes = 0;            ///< of those
   double seconds = 0;
 };
+
+/// The partition lock, a session-level advisory lock: one session at a time
+/// makes, drops, seals and packs partitions. False while another holds it.
+bool try_partition_lock(pqxx::connection& conn);
+/// Releases it; a lost connection released it already (not thrown).
+void release_partition_lock(pqxx::connection& conn);
 
 /// The database's clock (clock_timestamp()), in microseconds since the epoch.
 std::int64_t database_now_micros(pqxx::connection& conn);
@@ -72,8 +67,7 @@ std::vector<std::string> ensure_partitions(pqxx::connection& conn,
 /// by size. Skipped (ran = false) while another session holds the lock.
 /// Throws pqxx errors; the next pass takes over.
 /// `build_filters`: and builds the key filters of the sealed partitions
-/// (processor/src/key_filters.hpp). Then packs one sealed partition
-/// (processor/src/packing.hpp).
+/// (processor/src/key_filters.hpp).
 RetentionPass run_retention(pqxx::connection& conn, const PartitionSettings& settings,
                             bool build_filters = false);
 
