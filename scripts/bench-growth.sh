@@ -31,7 +31,13 @@
 # Writes bench-results/growth.json and prints the table (also in
 # bench-results/growth.md). Environment: BUILD_DIR, GROWTH_CHECKPOINTS,
 # GROWTH_RATE (0: unbounded), GROWTH_PARTITION_INTERVAL, GROWTH_RESTARTS
-# (below), GROWTH_KEEP=1 (keep the raw outputs).
+# (below), GROWTH_STATEMENTS=1 (below), GROWTH_KEEP=1 (keep the raw outputs).
+#
+# GROWTH_STATEMENTS=1: PostgreSQL runs with pg_stat_statements (planning
+# time too), and each set of probes reports the time per call of the
+# statements that took the most, so that a run shows which statement's cost
+# grows with the table (a few % of overhead: compare runs with the same
+# setting).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -53,6 +59,10 @@ stack_ports
 export EVENTS_RETENTION=0 EVENTS_MAX_BYTES=0
 export EVENTS_PARTITION_INTERVAL=${GROWTH_PARTITION_INTERVAL:-5m}
 export STREAM_MAX_BYTES=$((16 << 30))
+statements=${GROWTH_STATEMENTS:-0}
+if [[ $statements == 1 ]]; then
+  export PG_SERVER_OPTIONS="-c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.track_planning=on"
+fi
 unset NATS_URL DATABASE_URL
 url=http://127.0.0.1:$INGEST_HTTP_PORT
 pg_bin=${PG_BINDIR:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)}
@@ -67,6 +77,7 @@ trap 'exit 143' TERM INT
 
 echo "growth: fresh stack in $run_dir; checkpoints: $checkpoints rows"
 "$root/scripts/stack.sh" start >"$run_dir/stack-start.log" || { cat "$run_dir/stack-start.log"; exit 1; }
+if [[ $statements == 1 ]]; then psql_events -c "CREATE EXTENSION IF NOT EXISTS pg_stat_statements"; fi
 
 rows() { psql_events -c "SELECT count(*) FROM events"; }
 # No autovacuum worker left (at most 10 minutes), then a CHECKPOINT.
@@ -87,6 +98,7 @@ field() { python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print(eva
 probes() {
   local label=$1 probe
   rates=()
+  if [[ $statements == 1 ]]; then psql_events -c "SELECT pg_stat_statements_reset()" >/dev/null; fi
   cpu_snapshot >"$run_dir/cpu_before_$label"
   for probe in 1 2 3; do
     "$bin/loadgen" --url="$url" --events=200000 --duplicates=0.3 --batch=100 --connections=8 \
@@ -104,6 +116,17 @@ print(" / ".join("%.0f" % us(n) for n in ("nats", "postgres", "ingest", "process
 ' "$run_dir/cpu_before_$label" "$run_dir/cpu_after_$label" "$(getconf CLK_TCK)")
   rate=$(printf '%s\n' "${rates[@]}" | sort -n | sed -n 2p)
   echo "growth: probes ${rates[*]} events/s"
+  if [[ $statements == 1 ]]; then
+    echo "$label" >>"$run_dir/statement_labels"
+    psql_events -c "SELECT coalesce(json_agg(s), '[]') FROM (
+      SELECT left(regexp_replace(query, '\s+', ' ', 'g'), 80) AS query, calls,
+             round((total_exec_time / calls)::numeric, 3) AS exec_ms,
+             round((total_plan_time / greatest(plans, 1))::numeric, 3) AS plan_ms,
+             round((total_exec_time + total_plan_time)::numeric) AS total_ms
+      FROM pg_stat_statements
+      WHERE dbid = (SELECT oid FROM pg_database WHERE datname = 'events') AND calls > 0
+      ORDER BY total_exec_time + total_plan_time DESC LIMIT 10) s" >"$run_dir/statements_$label.json"
+  fi
 }
 
 results=()
@@ -195,6 +218,25 @@ during=$(field "$run_dir/load_during.json" "'%.1f / %.1f ms' % (d['latency_ms'][
   printf '%s\n' "${results[@]}"
   echo
   echo "Retention pass under load: partition $oldest ($oldest_rows rows) detached CONCURRENTLY in $detach s, dropped in $drop s; publishes (batches of 100, 8 connections) p99 / max latency $before before, $during during the pass."
+  if [[ $statements == 1 ]]; then
+    echo
+    python3 - "$run_dir" <<'EOF'
+import json, os, sys
+d = sys.argv[1]
+labels = open(os.path.join(d, "statement_labels")).read().split()
+runs = {l: {s["query"]: s for s in json.load(open(os.path.join(d, f"statements_{l}.json")))}
+        for l in labels}
+queries = sorted(set(q for r in runs.values() for q in r),
+                 key=lambda q: -runs[labels[-1]].get(q, {"total_ms": 0})["total_ms"])
+print("PostgreSQL statements over each set of probes (pg_stat_statements): execution / planning ms per call (calls)")
+print()
+print("| Statement | " + " | ".join(labels) + " |")
+print("|---|" + "---:|" * len(labels))
+for q in queries:
+    cell = lambda s: "%.3f / %.3f (%d)" % (s["exec_ms"], s["plan_ms"], s["calls"]) if s else ""
+    print("| `%s` | " % q.replace("|", "/") + " | ".join(cell(runs[l].get(q)) for l in labels) + " |")
+EOF
+  fi
 } | tee "$run_dir/growth.md"
 mkdir -p bench-results
 cp "$run_dir/growth.md" bench-results/growth.md
@@ -208,7 +250,9 @@ for path in sorted(glob.glob(os.path.join(d, "storage_*.json")), key=lambda p: i
     load = lambda name: json.load(open(os.path.join(d, f"{name}_{n}.json")))
     out["checkpoints"].append({"target_rows": int(n), "storage": load("storage"),
                                "probes": [probe(n, i) for i in (1, 2, 3)],
-                               "query": load("query")})
+                               "query": load("query"),
+                               "statements": (load("statements") if os.path.exists(
+                                   os.path.join(d, f"statements_{n}.json")) else None)})
 restarts = os.path.join(d, "restarts")
 names = open(restarts).read().split() if os.path.exists(restarts) else []
 out["restarts"] = [{"restarted": name, "probes": [probe("restart_" + name, i) for i in (1, 2, 3)]}

@@ -10,6 +10,9 @@
 #   scripts/stack.sh stop NAME...  stop only these (ingest, processor,
 #                            postgres, nats); start brings them back
 #   scripts/stack.sh status  show what runs
+#
+# PG_SERVER_OPTIONS: more options for the PostgreSQL server when it starts
+# ("-c name=value ..."; scripts/bench-growth.sh uses it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -109,7 +112,7 @@ start_postgres() {
     echo "  postgresql   running"
   else
     as_pg "$PG_BIN/pg_ctl" -D "$PG_DATA" -l "$PG_DATA/server.log" -w -t 60 \
-      -o "-p $PG_PORT -k $PG_DATA -c listen_addresses=127.0.0.1" start >/dev/null
+      -o "-p $PG_PORT -k $PG_DATA -c listen_addresses=127.0.0.1 ${PG_SERVER_OPTIONS:-}" start >/dev/null
     echo "  postgresql   started on 127.0.0.1:$PG_PORT (data $PG_DATA)"
   fi
   local exists
