@@ -137,23 +137,15 @@ PackedPartition pack(pqxx::connection& conn, const Partition& partition, int att
 PackPass run_pack(pqxx::connection& conn, const PartitionSettings& settings,
                   const std::atomic<bool>& interrupted) {
   PackPass pass;
-  if (settings.pack_max_bytes == 0 || !try_partition_lock(conn)) return pass;
-  try {
-    pass.ran = true;
+  if (settings.pack_max_bytes == 0) return pass;
+  pass.ran = under_partition_lock(conn, [&] {
     pass.cut_rebuilds = drop_cut_rebuilds(conn);
     int attempts = 0;
     const std::vector<Partition> partitions = list_partitions(conn);
     if (const Partition* next = choose(conn, partitions, settings, attempts)) {
       pass.packed = pack(conn, *next, attempts, interrupted);
     }
-  } catch (...) {
-    try {
-      release_partition_lock(conn);
-    } catch (...) {  // NOLINT(bugprone-empty-catch): the first error is the one to report
-    }
-    throw;
-  }
-  release_partition_lock(conn);
+  });
   return pass;
 }
 

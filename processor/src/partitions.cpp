@@ -178,28 +178,35 @@ std::vector<std::string> ensure_partitions(pqxx::connection& conn,
   return created;
 }
 
-bool try_partition_lock(pqxx::connection& conn) {
-  pqxx::nontransaction tx(conn);
-  return tx.exec("SELECT pg_try_advisory_lock(" + std::to_string(kPartitionLockKey) + ")")[0][0]
-      .as<bool>();
-}
-
-void release_partition_lock(pqxx::connection& conn) {
-  try {
+bool under_partition_lock(pqxx::connection& conn, const std::function<void()>& work) {
+  {
+    pqxx::nontransaction tx(conn);
+    if (!tx.exec("SELECT pg_try_advisory_lock(" + std::to_string(kPartitionLockKey) + ")")[0][0]
+             .as<bool>())
+      return false;
+  }
+  const auto unlock = [&] {
     pqxx::nontransaction tx(conn);
     tx.exec("SELECT pg_advisory_unlock(" + std::to_string(kPartitionLockKey) + ")");
-  } catch (
-      const pqxx::broken_connection&) {  // NOLINT(bugprone-empty-catch): gone, and the lock with it
+  };
+  try {
+    work();
+  } catch (...) {
+    try {
+      unlock();
+    } catch (...) {  // NOLINT(bugprone-empty-catch): the first error is the one to report
+    }
+    throw;
   }
+  unlock();
+  return true;
 }
 
 RetentionPass run_retention(pqxx::connection& conn, const PartitionSettings& settings,
                             bool build_filters) {
   const auto started = std::chrono::steady_clock::now();
   RetentionPass pass;
-  if (!try_partition_lock(conn)) return pass;
-  try {
-    pass.ran = true;
+  pass.ran = under_partition_lock(conn, [&] {
     drop_orphans(conn);
     pass.created = ensure_partitions(conn, settings);
     const auto partitions = list_partitions(conn);
@@ -232,14 +239,8 @@ RetentionPass run_retention(pqxx::connection& conn, const PartitionSettings& set
                                         settings.key_filter_max_bytes);
     pass.partitions = list_partitions(conn);
     for (const Partition& p : pass.partitions) pass.bytes += p.bytes;
-  } catch (...) {
-    try {
-      release_partition_lock(conn);
-    } catch (...) {  // NOLINT(bugprone-empty-catch): the first error is the one to report
-    }
-    throw;
-  }
-  release_partition_lock(conn);
+  });
+  if (!pass.ran) return pass;
   pass.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   return pass;
 }

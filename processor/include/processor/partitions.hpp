@@ -7,6 +7,7 @@
 // finished by the next pass.
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -39,11 +40,11 @@ struct RetentionPass {
   double seconds = 0;
 };
 
-/// The partition lock, a session-level advisory lock: one session at a time
-/// makes, drops, seals and packs partitions. False while another holds it.
-bool try_partition_lock(pqxx::connection& conn);
-/// Releases it; a lost connection released it already (not thrown).
-void release_partition_lock(pqxx::connection& conn);
+/// Runs `work` under the partition lock, a session-level advisory lock: one
+/// session at a time makes, drops, seals and packs partitions. False, and
+/// `work` not run, while another session holds it. Throws what `work`
+/// throws, the lock released (or gone with the connection).
+bool under_partition_lock(pqxx::connection& conn, const std::function<void()>& work);
 
 /// The database's clock (clock_timestamp()), in microseconds since the epoch.
 std::int64_t database_now_micros(pqxx::connection& conn);
