@@ -91,7 +91,7 @@ PackedPartition pack(pqxx::connection& conn, const Partition& partition, int att
   PackedPartition packed;
   packed.name = partition.name;
   packed.attempt = attempts + 1;
-  packed.bytes_before = total_bytes(conn, partition.name);
+  packed.bytes_before = partition.bytes;  // as listed just now
   {
     pqxx::nontransaction tx(conn);
     tx.exec_params(
