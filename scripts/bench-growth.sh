@@ -14,10 +14,11 @@
 # each checkpoint, once PostgreSQL is quiet (no autovacuum worker left, at
 # most 10 minutes, then a CHECKPOINT: every checkpoint measured alike, not
 # one of them beside the vacuum of the partitions just filled):
-#   - store rate: three probe runs of 200,000 events (30% duplicates)
-#     through the whole pipeline, end-to-end events/s (loadgen's exact
-#     /stats check): the median of the three; and the CPU each server
-#     process spent on them per event;
+#   - store rate: GROWTH_PROBES (default 5) probe runs of 200,000 events
+#     (30% duplicates) through the whole pipeline, end-to-end events/s
+#     (loadgen's exact /stats check): their median (one probe that overlaps
+#     a partition's rebuild or filter build does not move it); and the CPU
+#     each server process spent on them per event;
 #   - GET /events?topic=...&limit=100&order=desc (the newest 100 of a
 #     topic), 4 connections for 10 s: p50 / p99 / max;
 #   - bytes per stored event in PostgreSQL (scripts/bench/storage.sql), the
@@ -30,7 +31,7 @@
 #
 # Writes bench-results/growth.json and prints the table (also in
 # bench-results/growth.md). Environment: BUILD_DIR, GROWTH_CHECKPOINTS,
-# GROWTH_RATE (0: unbounded), GROWTH_PARTITION_INTERVAL, GROWTH_RESTARTS
+# GROWTH_RATE (0: unbounded), GROWTH_PARTITION_INTERVAL, GROWTH_PROBES, GROWTH_RESTARTS
 # (below), GROWTH_STATEMENTS=1 (below), GROWTH_KEEP=1 (keep the raw outputs).
 #
 # GROWTH_STATEMENTS=1: PostgreSQL runs with pg_stat_statements (planning
@@ -45,6 +46,8 @@ build=${BUILD_DIR:-$root/build}
 bin=$build/loadtest
 checkpoints=${GROWTH_CHECKPOINTS:-1000000 5000000 10000000 25000000 50000000}
 fill_rate=${GROWTH_RATE:-14000}
+probe_count=${GROWTH_PROBES:-5}
+[[ $probe_count =~ ^[1-9][0-9]*$ ]] || { echo "growth: GROWTH_PROBES must be a count of 1 or more" >&2; exit 1; }
 for exe in loadgen; do
   [[ -x $bin/$exe ]] || { echo "growth: $bin/$exe missing; run make build" >&2; exit 1; }
 done
@@ -92,15 +95,15 @@ settle() {
 }
 field() { python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))" "$@"; }
 
-# probes LABEL: three probe runs of 200,000 events (30% duplicates); sets
-# rates (all three), rate (their median) and cpu (µs per event of each server
-# process: nats-server / PostgreSQL / ingest / processor).
+# probes LABEL: GROWTH_PROBES probe runs of 200,000 events (30% duplicates);
+# sets rates (all of them), rate (their median) and cpu (µs per event of each
+# server process over them: nats-server / PostgreSQL / ingest / processor).
 probes() {
   local label=$1 probe
   rates=()
   if [[ $statements == 1 ]]; then psql_events -c "SELECT pg_stat_statements_reset()" >/dev/null; fi
   cpu_snapshot >"$run_dir/cpu_before_$label"
-  for probe in 1 2 3; do
+  for ((probe = 1; probe <= probe_count; probe++)); do
     "$bin/loadgen" --url="$url" --events=200000 --duplicates=0.3 --batch=100 --connections=8 \
       --topics=16 --payload-bytes=200 --timeout=600s --quiet \
       --json="$run_dir/probe_${label}_$probe.json" >/dev/null
@@ -111,10 +114,10 @@ probes() {
 import sys
 read = lambda path: dict(line.strip().split("=", 1) for line in open(path))
 before, after, hz = read(sys.argv[1]), read(sys.argv[2]), int(sys.argv[3])
-us = lambda name: (float(after[name]) - float(before[name])) / hz / 600000 * 1e6
+us = lambda name: (float(after[name]) - float(before[name])) / hz / (200000 * int(sys.argv[4])) * 1e6
 print(" / ".join("%.0f" % us(n) for n in ("nats", "postgres", "ingest", "processor")))
-' "$run_dir/cpu_before_$label" "$run_dir/cpu_after_$label" "$(getconf CLK_TCK)")
-  rate=$(printf '%s\n' "${rates[@]}" | sort -n | sed -n 2p)
+' "$run_dir/cpu_before_$label" "$run_dir/cpu_after_$label" "$(getconf CLK_TCK)" "$probe_count")
+  rate=$(printf '%s\n' "${rates[@]}" | sort -n | sed -n "$(((probe_count + 1) / 2))p")
   echo "growth: probes ${rates[*]} events/s"
   if [[ $statements == 1 ]]; then
     echo "$label" >>"$run_dir/statement_labels"
@@ -143,7 +146,7 @@ for target in $checkpoints; do
     echo "growth: filled in $(( $(date +%s) - start )) s"
   fi
   settle
-  echo "growth: at $(rows) rows: the newest 100 of a topic, then 3 probes of 200,000 events"
+  echo "growth: at $(rows) rows: the newest 100 of a topic, then $probe_count probes of 200,000 events"
   "$bin/loadgen" --url="$url" --get='/events?topic=loadtest.t3&limit=100&order=desc' \
     --duration=10s --connections=4 --quiet --json="$run_dir/query_$target.json" >/dev/null
   probes "$target"
@@ -243,19 +246,20 @@ cp "$run_dir/growth.md" bench-results/growth.md
 python3 - "$run_dir" >bench-results/growth.json <<'EOF'
 import glob, json, os, sys
 d = sys.argv[1]
-probe = lambda n, i: json.load(open(os.path.join(d, f"probe_{n}_{i}.json")))
+probes = lambda n: [json.load(open(p)) for p in sorted(
+    glob.glob(os.path.join(d, f"probe_{n}_*.json")), key=lambda p: int(p.split("_")[-1][:-5]))]
 out = {"checkpoints": []}
 for path in sorted(glob.glob(os.path.join(d, "storage_*.json")), key=lambda p: int(p.split("_")[-1][:-5])):
     n = path.split("_")[-1][:-5]
     load = lambda name: json.load(open(os.path.join(d, f"{name}_{n}.json")))
     out["checkpoints"].append({"target_rows": int(n), "storage": load("storage"),
-                               "probes": [probe(n, i) for i in (1, 2, 3)],
+                               "probes": probes(n),
                                "query": load("query"),
                                "statements": (load("statements") if os.path.exists(
                                    os.path.join(d, f"statements_{n}.json")) else None)})
 restarts = os.path.join(d, "restarts")
 names = open(restarts).read().split() if os.path.exists(restarts) else []
-out["restarts"] = [{"restarted": name, "probes": [probe("restart_" + name, i) for i in (1, 2, 3)]}
+out["restarts"] = [{"restarted": name, "probes": probes("restart_" + name)}
                    for name in names]
 out["retention_pass"] = {"load_before": json.load(open(os.path.join(d, "load_before.json"))),
                          "load_during": json.load(open(os.path.join(d, "load_during.json")))}

@@ -118,26 +118,32 @@ std::string timestamp_literal(const std::optional<std::int64_t>& micros) {
 
 // The stored position of each of these keys that any partition holds: the
 // partitions the filters cover only for the keys a filter may hold.
-void read_existing(pqxx::work& tx, const std::string& topics, const std::string& event_ids,
-                   const FilterSet& filters, KeyPositions& out) {
+void read_existing(pqxx::work& tx, const std::vector<std::string>& topics,
+                   const std::vector<std::string>& event_ids, const FilterSet& filters,
+                   KeyPositions& out) {
+  std::vector<std::string> keys;
   std::vector<std::string> hits[3];  // key_hash, partition start, end
-  if (filters.cut) {
-    for (const auto& row : tx.exec_prepared("batch_key_hashes", topics, event_ids)) {
-      const std::string text = row[0].as<std::string>();
-      const auto key = parse_key_hash(text);
-      for (const auto& filter : filters.filters) {
-        if (key && !filter->bloom.may_contain(*key)) continue;
-        hits[0].push_back(text);
-        hits[1].push_back(timestamp_literal(filter->from_micros));
-        hits[2].push_back(timestamp_literal(filter->to_micros));
-      }
+  keys.reserve(topics.size());
+  for (std::size_t i = 0; i < topics.size(); ++i) {
+    const KeyHash key = event_key(topics[i], event_ids[i]);
+    keys.push_back(key_text(key));
+    for (const auto& filter : filters.filters) {
+      if (!filter->bloom.may_contain(key)) continue;
+      hits[0].push_back(keys.back());
+      hits[1].push_back(timestamp_literal(filter->from_micros));
+      hits[2].push_back(timestamp_literal(filter->to_micros));
     }
   }
-  const pqxx::result found =
-      tx.exec_prepared("existing_positions", topics, event_ids, timestamp_literal(filters.cut),
-                       to_pg_array(hits[0]), to_pg_array(hits[1]), to_pg_array(hits[2]));
-  for (const auto& r : found)
-    out[{r[0].as<std::string>(), r[1].as<std::string>()}] = position_of(r, 2);
+  const auto note = [&out](const pqxx::result& found) {
+    for (const auto& r : found)
+      out[{r[0].as<std::string>(), r[1].as<std::string>()}] = position_of(r, 2);
+  };
+  note(tx.exec_prepared("existing_in_unfiltered", to_pg_array(keys),
+                        timestamp_literal(filters.cut)));
+  if (!hits[0].empty()) {
+    note(tx.exec_prepared("existing_in_filtered", to_pg_array(hits[0]), to_pg_array(hits[1]),
+                          to_pg_array(hits[2])));
+  }
 }
 
 // Inserts the first copy of each key no partition holds; settles the others.
@@ -150,13 +156,11 @@ void insert_firsts(pqxx::work& tx, const std::vector<IncomingMessage>& messages,
     keys[0].push_back(plan.rows[i].event.topic);
     keys[1].push_back(plan.rows[i].event.event_id);
   }
-  const std::string topics = to_pg_array(keys[0]);
-  const std::string event_ids = to_pg_array(keys[1]);
   if (tx.exec_prepared("near_partition_bound", bound_window_seconds)[0][0].as<bool>()) {
-    tx.exec_prepared("lock_keys", topics, event_ids);
+    tx.exec_prepared("lock_keys", to_pg_array(keys[0]), to_pg_array(keys[1]));
   }
   KeyPositions stored_at;
-  read_existing(tx, topics, event_ids, filters, stored_at);
+  read_existing(tx, keys[0], keys[1], filters, stored_at);
   std::vector<std::string> columns[7];  // topic, event_id, ts, source, payload, created, seq
   for (const std::size_t i : plan.firsts) {
     const DecodedRow& row = plan.rows[i];
@@ -172,15 +176,14 @@ void insert_firsts(pqxx::work& tx, const std::vector<IncomingMessage>& messages,
   }
   std::set<StreamPosition> inserted_positions;
   if (!columns[0].empty()) {
-    const std::string new_topics = to_pg_array(columns[0]);
-    const std::string new_ids = to_pg_array(columns[1]);
-    const pqxx::result inserted = tx.exec_prepared(
-        "insert_events", new_topics, new_ids, to_pg_array(columns[2]), to_pg_array(columns[3]),
-        to_pg_array(columns[4]), to_pg_array(columns[5]), to_pg_array(columns[6]));
+    const pqxx::result inserted =
+        tx.exec_prepared("insert_events", to_pg_array(columns[0]), to_pg_array(columns[1]),
+                         to_pg_array(columns[2]), to_pg_array(columns[3]), to_pg_array(columns[4]),
+                         to_pg_array(columns[5]), to_pg_array(columns[6]));
     for (const auto& r : inserted) inserted_positions.insert(position_of(r, 0));
     // Stored by a transaction that committed while this one waited on it.
     if (inserted.size() < columns[0].size())
-      read_existing(tx, new_topics, new_ids, filters, stored_at);
+      read_existing(tx, columns[0], columns[1], filters, stored_at);
   }
   for (const std::size_t i : plan.firsts) {
     const DecodedRow& row = plan.rows[i];

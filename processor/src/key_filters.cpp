@@ -1,10 +1,13 @@
 #include "key_filters.hpp"
 
+#include <openssl/evp.h>
+
 #include <pqxx/pqxx>
 
 #include <algorithm>
 #include <chrono>
 #include <map>
+#include <stdexcept>
 
 #include "batch_plan.hpp"
 #include "pipeline/logging.hpp"
@@ -110,6 +113,31 @@ std::optional<KeyHash> parse_key_hash(const std::string& text) {
   }
   if (n != key.size() || high >= 0) return {};
   return key;
+}
+
+KeyHash event_key(const std::string& topic, const std::string& event_id) {
+  std::string text;
+  text.reserve(topic.size() + 1 + event_id.size());
+  text.append(topic).append(1, ':').append(event_id);
+  KeyHash key{};
+  unsigned int size = 0;
+  if (EVP_Digest(text.data(), text.size(), key.data(), &size, EVP_md5(), nullptr) != 1 ||
+      size != key.size()) {
+    throw std::runtime_error("MD5 of an event key failed");
+  }
+  return key;
+}
+
+std::string key_text(const KeyHash& key) {
+  static constexpr char kDigits[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(36);
+  for (std::size_t i = 0; i < key.size(); ++i) {
+    if (i == 4 || i == 6 || i == 8 || i == 10) out += '-';
+    out += kDigits[key[i] >> 4];
+    out += kDigits[key[i] & 0xF];
+  }
+  return out;
 }
 
 KeyBloom::KeyBloom(std::uint64_t bit_count, int hashes)

@@ -36,6 +36,14 @@ using KeyHash = std::array<std::uint8_t, 16>;
 /// for anything else.
 std::optional<KeyHash> parse_key_hash(const std::string& text);
 
+/// event_key(topic, event_id) as PostgreSQL computes it (migrations/0005),
+/// here, so that a batch's lookup sends the keys rather than have each
+/// statement hash them again.
+KeyHash event_key(const std::string& topic, const std::string& event_id);
+
+/// A key as uuid text ("0123abcd-ef01-...", lower case), as PostgreSQL reads it.
+std::string key_text(const KeyHash& key);
+
 class KeyBloom {
  public:
   /// About 12 bits per key, 8 probes in one 512-bit block: about 0.4%

@@ -98,6 +98,26 @@ TEST_F(KeyFilters, ARepeatOfAKeyInASealedPartitionIsStillADuplicate) {
   EXPECT_EQ(rows("new-%"), 100);
 }
 
+// The processor hashes a batch's keys itself: its hash must be PostgreSQL's
+// event_key (the stored key_hash), whatever the text, or a repeat would be
+// looked up under another key and stored twice across partitions.
+TEST_F(KeyFilters, TheProcessorsKeyIsTheStoredKeyHash) {
+  pipeline::db::apply_migrations(*conn_);
+  const std::vector<std::pair<std::string, std::string>> keys = {
+      {"orders", "42"},
+      {"caf\u00e9", "\u00e9v\u00e9nement-\U0001F600"},
+      {"a.b-c_d", "with \"quotes\", \\backslash\\ and {braces}"},
+      {"t", std::string(300, 'x')},
+      {"t", "tab\there"}};
+  pqxx::nontransaction tx(*conn_);
+  for (const auto& [topic, event_id] : keys) {
+    EXPECT_EQ(
+        processor::key_text(processor::event_key(topic, event_id)),
+        tx.exec_params1("SELECT event_key($1, $2)::text", topic, event_id)[0].as<std::string>())
+        << topic << ":" << event_id;
+  }
+}
+
 TEST_F(KeyFilters, TheLookupSkipsWhatTheFiltersRuleOut) {
   migrate_and_fill();
   ASSERT_EQ(processor::build_key_filters(*conn_, 0).size(), 1U);

@@ -70,5 +70,15 @@ TEST(KeyHashText, ParsesWhatPostgresPrints) {
   EXPECT_FALSE(parse_key_hash("0123abcd-ef01-2345-6789-abcdef01234g"));
 }
 
+// The MD5 of "<topic>:<event_id>" as uuid text; the expected values are
+// Python's hashlib.md5 of the UTF-8 text.
+TEST(KeyHashText, EventKeyIsTheMd5OfTopicColonEventId) {
+  EXPECT_EQ(key_text(event_key("orders", "42")), "87f88d1e-f091-4d9f-6d58-99fa6b554064");
+  EXPECT_EQ(key_text(event_key("caf\u00e9", "\u00e9v\u00e9nement-\U0001F600")),
+            "89eeac25-90fc-f9a9-1ece-eec5820ca575");
+  const KeyHash key = event_key("orders", "42");
+  EXPECT_EQ(parse_key_hash(key_text(key)), key);
+}
+
 }  // namespace
 }  // namespace processor
