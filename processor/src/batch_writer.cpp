@@ -138,8 +138,8 @@ void read_existing(pqxx::work& tx, const std::vector<std::string>& topics,
     for (const auto& r : found)
       out[{r[0].as<std::string>(), r[1].as<std::string>()}] = position_of(r, 2);
   };
-  note(tx.exec_prepared("existing_in_unfiltered", to_pg_array(keys),
-                        timestamp_literal(filters.cut)));
+  note(tx.exec_params(sql::kExistingInUnfiltered, to_pg_array(keys),
+                      timestamp_literal(filters.cut)));
   if (!hits[0].empty()) {
     note(tx.exec_prepared("existing_in_filtered", to_pg_array(hits[0]), to_pg_array(hits[1]),
                           to_pg_array(hits[2])));
