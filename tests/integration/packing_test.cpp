@@ -298,8 +298,14 @@ TEST_F(Packing, APartitionIsLeftWhileItsRebuildCouldOutlastThePartitionsAhead) {
   // Partitions of a second, three ahead: a rebuild of about 60 MB at a slow
   // machine's pace could outlast them, and no processor makes more while
   // it holds the partition lock.
+  // (A partition of a second that ended meanwhile is sealed and, empty,
+  // small enough to be packed, newest first: passes until none is left.)
   partitions_ahead(1s);
-  EXPECT_FALSE(pass_and_pack().packed.has_value());
+  for (int i = 0; i < 20; ++i) {
+    const processor::PackPass pass = pass_and_pack();
+    if (!pass.packed) break;
+    ASSERT_NE(pass.packed->name, "events_legacy") << "packed with 1-second partitions ahead";
+  }
   EXPECT_EQ(pack_state(), "waiting after 0");
   // Thirty minutes ahead, it is packed.
   partitions_ahead(10min);
