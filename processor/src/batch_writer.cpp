@@ -116,33 +116,45 @@ std::string timestamp_literal(const std::optional<std::int64_t>& micros) {
   return micros ? pipeline::format_rfc3339(pipeline::UtcTimestamp{*micros}) : "-infinity";
 }
 
+// A uuid[] literal of these keys (uuid text has nothing to escape).
+std::string key_array(const std::vector<KeyHash>& keys) {
+  std::string out;
+  out.reserve(2 + keys.size() * 37);
+  out += '{';
+  for (std::size_t i = 0; i < keys.size(); ++i) {
+    if (i != 0) out += ',';
+    append_key_text(out, keys[i]);
+  }
+  out += '}';
+  return out;
+}
+
 // The stored position of each of these keys that any partition holds: the
 // partitions the filters cover only for the keys a filter may hold.
 void read_existing(pqxx::work& tx, const std::vector<std::string>& topics,
                    const std::vector<std::string>& event_ids, const FilterSet& filters,
                    KeyPositions& out) {
-  std::vector<std::string> keys;
-  std::vector<std::string> hits[3];  // key_hash, partition start, end
+  std::vector<KeyHash> keys;
+  std::vector<KeyHash> hit_keys;
+  std::vector<std::string> hit_bounds[2];  // the partition's start, end
   keys.reserve(topics.size());
   for (std::size_t i = 0; i < topics.size(); ++i) {
-    const KeyHash key = event_key(topics[i], event_ids[i]);
-    keys.push_back(key_text(key));
+    const KeyHash& key = keys.emplace_back(event_key(topics[i], event_ids[i]));
     for (const auto& filter : filters.filters) {
       if (!filter->bloom.may_contain(key)) continue;
-      hits[0].push_back(keys.back());
-      hits[1].push_back(timestamp_literal(filter->from_micros));
-      hits[2].push_back(timestamp_literal(filter->to_micros));
+      hit_keys.push_back(key);
+      hit_bounds[0].push_back(timestamp_literal(filter->from_micros));
+      hit_bounds[1].push_back(timestamp_literal(filter->to_micros));
     }
   }
   const auto note = [&out](const pqxx::result& found) {
     for (const auto& r : found)
       out[{r[0].as<std::string>(), r[1].as<std::string>()}] = position_of(r, 2);
   };
-  note(tx.exec_params(sql::kExistingInUnfiltered, to_pg_array(keys),
-                      timestamp_literal(filters.cut)));
-  if (!hits[0].empty()) {
-    note(tx.exec_prepared("existing_in_filtered", to_pg_array(hits[0]), to_pg_array(hits[1]),
-                          to_pg_array(hits[2])));
+  note(tx.exec_params(sql::kExistingInUnfiltered, key_array(keys), timestamp_literal(filters.cut)));
+  if (!hit_keys.empty()) {
+    note(tx.exec_prepared("existing_in_filtered", key_array(hit_keys), to_pg_array(hit_bounds[0]),
+                          to_pg_array(hit_bounds[1])));
   }
 }
 

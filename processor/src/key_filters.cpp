@@ -128,15 +128,19 @@ KeyHash event_key(const std::string& topic, const std::string& event_id) {
   return key;
 }
 
-std::string key_text(const KeyHash& key) {
+void append_key_text(std::string& out, const KeyHash& key) {
   static constexpr char kDigits[] = "0123456789abcdef";
-  std::string out;
-  out.reserve(36);
   for (std::size_t i = 0; i < key.size(); ++i) {
     if (i == 4 || i == 6 || i == 8 || i == 10) out += '-';
     out += kDigits[key[i] >> 4];
     out += kDigits[key[i] & 0xF];
   }
+}
+
+std::string key_text(const KeyHash& key) {
+  std::string out;
+  out.reserve(36);
+  append_key_text(out, key);
   return out;
 }
 

@@ -43,6 +43,8 @@ KeyHash event_key(const std::string& topic, const std::string& event_id);
 
 /// A key as uuid text ("0123abcd-ef01-...", lower case), as PostgreSQL reads it.
 std::string key_text(const KeyHash& key);
+/// The same text, appended to `out`.
+void append_key_text(std::string& out, const KeyHash& key);
 
 class KeyBloom {
  public:
