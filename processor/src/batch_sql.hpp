@@ -51,22 +51,12 @@ CROSS JOIN LATERAL (SELECT * FROM events e
                     WHERE e.key_hash = h.key AND e.stored_at >= h.lo AND e.stored_at < h.hi) e
 )sql";
 
-// Whether this transaction's now() (the stored_at of its rows, so the
-// partition they go to) lies within $1 seconds of a partition bound: then
-// a transaction on the other side of the bound may be storing the same key
-// in the other partition, and the keys are locked (kLockKeys) before they
-// are looked up. $1 is longer than a transaction can last.
-constexpr const char* kNearPartitionBound = R"sql(
-SELECT EXISTS (
-  SELECT 1 FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
-  WHERE i.inhparent = 'events'::regclass
-    AND abs(extract(epoch FROM (regexp_match(pg_get_expr(c.relpartbound, c.oid),
-                                             'TO \(''([^'']*)''\)'))[1]::timestamptz - now()))
-        < $1)
-)sql";
-
-// Transaction-scoped advisory locks on the batch's keys, in one order for
-// every processor (a deadlock would be detected and retried all the same).
+// Transaction-scoped advisory locks on the batch's keys when the
+// transaction's now() (the stored_at of its rows, so the partition they go
+// to) lies near a partition's end (partition_bounds.hpp): a transaction on
+// the other side of the end may be storing the same key in the other
+// partition. In one order for every processor (a deadlock would be detected and retried all the
+// same).
 constexpr const char* kLockKeys = R"sql(
 SELECT count(*) FROM (
   SELECT pg_advisory_xact_lock(k) FROM (
@@ -157,7 +147,6 @@ ON CONFLICT (topic, shard) DO UPDATE SET value = topic_counters.value + EXCLUDED
 inline void prepare(pqxx::connection& conn) {
   conn.prepare("insert_events", kInsertEvents);
   conn.prepare("existing_in_filtered", kExistingInFiltered);
-  conn.prepare("near_partition_bound", kNearPartitionBound);
   conn.prepare("lock_keys", kLockKeys);
   conn.prepare("lock_event", kLockEvent);
   conn.prepare("replace_event", kReplaceEvent);

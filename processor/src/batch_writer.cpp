@@ -10,6 +10,7 @@
 #include "batch_plan.hpp"
 #include "batch_sql.hpp"
 #include "key_filters.hpp"
+#include "partition_bounds.hpp"
 #include "pipeline/fault.hpp"
 #include "pipeline/timestamp.hpp"
 
@@ -160,7 +161,7 @@ void read_existing(pqxx::work& tx, const std::vector<std::string>& topics,
 
 // Inserts the first copy of each key no partition holds; settles the others.
 void insert_firsts(pqxx::work& tx, const std::vector<IncomingMessage>& messages, BatchPlan& plan,
-                   std::vector<StoreOutcome>& outcomes, double bound_window_seconds,
+                   std::vector<StoreOutcome>& outcomes, bool near_partition_end,
                    const FilterSet& filters) {
   if (plan.firsts.empty()) return;
   std::vector<std::string> keys[2];  // topic, event_id of every first copy
@@ -168,7 +169,7 @@ void insert_firsts(pqxx::work& tx, const std::vector<IncomingMessage>& messages,
     keys[0].push_back(plan.rows[i].event.topic);
     keys[1].push_back(plan.rows[i].event.event_id);
   }
-  if (tx.exec_prepared("near_partition_bound", bound_window_seconds)[0][0].as<bool>()) {
+  if (near_partition_end) {
     tx.exec_prepared("lock_keys", to_pg_array(keys[0]), to_pg_array(keys[1]));
   }
   KeyPositions stored_at;
@@ -271,6 +272,7 @@ BatchWriter::BatchWriter(std::string database_url, std::chrono::milliseconds dea
     : database_url_(std::move(database_url)),
       deadline_(deadline),
       filters_(std::move(filters)),
+      bounds_(std::make_unique<PartitionBounds>()),
       shard_seed_(std::random_device{}()) {}
 
 BatchWriter::~BatchWriter() = default;
@@ -285,6 +287,7 @@ void BatchWriter::connect() {
   conn_ = std::make_unique<pqxx::connection>(database_url_);
   const pipeline::db::Deadline deadline(*conn_, deadline_);
   sql::prepare(*conn_);
+  PartitionBounds::prepare(*conn_);
 }
 
 BatchResult BatchWriter::write(const std::vector<IncomingMessage>& messages) {
@@ -298,8 +301,9 @@ BatchResult BatchWriter::write(const std::vector<IncomingMessage>& messages) {
   // A transaction lasts at most deadline_: a key's two copies can go to two
   // partitions only within that (and a margin) of a partition bound.
   const double bound_window = std::chrono::duration<double>(deadline_).count() + 5.0;
+  const bool near_partition_end = !plan.firsts.empty() && bounds_->near_end(tx, bound_window);
   const auto filters = filters_ ? filters_->snapshot() : std::make_shared<const FilterSet>();
-  insert_firsts(tx, messages, plan, result.outcomes, bound_window, *filters);
+  insert_firsts(tx, messages, plan, result.outcomes, near_partition_end, *filters);
   result.duplicates = record_duplicates(tx, plan.duplicates, result.outcomes);
   result.broker_duplicates = record_markers(tx, messages, plan.markers, result.outcomes);
   result.dead_lettered = record_dead_letters(tx, messages, plan.dead, result.outcomes);

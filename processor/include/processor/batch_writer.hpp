@@ -13,6 +13,7 @@
 namespace processor {
 
 class KeyFilters;
+class PartitionBounds;
 
 /// Writes a batch of messages to PostgreSQL in ONE transaction: the events
 /// (first write wins: of two copies of a key, the one the broker accepted
@@ -64,6 +65,7 @@ class BatchWriter final : public MessageWriter {
   std::chrono::milliseconds deadline_;
   std::unique_ptr<pqxx::connection> conn_;
   std::shared_ptr<const KeyFilters> filters_;
+  std::unique_ptr<PartitionBounds> bounds_;  ///< read on this writer's connection
   std::uint32_t shard_seed_;
 };
 

@@ -1,0 +1,65 @@
+#include "partition_bounds.hpp"
+
+#include <pqxx/pqxx>
+
+#include <cmath>
+
+namespace processor {
+namespace {
+
+// This transaction's now() in microseconds; the version of the partitions
+// (partition_bounds.hpp: their oids and xmins, in a hash of constant size
+// whatever the partitions); and, only when the version is not $1, the
+// partitions' ends in microseconds (comma-separated; MAXVALUE and infinite
+// ends left out), parsed from their FOR VALUES clauses (a timestamptz
+// literal with its offset, whatever the session's TimeZone).
+constexpr const char* kNowAndBounds = R"sql(
+WITH v AS (
+  SELECT md5(coalesce(string_agg(inhrelid::text || '.' || xmin::text, ',' ORDER BY inhrelid),
+                      '')) AS version
+  FROM pg_inherits WHERE inhparent = 'events'::regclass)
+SELECT (extract(epoch FROM now()) * 1000000)::bigint, version,
+       CASE WHEN version <> $1 THEN (
+         SELECT coalesce(string_agg((extract(epoch FROM t) * 1000000)::bigint::text, ','), '')
+         FROM (SELECT (regexp_match(pg_get_expr(c.relpartbound, c.oid),
+                                    'TO \(''([^'']*)''\)'))[1]::timestamptz AS t
+               FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+               WHERE i.inhparent = 'events'::regclass) e
+         WHERE isfinite(t)) END
+FROM v
+)sql";
+
+// Matches no version (an MD5 in hex).
+constexpr const char* kUnread = "-";
+
+}  // namespace
+
+PartitionBounds::PartitionBounds() : version_(kUnread) {}
+
+void PartitionBounds::prepare(pqxx::connection& conn) {
+  conn.prepare("partition_now_and_bounds", kNowAndBounds);
+}
+
+bool PartitionBounds::near_end(pqxx::work& tx, double window_seconds) {
+  const pqxx::row row = tx.exec_prepared1("partition_now_and_bounds", version_);
+  const auto now = row[0].as<std::int64_t>();
+  if (!row[2].is_null()) {
+    version_ = row[1].as<std::string>();
+    ends_micros_.clear();
+    const std::string ends = row[2].as<std::string>();
+    for (std::size_t from = 0; from < ends.size();) {
+      std::size_t comma = ends.find(',', from);
+      if (comma == std::string::npos) comma = ends.size();
+      ends_micros_.push_back(std::stoll(ends.substr(from, comma - from)));
+      from = comma + 1;
+    }
+    ++reads_;
+  }
+  const double window_micros = window_seconds * 1e6;
+  for (const std::int64_t end : ends_micros_) {
+    if (std::fabs(static_cast<double>(end - now)) < window_micros) return true;
+  }
+  return false;
+}
+
+}  // namespace processor
