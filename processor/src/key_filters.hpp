@@ -15,7 +15,7 @@
 // processor loads them. A key that no filter of a sealed partition may
 // contain is looked up only in the partitions after them; one that a filter
 // may contain, in that partition as well. A filter has no false negatives,
-// so deduplication is as exact as without them; a false positive (0.4% per
+// so deduplication is as exact as without them; a false positive (0.2% per
 // partition) costs one lookup.
 #include <array>
 #include <cstdint>
@@ -48,8 +48,8 @@ void append_key_text(std::string& out, const KeyHash& key);
 
 class KeyBloom {
  public:
-  /// About 12 bits per key, 8 probes in one 512-bit block: about 0.4%
-  /// false positives.
+  /// 16 bits per key, 8 probes in one 512-bit block: about 0.2% false
+  /// positives.
   static KeyBloom sized_for(std::uint64_t keys);
   /// From its stored form; nullopt when the words do not fit bit_count.
   static std::optional<KeyBloom> from_bytes(std::uint64_t bit_count, int hashes,

@@ -153,9 +153,9 @@ TEST_F(KeyFilters, NoFilterIsBuiltBeforeThePartitionIsSealedOrPastTheBudget) {
     tx.exec("DELETE FROM key_filters");
   }
   EXPECT_TRUE(processor::build_key_filters(*conn_, 3'600'000'000).empty());
-  // Nor one whose filter no processor could hold (1000 keys: 1,504 bytes).
-  EXPECT_TRUE(processor::build_key_filters(*conn_, 0, 1000).empty());
-  EXPECT_EQ(processor::build_key_filters(*conn_, 0, 2000).size(), 1U);
+  // Nor one whose filter no processor could hold (1000 keys: 2,048 bytes).
+  EXPECT_TRUE(processor::build_key_filters(*conn_, 0, 2047).empty());
+  EXPECT_EQ(processor::build_key_filters(*conn_, 0, 2048).size(), 1U);
 }
 
 TEST_F(KeyFilters, ADroppedPartitionsFilterGoesWithIt) {
