@@ -3,6 +3,7 @@
 #include <pqxx/pqxx>
 
 #include <cmath>
+#include <utility>
 
 namespace processor {
 namespace {
@@ -44,15 +45,17 @@ bool PartitionBounds::near_end(pqxx::work& tx, double window_seconds) {
   const pqxx::row row = tx.exec_prepared1("partition_now_and_bounds", version_);
   const auto now = row[0].as<std::int64_t>();
   if (!row[2].is_null()) {
-    version_ = row[1].as<std::string>();
-    ends_micros_.clear();
-    const std::string ends = row[2].as<std::string>();
-    for (std::size_t from = 0; from < ends.size();) {
-      std::size_t comma = ends.find(',', from);
-      if (comma == std::string::npos) comma = ends.size();
-      ends_micros_.push_back(std::stoll(ends.substr(from, comma - from)));
+    // Parsed whole before the version is taken: a throw keeps neither.
+    std::vector<std::int64_t> ends;
+    const std::string text = row[2].as<std::string>();
+    for (std::size_t from = 0; from < text.size();) {
+      std::size_t comma = text.find(',', from);
+      if (comma == std::string::npos) comma = text.size();
+      ends.push_back(std::stoll(text.substr(from, comma - from)));
       from = comma + 1;
     }
+    ends_micros_ = std::move(ends);
+    version_ = row[1].as<std::string>();
     ++reads_;
   }
   const double window_micros = window_seconds * 1e6;
