@@ -56,6 +56,8 @@ class KeyBloom {
                                             const std::string& bytes);
   void add(const KeyHash& key);
   bool may_contain(const KeyHash& key) const;
+  /// Asks the CPU to fetch the cache line may_contain(key) will read.
+  void prefetch(const KeyHash& key) const { __builtin_prefetch(&words_[block_of(key)]); }
   std::uint64_t bit_count() const { return bit_count_; }
   int hashes() const { return hashes_; }
   std::string bytes() const;  ///< the bits, little-endian 64-bit words
