@@ -55,8 +55,8 @@ CROSS JOIN LATERAL (SELECT * FROM events e
 // transaction's now() (the stored_at of its rows, so the partition they go
 // to) lies near a partition's end (partition_bounds.hpp): a transaction on
 // the other side of the end may be storing the same key in the other
-// partition. In one order for every processor (a deadlock would be detected and retried all the
-// same).
+// partition. In one order for every processor (a deadlock would be
+// detected and retried all the same).
 constexpr const char* kLockKeys = R"sql(
 SELECT count(*) FROM (
   SELECT pg_advisory_xact_lock(k) FROM (

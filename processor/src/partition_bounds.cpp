@@ -2,7 +2,8 @@
 
 #include <pqxx/pqxx>
 
-#include <cmath>
+#include <algorithm>
+#include <cstdlib>
 #include <utility>
 
 namespace processor {
@@ -58,11 +59,9 @@ bool PartitionBounds::near_end(pqxx::work& tx, double window_seconds) {
     version_ = row[1].as<std::string>();
     ++reads_;
   }
-  const double window_micros = window_seconds * 1e6;
-  for (const std::int64_t end : ends_micros_) {
-    if (std::fabs(static_cast<double>(end - now)) < window_micros) return true;
-  }
-  return false;
+  const auto window_micros = static_cast<std::int64_t>(window_seconds * 1e6);
+  return std::any_of(ends_micros_.begin(), ends_micros_.end(),
+                     [&](std::int64_t end) { return std::llabs(end - now) < window_micros; });
 }
 
 }  // namespace processor
